@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/rules"
+	"github.com/livehook/livehook/engine/yamlconf"
+)
+
+func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
+	fs := newFlagSet("check", "check PATH\n\nValidate a rules file, or a directory of them, without starting anything.\nPrints a one-line summary and exits 0, or lists every problem as\nfile:line:col: message and exits 1.", stderr)
+	if err := parse(fs, args, nil); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "check: want exactly one PATH"}
+	}
+	set, err := loadForCLI(fs.Arg(0), getenv)
+	if err != nil {
+		return reportLoadError(stdout, err)
+	}
+	defer set.Retire()
+	fmt.Fprintf(stdout, "ok: %s: %s\n", fs.Arg(0), set.Summary())
+	return nil
+}
+
+// loadForCLI loads rules for a command that sends nothing: instances get a
+// logger that discards, and the environment the command was given.
+func loadForCLI(path string, getenv func(string) (string, bool)) (*rules.Set, error) {
+	return rules.Load(path, rules.Options{
+		Getenv: getenv,
+		Deps:   action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil)},
+	})
+}
+
+// reportLoadError prints every diagnostic of a failed load and returns
+// exit status 1.
+func reportLoadError(w io.Writer, err error) error {
+	ds := yamlconf.Diagnostics(err)
+	if ds == nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	for _, d := range ds {
+		fmt.Fprintln(w, d)
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) found", len(ds))}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/livehook/livehook/engine"
+	"github.com/livehook/livehook/engine/admin"
+	"github.com/livehook/livehook/engine/intake"
+	"github.com/livehook/livehook/engine/reload"
+)
+
+// serveConfig is everything `livehook serve` takes.
+type serveConfig struct {
+	rules           string
+	listen          string
+	admin           string
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(string) (string, bool)) error {
+	var c serveConfig
+	fs := newFlagSet("serve", "serve [flags]", stderr)
+	fs.StringVar(&c.rules, "rules", "rules.yaml", "rules `PATH`: a YAML file, or a directory whose *.yaml/*.yml files load in name order (env LIVEHOOK_RULES)")
+	fs.StringVar(&c.listen, "listen", ":8080", "`ADDR` for callbacks: POST /callbacks/record and /events/{source} (env LIVEHOOK_LISTEN)")
+	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "`ADDR` for /healthz, /readyz, /metrics, /-/reload and /api/rules (env LIVEHOOK_ADMIN)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json (env LIVEHOOK_LOG_FORMAT)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error (env LIVEHOOK_LOG_LEVEL)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight deliveries may finish (env LIVEHOOK_SHUTDOWN_TIMEOUT)")
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+	logger, err := newLogger(stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	d, err := newDaemon(c, logger)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			logger.Info("SIGHUP: reloading rules")
+			_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
+		}
+	}()
+	return d.serve(ctx)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// daemon is a running livehook: the engine and its two listeners.
+type daemon struct {
+	cfg      serveConfig
+	log      *slog.Logger
+	engine   *engine.Engine
+	public   net.Listener
+	admin    net.Listener
+	registry *prometheus.Registry
+	ready    chan struct{}
+}
+
+// newDaemon loads the rules and binds both listeners, so a bad rules file
+// or a taken port fails before anything is served.
+func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng, err := engine.New(engine.Options{RulesPath: c.rules, Logger: logger, Metrics: reg})
+	if err != nil {
+		return nil, fmt.Errorf("load rules %s:\n%w", c.rules, err)
+	}
+	d := &daemon{cfg: c, log: logger, engine: eng, registry: reg, ready: make(chan struct{})}
+	if d.public, err = net.Listen("tcp", c.listen); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", c.listen, err)
+	}
+	if d.admin, err = net.Listen("tcp", c.admin); err != nil {
+		d.public.Close()
+		return nil, fmt.Errorf("admin listen %s: %w", c.admin, err)
+	}
+	return d, nil
+}
+
+// serve runs until ctx ends, then shuts down in order: stop taking
+// callbacks, let accepted events finish, close the admin listener.
+func (d *daemon) serve(ctx context.Context) error {
+	d.engine.Start()
+	publicSrv := &http.Server{
+		Handler: intake.New(intake.Options{Acceptor: d.engine, Logger: d.log, Metrics: d.registry}),
+		// Slow clients must not hold connections open: Aliyun sends a few
+		// hundred bytes and waits at most about 5 s for the answer.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+	}
+	adminSrv := &http.Server{
+		Handler: admin.New(admin.Options{
+			Reloader: d.engine,
+			Rules:    func() any { return d.engine.Report() },
+			Ready:    func() bool { return ctx.Err() == nil },
+			Gatherer: d.registry,
+			Logger:   d.log,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- serveHTTP(publicSrv, d.public) }()
+	go func() { defer wg.Done(); errc <- serveHTTP(adminSrv, d.admin) }()
+	go func() {
+		defer wg.Done()
+		err := reload.Watch(watchCtx, d.cfg.rules, reload.Options{Logger: d.log}, func() {
+			_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
+		})
+		if err != nil {
+			d.log.Warn("hot reload is off: cannot watch the rules; SIGHUP and POST /-/reload still work", "err", err)
+		}
+	}()
+	d.log.Info("livehook serving", "version", versionString(), "listen", d.public.Addr().String(),
+		"admin", d.admin.Addr().String(), "rules", d.cfg.rules)
+	close(d.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	d.log.Info("shutting down", "timeout", d.cfg.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), d.cfg.shutdownTimeout)
+	defer cancel()
+	_ = publicSrv.Shutdown(shutdownCtx) // stop taking callbacks first
+	if err := d.engine.Stop(shutdownCtx); err != nil {
+		d.log.Warn("shutdown: not everything finished", "err", err)
+	}
+	_ = adminSrv.Shutdown(shutdownCtx)
+	stopWatch()
+	wg.Wait()
+	return runErr
+}
+
+func serveHTTP(srv *http.Server, l net.Listener) error {
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/rules"
+)
+
+// testReport is what `livehook test --json` prints for one event file.
+type testReport struct {
+	File    string       `json:"file"`
+	Event   *event.Event `json:"event,omitempty"`
+	Error   string       `json:"error,omitempty"` // the event could not be read or decoded
+	Matches []testMatch  `json:"matches"`
+	Errors  []string     `json:"errors,omitempty"` // conditions that failed at run time
+}
+
+type testMatch struct {
+	Rule    string       `json:"rule"`
+	Actions []testAction `json:"actions"`
+}
+
+type testAction struct {
+	Action string       `json:"action"`
+	Type   string       `json:"type"`
+	Plan   *action.Plan `json:"plan,omitempty"`
+	Error  string       `json:"error,omitempty"`
+}
+
+func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
+	fs := newFlagSet("test", "test [--json] [--source NAME] PATH EVENT.json...\n\nShow, for each event file, which rules match and exactly what each action\nwould send: rendered templates, target, method. Nothing is sent. Throttles\nare not applied.", stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object per event")
+	source := fs.String("source", event.SourceRecord, "decode the events as coming from `NAME`: "+event.SourceRecord+" (a recording callback) or any generic source name")
+	if err := parse(fs, args, nil); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "test: want a rules PATH and at least one EVENT.json"}
+	}
+	set, err := loadForCLI(fs.Arg(0), getenv)
+	if err != nil {
+		return reportLoadError(stdout, err)
+	}
+	defer set.Retire()
+	var m rules.Matcher
+	failed := false
+	for i, file := range fs.Args()[1:] {
+		rep := testEvent(&m, set, file, *source, i+1)
+		failed = failed || rep.Error != ""
+		if *asJSON {
+			if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+				return err
+			}
+			continue
+		}
+		printTestReport(stdout, rep)
+	}
+	if failed {
+		return &exitError{code: 1, msg: "some events could not be read"}
+	}
+	return nil
+}
+
+func testEvent(m *rules.Matcher, set *rules.Set, file, source string, n int) testReport {
+	rep := testReport{File: file, Matches: []testMatch{}}
+	body, err := os.ReadFile(file)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	var ev *event.Event
+	if source == event.SourceRecord {
+		ev, err = event.DecodeRecord(body)
+	} else {
+		ev, err = event.DecodeGeneric(source, body)
+	}
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	ev.ID = fmt.Sprintf("test-%d", n)
+	ev.ReceivedAt = time.Now().UTC().Truncate(time.Second)
+	rep.Event = ev
+	matched, errs := m.Match(set, ev)
+	for _, e := range errs {
+		rep.Errors = append(rep.Errors, set.Secrets.Redact(e.Error()))
+	}
+	for _, r := range matched {
+		tm := testMatch{Rule: r.Name, Actions: []testAction{}}
+		for _, s := range r.Steps {
+			in := action.Input{Event: ev, Rule: r.Name, DeliveryID: fmt.Sprintf("%s.%s.%d", ev.ID, r.Name, s.Index)}
+			ta := testAction{Action: s.Action, Type: s.Type}
+			if plan, err := s.Step.Plan(in); err != nil {
+				ta.Error = set.Secrets.Redact(err.Error())
+			} else {
+				ta.Plan = &plan
+			}
+			tm.Actions = append(tm.Actions, ta)
+		}
+		rep.Matches = append(rep.Matches, tm)
+	}
+	return rep
+}
+
+func printTestReport(w io.Writer, rep testReport) {
+	if rep.Error != "" {
+		fmt.Fprintf(w, "%s: error: %s\n\n", rep.File, rep.Error)
+		return
+	}
+	ev := rep.Event
+	fmt.Fprintf(w, "%s: %s event %s/%s/%s: %d rule(s) match\n", rep.File, ev.Kind, ev.Domain, ev.App, ev.Stream, len(rep.Matches))
+	for _, e := range rep.Errors {
+		fmt.Fprintf(w, "  condition error: %s\n", e)
+	}
+	for _, m := range rep.Matches {
+		fmt.Fprintf(w, "  rule %s\n", m.Rule)
+		for _, a := range m.Actions {
+			fmt.Fprintf(w, "    %s (%s)\n", a.Action, a.Type)
+			if a.Error != "" {
+				fmt.Fprintf(w, "      error: %s\n", a.Error)
+				continue
+			}
+			p := a.Plan
+			fmt.Fprintf(w, "      target: %s\n", strings.TrimSpace(p.Method+" "+p.Target))
+			for k, v := range p.Info {
+				fmt.Fprintf(w, "      %s: %v\n", k, v)
+			}
+			if p.Body != nil {
+				fmt.Fprintf(w, "      body: %s\n", indentBody(p.Body))
+			}
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// indentBody shows a string as is and anything else as indented JSON.
+func indentBody(b any) string {
+	if s, ok := b.(string); ok {
+		return strings.ReplaceAll(s, "\n", "\n        ")
+	}
+	out, err := json.MarshalIndent(b, "        ", "  ")
+	if err != nil {
+		return fmt.Sprint(b)
+	}
+	return string(out)
+}

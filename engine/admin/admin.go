@@ -1,0 +1,67 @@
+// Package admin serves livehook's operator endpoints: health, readiness,
+// Prometheus metrics, reload, and the loaded rules. It listens on loopback
+// by default.
+package admin
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Reloader reloads the rules; the error carries every problem.
+type Reloader interface{ Reload() error }
+
+// Options configure the admin handler.
+type Options struct {
+	Reloader Reloader
+	Rules    func() any  // what GET /api/rules shows; secrets already redacted
+	Ready    func() bool // whether the daemon takes events
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+}
+
+// New returns the admin handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if o.Ready != nil && !o.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "not ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := o.Reloader.Reload(); err != nil {
+			o.Logger.Warn("reload requested over HTTP failed; previous rules kept")
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	mux.HandleFunc("GET /api/rules", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, o.Rules())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "not found: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client may be gone; nothing to do about it
+}

@@ -1,0 +1,224 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// DecodeError says why a body was refused. Reason is a short stable word for
+// metrics; the message is what the caller is told.
+type DecodeError struct {
+	Reason string
+	Msg    string
+}
+
+func (e *DecodeError) Error() string { return e.Msg }
+
+func refuse(reason, format string, args ...any) error {
+	return &DecodeError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// DecodeRecord decodes an Aliyun Live recording callback: a file-generated
+// event or a status event. It is lenient where Aliyun may vary (extra
+// fields, numbers sent as numeric strings) and strict where rules depend on
+// it: the body must be a JSON object with string domain, app and stream.
+func DecodeRecord(body []byte) (*Event, error) {
+	obj, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Event{Source: SourceRecord, Payload: obj}
+	if err := fill(ev, obj, true); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, value string }{
+		{"domain", ev.Domain}, {"app", ev.App}, {"stream", ev.Stream},
+	} {
+		if f.value == "" {
+			return nil, refuse("missing_field", "missing required field %q", f.name)
+		}
+	}
+	switch {
+	case ev.Event != "":
+		ev.Kind = KindStatus
+	case ev.URI != "":
+		ev.Kind = KindFile
+	default:
+		ev.Kind = KindUnknown
+	}
+	return ev, nil
+}
+
+// DecodeGeneric decodes any JSON object as an event from source. Well-known
+// fields (domain, app, stream, uri, event, duration, ...) are filled when
+// present with a usable type; everything stays reachable through payload.
+func DecodeGeneric(source string, body []byte) (*Event, error) {
+	obj, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Event{Source: source, Kind: KindEvent, Payload: obj}
+	_ = fill(ev, obj, false) // generic events are best effort: a mistyped field stays zero
+	return ev, nil
+}
+
+func decodeObject(body []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, refuse("empty_body", "empty body: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, refuse("invalid_json", "body is not valid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, refuse("invalid_json", "body is not valid JSON: data after the top-level value")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, refuse("not_object", "body is a JSON %s: want a JSON object", jsonKind(v))
+	}
+	return normalize(obj).(map[string]any), nil
+}
+
+// normalize turns json.Number into int64 when integral, else float64, so
+// conditions and templates see ordinary numbers.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
+}
+
+// fill copies well-known fields from obj into ev. With strict set, a field
+// present with an unusable type is an error naming it.
+func fill(ev *Event, obj map[string]any, strict bool) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		v, ok := obj[name]
+		if !ok || v == nil {
+			return
+		}
+		if s, ok := v.(string); ok {
+			*dst = s
+			return
+		}
+		errs = append(errs, refuse("bad_field", "field %q: want a string, got %s", name, jsonKind(v)))
+	}
+	num := func(name string, set func(float64)) {
+		v, ok := obj[name]
+		if !ok || v == nil {
+			return
+		}
+		f, err := number(v)
+		if err != nil {
+			errs = append(errs, refuse("bad_field", "field %q: %v", name, err))
+			return
+		}
+		set(f)
+	}
+	str("domain", &ev.Domain)
+	str("app", &ev.App)
+	str("stream", &ev.Stream)
+	str("uri", &ev.URI)
+	str("event", &ev.Event)
+	num("duration", func(f float64) { ev.Duration = f })
+	num("start_time", func(f float64) { ev.StartTime = int64(f) })
+	num("stop_time", func(f float64) { ev.StopTime = int64(f) })
+	ev.Format = FormatOf(ev.URI)
+	if v, ok := obj["push_args"]; ok && v != nil {
+		args, err := stringMap(v)
+		if err != nil {
+			errs = append(errs, refuse("bad_field", "field \"push_args\": %v", err))
+		}
+		ev.PushArgs = args
+	}
+	if strict && len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// number accepts a JSON number or a numeric string, as Aliyun may send either.
+func number(v any) (float64, error) {
+	var f float64
+	switch x := v.(type) {
+	case int64:
+		return float64(x), nil
+	case float64:
+		f = x
+	case string:
+		var err error
+		if f, err = strconv.ParseFloat(strings.TrimSpace(x), 64); err != nil {
+			return 0, fmt.Errorf("want a number, got the string %q", truncate(x, 40))
+		}
+	default:
+		return 0, fmt.Errorf("want a number, got %s", jsonKind(v))
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("want a finite number")
+	}
+	return f, nil
+}
+
+func stringMap(v any) (map[string]string, error) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want an object, got %s", jsonKind(v))
+	}
+	out := make(map[string]string, len(obj))
+	for k, e := range obj {
+		switch x := e.(type) {
+		case string:
+			out[k] = x
+		case int64, float64, bool:
+			out[k] = fmt.Sprint(x)
+		}
+	}
+	return out, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case int64, float64, json.Number:
+		return "number"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

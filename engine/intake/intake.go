@@ -1,0 +1,172 @@
+// Package intake is livehook's public HTTP face: Aliyun Live recording
+// callbacks on /callbacks/record and generic JSON events on
+// /events/{source}. It validates, hands the event on, and answers at once;
+// rules run after the reply.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livehook/livehook/engine/event"
+)
+
+// DefaultMaxBody bounds a request body. Aliyun's callbacks are a few
+// hundred bytes.
+const DefaultMaxBody = 64 << 10
+
+// Acceptor takes a valid event and returns its id. Any error means the
+// event was not taken; the caller is told to retry.
+type Acceptor interface {
+	Accept(ctx context.Context, ev *event.Event) (string, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	Acceptor Acceptor
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+	MaxBody  int64 // default DefaultMaxBody
+	Now      func() time.Time
+}
+
+type handler struct {
+	opts     Options
+	received *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	sources  labelLimiter
+}
+
+// New returns the intake handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &handler{
+		opts: o,
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livehook_events_received_total", Help: "Events accepted, by source.",
+		}, []string{"source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livehook_events_rejected_total", Help: "Requests refused, by source and reason.",
+		}, []string{"source", "reason"}),
+		sources: labelLimiter{max: 100, seen: map[string]bool{}},
+	}
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(h.received, h.rejected)
+	}
+	return h
+}
+
+var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var source string
+	var decode func([]byte) (*event.Event, error)
+	switch {
+	case r.URL.Path == "/callbacks/record":
+		source, decode = event.SourceRecord, event.DecodeRecord
+	case strings.HasPrefix(r.URL.Path, "/events/"):
+		source = strings.TrimPrefix(r.URL.Path, "/events/")
+		if !sourceName.MatchString(source) || source == event.SourceRecord {
+			h.refuse(w, "invalid", "bad_source", http.StatusNotFound,
+				"unknown source: a source name is 1-64 letters, digits, '_', '.' or '-' (and not "+event.SourceRecord+")")
+			return
+		}
+		decode = func(b []byte) (*event.Event, error) { return event.DecodeGeneric(source, b) }
+	default:
+		h.refuse(w, "none", "not_found", http.StatusNotFound, "not found: POST callbacks to /callbacks/record or /events/{source}")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.refuse(w, source, "method", http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use POST")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.refuse(w, source, "too_large", http.StatusRequestEntityTooLarge, "body too large: the limit is "+byteSize(h.opts.MaxBody))
+			return
+		}
+		h.refuse(w, source, "read_error", http.StatusBadRequest, "could not read the body: "+err.Error())
+		return
+	}
+	ev, err := decode(body)
+	if err != nil {
+		reason := "invalid"
+		var de *event.DecodeError
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		h.refuse(w, source, reason, http.StatusBadRequest, err.Error())
+		return
+	}
+	ev.ReceivedAt = h.opts.Now().UTC()
+	id, err := h.opts.Acceptor.Accept(r.Context(), ev)
+	if err != nil {
+		h.opts.Logger.Error("event not accepted", "source", source, "err", err)
+		h.refuse(w, source, "unavailable", http.StatusServiceUnavailable, "cannot take the event now; retry later")
+		return
+	}
+	h.received.WithLabelValues(h.sources.label(source)).Inc()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": id})
+}
+
+func (h *handler) refuse(w http.ResponseWriter, source, reason string, status int, msg string) {
+	h.rejected.WithLabelValues(h.sources.label(source), reason).Inc()
+	h.opts.Logger.Debug("request refused", "source", source, "reason", reason, "status", status, "err", msg)
+	writeJSON(w, status, map[string]any{"ok": false, "error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
+}
+
+func byteSize(n int64) string {
+	if n%1024 == 0 {
+		return strconv.FormatInt(n/1024, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// labelLimiter keeps a metric's source label from growing without bound:
+// anyone can post to /events/<anything>.
+type labelLimiter struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]bool
+}
+
+func (l *labelLimiter) label(source string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[source] {
+		return source
+	}
+	if len(l.seen) >= l.max {
+		return "other"
+	}
+	l.seen[source] = true
+	return source
+}

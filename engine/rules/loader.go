@@ -1,0 +1,322 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	exprfile "github.com/expr-lang/expr/file"
+	"gopkg.in/yaml.v3"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/yamlconf"
+)
+
+// loader walks the YAML trees of a load by hand, so every item keeps its
+// position and every problem is collected rather than the first one only.
+type loader struct {
+	opts    Options
+	set     *Set
+	diags   yamlconf.List
+	actions map[string]*Action
+	rules   map[string]*Rule
+}
+
+var topKeys = []string{"actions", "rules"}
+
+func (l *loader) file(name string, data []byte) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		l.diags.AddErr(name, nil, err)
+		return
+	}
+	if root.Kind == 0 { // an empty file holds nothing, which is fine
+		return
+	}
+	doc := root.Content[0]
+	expand(name, doc, l.opts.Getenv, &l.diags)
+	if doc.Kind != yaml.MappingNode {
+		l.diags.At(name, doc, "want a mapping with keys %s", strings.Join(topKeys, ", "))
+		return
+	}
+	var actions, rules *yaml.Node
+	forEachKey(name, doc, &l.diags, func(k, v *yaml.Node) {
+		switch k.Value {
+		case "actions":
+			actions = v
+		case "rules":
+			rules = v
+		default:
+			l.diags.At(name, k, "unknown key %q (want one of %s)", k.Value, strings.Join(topKeys, ", "))
+		}
+	})
+	// Named actions first: rules refer to them.
+	if actions != nil {
+		l.actionsNode(name, actions)
+	}
+	if rules != nil {
+		l.rulesNode(name, rules)
+	}
+}
+
+// forEachKey calls fn for each key of mapping n, reporting duplicates,
+// which parsing into a yaml.Node does not check.
+func forEachKey(file string, n *yaml.Node, l *yamlconf.List, fn func(k, v *yaml.Node)) {
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if line, dup := seen[k.Value]; dup {
+			l.At(file, k, "duplicate key %q (first at line %d)", k.Value, line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		fn(k, v)
+	}
+}
+
+func (l *loader) actionsNode(file string, n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		l.diags.At(file, n, "actions: want a mapping of action names to settings")
+		return
+	}
+	forEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
+		name := k.Value
+		if prev, dup := l.actions[name]; dup {
+			l.diags.At(file, k, "action %q is already defined at %s:%d", name, prev.File, prev.Line)
+			return
+		}
+		if v.Kind != yaml.MappingNode {
+			l.diags.At(file, v, "action %q: want a mapping with a type", name)
+			return
+		}
+		typ, settings := splitKey(v, "type")
+		if typ == nil {
+			l.diags.At(file, k, "action %q: missing type (one of %s)", name, strings.Join(l.opts.Registry.Names(), ", "))
+			return
+		}
+		inst := l.open(file, k, name, typ, settings)
+		if inst == nil {
+			return
+		}
+		a := &Action{Name: name, Type: typ.Value, File: file, Line: k.Line, Instance: inst}
+		l.actions[name] = a
+		l.set.Actions = append(l.set.Actions, a)
+	})
+}
+
+// open builds one instance, reporting failures at the instance's position.
+func (l *loader) open(file string, at *yaml.Node, name string, typ, settings *yaml.Node) action.Instance {
+	t, ok := l.opts.Registry.Lookup(typ.Value)
+	if !ok {
+		l.diags.At(file, typ, "unknown action type %q (want one of %s)", typ.Value, strings.Join(l.opts.Registry.Names(), ", "))
+		return nil
+	}
+	inst, err := t.Open(action.Settings{
+		Name: name, Type: t.Name, File: file, Node: settings,
+		Deps: l.opts.Deps, Secrets: l.set.Secrets,
+	})
+	if err != nil {
+		l.addErr(file, at, err)
+		return nil
+	}
+	l.set.instances = append(l.set.instances, inst)
+	return inst
+}
+
+// addErr records err: positioned diagnostics as they are, anything else at n.
+func (l *loader) addErr(file string, n *yaml.Node, err error) {
+	if ds := yamlconf.Diagnostics(err); ds != nil {
+		l.diags.Add(ds...)
+		return
+	}
+	l.diags.At(file, n, "%s", l.set.Secrets.Redact(err.Error()))
+}
+
+// splitKey returns the value of key in mapping n and a copy of n without it.
+func splitKey(n *yaml.Node, key string) (value, rest *yaml.Node) {
+	c := *n
+	c.Content = nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && value == nil {
+			value = n.Content[i+1]
+			continue
+		}
+		c.Content = append(c.Content, n.Content[i], n.Content[i+1])
+	}
+	return value, &c
+}
+
+// ruleYAML is a rule as written. Nodes are kept where positions matter.
+type ruleYAML struct {
+	Name        string        `yaml:"name"`
+	Description string        `yaml:"description"`
+	When        yaml.Node     `yaml:"when"`
+	Enabled     *bool         `yaml:"enabled"`
+	Stop        bool          `yaml:"stop"`
+	Throttle    *throttleYAML `yaml:"throttle"`
+	Do          []yaml.Node   `yaml:"do"`
+}
+
+type throttleYAML struct {
+	By     []string  `yaml:"by"`
+	Window yaml.Node `yaml:"window"`
+}
+
+func (l *loader) rulesNode(file string, n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		l.diags.At(file, n, "rules: want a list of rules")
+		return
+	}
+	for _, rn := range n.Content {
+		l.rule(file, rn)
+	}
+}
+
+func (l *loader) rule(file string, n *yaml.Node) {
+	var ry ruleYAML
+	if err := yamlconf.Decode(file, n, &ry); err != nil {
+		l.addErr(file, n, err)
+		return
+	}
+	r := &Rule{Name: ry.Name, Description: ry.Description, When: ry.When.Value,
+		Enabled: ry.Enabled == nil || *ry.Enabled, Stop: ry.Stop, File: file, Line: n.Line}
+	switch prev, dup := l.rules[r.Name]; {
+	case r.Name == "":
+		l.diags.At(file, n, "rule: missing name")
+	case dup:
+		l.diags.At(file, n, "rule %q is already defined at %s:%d", r.Name, prev.File, prev.Line)
+	default:
+		l.rules[r.Name] = r
+	}
+	l.condition(file, r, &ry.When)
+	if ry.Throttle != nil {
+		r.Throttle = l.throttle(file, n, ry.Throttle)
+	}
+	if len(ry.Do) == 0 {
+		l.diags.At(file, n, "rule %q: do: want at least one step", r.Name)
+	}
+	for i := range ry.Do {
+		if s := l.step(file, r, i, &ry.Do[i]); s != nil {
+			r.Steps = append(r.Steps, s)
+		}
+	}
+	l.set.Rules = append(l.set.Rules, r)
+}
+
+func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
+	if n.Kind == 0 {
+		return // no when: the rule matches every event
+	}
+	if n.Kind != yaml.ScalarNode || strings.TrimSpace(n.Value) == "" {
+		l.diags.At(file, n, "rule %q: when: want an expression", r.Name)
+		return
+	}
+	prog, err := expr.Compile(n.Value, expr.Env(event.Event{}), expr.AsBool(), expr.WarnOnAny())
+	if err != nil {
+		var fe *exprfile.Error
+		if errors.As(err, &fe) && fe.Line > 0 {
+			line, col := exprPos(n, fe)
+			l.diags.Add(yamlconf.Diagnostic{File: file, Line: line, Col: col,
+				Msg: fmt.Sprintf("rule %q: when: %s", r.Name, fe.Message)})
+			return
+		}
+		l.diags.At(file, n, "rule %q: when: %s", r.Name, firstLine(err.Error()))
+		return
+	}
+	r.program = prog
+}
+
+// exprPos maps a position inside an expression back into the file.
+func exprPos(n *yaml.Node, fe *exprfile.Error) (line, col int) {
+	switch n.Style {
+	case yaml.LiteralStyle: // `when: |`: expression line 1 is the next file line
+		return n.Line + fe.Line, n.Column + fe.Column
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if fe.Line == 1 {
+			return n.Line, n.Column + 1 + fe.Column
+		}
+	case yaml.FoldedStyle:
+		return n.Line, n.Column // lines were joined; point at the value
+	default:
+		if fe.Line == 1 {
+			return n.Line, n.Column + fe.Column
+		}
+	}
+	return n.Line + fe.Line - 1, n.Column
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+func (l *loader) throttle(file string, rn *yaml.Node, ty *throttleYAML) *Throttle {
+	t := &Throttle{By: ty.By}
+	for _, f := range ty.By {
+		if !slices.Contains(event.Fields, f) || f == "payload" || f == "push_args" {
+			l.diags.At(file, rn, "throttle: by: unknown field %q", f)
+		}
+	}
+	if ty.Window.Kind == 0 {
+		l.diags.At(file, rn, "throttle: window is required (e.g. 10m)")
+		return t
+	}
+	if err := ty.Window.Decode(&t.Window); err != nil || t.Window <= 0 {
+		l.diags.At(file, &ty.Window, "throttle: window: want a positive duration such as 30s or 10m")
+	}
+	return t
+}
+
+var stepKeys = []string{"action", "type", "with"}
+
+func (l *loader) step(file string, r *Rule, i int, n *yaml.Node) *Step {
+	if n.Kind != yaml.MappingNode {
+		l.diags.At(file, n, "rule %q: do[%d]: want a mapping with action or type", r.Name, i)
+		return nil
+	}
+	name, rest := splitKey(n, "action")
+	typ, settings := splitKey(rest, "type")
+	with, settings := splitKey(settings, "with")
+	var inst action.Instance
+	s := &Step{Index: i}
+	switch {
+	case name != nil && typ != nil:
+		l.diags.At(file, typ, "rule %q: do[%d]: give either action (a named action) or type (an inline one), not both", r.Name, i)
+		return nil
+	case name != nil:
+		for j := 0; j+1 < len(settings.Content); j += 2 {
+			k := settings.Content[j]
+			l.diags.At(file, k, "rule %q: do[%d]: unknown key %q (a step naming an action takes only %s; settings belong under actions:)",
+				r.Name, i, k.Value, strings.Join(stepKeys, ", "))
+		}
+		a, ok := l.actions[name.Value]
+		if !ok {
+			l.diags.At(file, name, "rule %q: do[%d]: undefined action %q", r.Name, i, name.Value)
+			return nil
+		}
+		inst, s.Action, s.Type = a.Instance, a.Name, a.Type
+	case typ != nil:
+		s.Action = fmt.Sprintf("%s/do[%d]", r.Name, i)
+		if inst = l.open(file, n, s.Action, typ, settings); inst == nil {
+			return nil
+		}
+		s.Type = typ.Value
+	default:
+		l.diags.At(file, n, "rule %q: do[%d]: want action (a named action) or type (an inline one)", r.Name, i)
+		return nil
+	}
+	if with != nil && with.Kind != yaml.MappingNode {
+		l.diags.At(file, with, "rule %q: do[%d]: with: want a mapping of parameters", r.Name, i)
+		return nil
+	}
+	step, err := inst.Step(action.Params{File: file, Node: with, Secrets: l.set.Secrets})
+	if err != nil {
+		l.addErr(file, n, err)
+		return nil
+	}
+	s.Step = step
+	return s
+}

@@ -1,0 +1,208 @@
+// Package rules loads a rules file or directory into a Set: named action
+// instances and ordered rules whose conditions are compiled expr programs.
+// A load reports every problem with its file:line:col, and either yields a
+// complete Set or nothing.
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/secret"
+)
+
+// Set is one loaded, consistent rule set. It is immutable once loaded.
+type Set struct {
+	Path    string
+	Files   []string
+	Hash    string // of the files' names and contents
+	Actions []*Action
+	Rules   []*Rule
+	// Secrets knows every secret value in the set; text shown to anyone
+	// passes through it.
+	Secrets *secret.Redactor
+
+	instances []action.Instance // every instance, named and inline, to close
+
+	mu      sync.Mutex
+	refs    int
+	retired bool
+}
+
+// Action is a named instance from `actions:`.
+type Action struct {
+	Name     string
+	Type     string
+	File     string
+	Line     int
+	Instance action.Instance
+}
+
+// Rule is one rule, compiled.
+type Rule struct {
+	Name        string
+	Description string
+	When        string // source of the condition; empty matches every event
+	Enabled     bool
+	Stop        bool
+	Throttle    *Throttle
+	Steps       []*Step
+	File        string
+	Line        int
+
+	program *vm.Program
+}
+
+// Step is one entry of a rule's `do:` list.
+type Step struct {
+	Index  int
+	Action string // instance name: the `actions:` key, or rule/do[i] for an inline step
+	Type   string
+	Step   action.Step
+}
+
+// Throttle holds back repeated deliveries of a rule for one key.
+type Throttle struct {
+	By     []string      // event fields that make the key
+	Window time.Duration // after a delivery, matches for the same key are held back this long
+}
+
+// Options tune a load.
+type Options struct {
+	Registry *action.Registry             // action types; default action.Default()
+	Deps     action.Deps                  // handed to every instance
+	Getenv   func(string) (string, bool) // default os.LookupEnv
+}
+
+// Load reads path (a file, or a directory of *.yaml/*.yml files loaded in
+// name order) and builds a Set. On failure the error carries every problem
+// (see yamlconf.Diagnostics) and no instance is left open.
+func Load(path string, o Options) (*Set, error) {
+	if o.Registry == nil {
+		o.Registry = action.Default()
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.LookupEnv
+	}
+	files, err := listFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{opts: o, set: &Set{Path: path, Files: files, Secrets: &secret.Redactor{}},
+		actions: map[string]*Action{}, rules: map[string]*Rule{}}
+	h := sha256.New()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			l.set.closeInstances()
+			return nil, fmt.Errorf("load %s: %w", f, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(f), len(data))
+		h.Write(data)
+		l.file(f, data)
+	}
+	if err := l.diags.Err(); err != nil {
+		l.set.closeInstances()
+		return nil, err
+	}
+	l.set.Hash = hex.EncodeToString(h.Sum(nil))[:16]
+	return l.set, nil
+}
+
+// listFiles resolves path to the files to load.
+func listFiles(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load rules: %w", err)
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("load rules: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		// Hidden entries include a Kubernetes ConfigMap's ..data machinery.
+		if strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		full := filepath.Join(path, name)
+		if st, err := os.Stat(full); err != nil || !st.Mode().IsRegular() {
+			continue // a dangling symlink or a directory named *.yaml
+		}
+		files = append(files, full)
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("load rules: no *.yaml or *.yml files in %s", path)
+	}
+	return files, nil
+}
+
+// Acquire marks the set as in use by one event's processing. It returns
+// false once the set has been retired; the caller then takes the current set.
+func (s *Set) Acquire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return false
+	}
+	s.refs++
+	return true
+}
+
+// Release ends a use begun by Acquire.
+func (s *Set) Release() {
+	s.mu.Lock()
+	s.refs--
+	done := s.retired && s.refs == 0
+	s.mu.Unlock()
+	if done {
+		s.closeInstances()
+	}
+}
+
+// Retire marks a replaced set: its instances close once the last
+// in-flight use is released.
+func (s *Set) Retire() {
+	s.mu.Lock()
+	s.retired = true
+	done := s.refs == 0
+	s.mu.Unlock()
+	if done {
+		s.closeInstances()
+	}
+}
+
+func (s *Set) closeInstances() {
+	for _, in := range s.instances {
+		_ = in.Close() // nothing is waiting on a retired instance; it logs its own trouble
+	}
+	s.instances = nil
+}
+
+// Summary counts what the set holds, for `livehook check` and logs.
+func (s *Set) Summary() string {
+	enabled := 0
+	for _, r := range s.Rules {
+		if r.Enabled {
+			enabled++
+		}
+	}
+	return fmt.Sprintf("%d file(s), %d action(s), %d rule(s) (%d enabled)",
+		len(s.Files), len(s.Actions), len(s.Rules), enabled)
+}
