@@ -32,6 +32,7 @@ type serveConfig struct {
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
+	watch           bool
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(string) (string, bool)) error {
@@ -43,6 +44,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json (env LIVEHOOK_LOG_FORMAT)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error (env LIVEHOOK_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight deliveries may finish (env LIVEHOOK_SHUTDOWN_TIMEOUT)")
+	fs.BoolVar(&c.watch, "watch", true, "reload the rules when their files change; SIGHUP and POST /-/reload work either way (env LIVEHOOK_WATCH)")
 	if err := parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -57,15 +59,6 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			logger.Info("SIGHUP: reloading rules")
-			_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
-		}
-	}()
 	return d.serve(ctx)
 }
 
@@ -142,6 +135,20 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				d.log.Info("SIGHUP: reloading rules")
+				_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
+			case <-watchCtx.Done():
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Add(3)
@@ -149,6 +156,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- serveHTTP(adminSrv, d.admin) }()
 	go func() {
 		defer wg.Done()
+		if !d.cfg.watch {
+			return
+		}
 		err := reload.Watch(watchCtx, d.cfg.rules, reload.Options{Logger: d.log}, func() {
 			_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
 		})

@@ -22,6 +22,7 @@ type loader struct {
 	set     *Set
 	diags   yamlconf.List
 	actions map[string]*Action
+	broken  map[string]bool // actions that failed to load: steps using them say nothing more
 	rules   map[string]*Rule
 }
 
@@ -84,7 +85,11 @@ func (l *loader) actionsNode(file string, n *yaml.Node) {
 	}
 	forEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
 		name := k.Value
-		if prev, dup := l.actions[name]; dup {
+		if prev, dup := l.actions[name]; dup || l.broken[name] {
+			if !dup {
+				l.diags.At(file, k, "action %q is defined more than once", name)
+				return
+			}
 			l.diags.At(file, k, "action %q is already defined at %s:%d", name, prev.File, prev.Line)
 			return
 		}
@@ -99,6 +104,7 @@ func (l *loader) actionsNode(file string, n *yaml.Node) {
 		}
 		inst := l.open(file, k, name, typ, settings)
 		if inst == nil {
+			l.broken[name] = true
 			return
 		}
 		a := &Action{Name: name, Type: typ.Value, File: file, Line: k.Line, Instance: inst}
@@ -293,6 +299,9 @@ func (l *loader) step(file string, r *Rule, i int, n *yaml.Node) *Step {
 				r.Name, i, k.Value, strings.Join(stepKeys, ", "))
 		}
 		a, ok := l.actions[name.Value]
+		if !ok && l.broken[name.Value] {
+			return nil // already reported where the action is defined
+		}
 		if !ok {
 			l.diags.At(file, name, "rule %q: do[%d]: undefined action %q", r.Name, i, name.Value)
 			return nil

@@ -79,8 +79,8 @@ type Throttle struct {
 
 // Options tune a load.
 type Options struct {
-	Registry *action.Registry             // action types; default action.Default()
-	Deps     action.Deps                  // handed to every instance
+	Registry *action.Registry            // action types; default action.Default()
+	Deps     action.Deps                 // handed to every instance
 	Getenv   func(string) (string, bool) // default os.LookupEnv
 }
 
@@ -99,7 +99,7 @@ func Load(path string, o Options) (*Set, error) {
 		return nil, err
 	}
 	l := &loader{opts: o, set: &Set{Path: path, Files: files, Secrets: &secret.Redactor{}},
-		actions: map[string]*Action{}, rules: map[string]*Rule{}}
+		actions: map[string]*Action{}, broken: map[string]bool{}, rules: map[string]*Rule{}}
 	h := sha256.New()
 	for _, f := range files {
 		data, err := os.ReadFile(f)
