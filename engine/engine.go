@@ -237,6 +237,7 @@ func (e *Engine) process(m *rules.Matcher, ev *event.Event) {
 			e.deliver(set, s, in)
 		}
 	}
+	e.log.Debug("event processed", "event_id", ev.ID, "rules_matched", len(matched))
 }
 
 func (e *Engine) deliver(set *rules.Set, s *rules.Step, in action.Input) {

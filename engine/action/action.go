@@ -5,6 +5,7 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -278,4 +279,15 @@ func (r *Registry) With(extra ...Type) (*Registry, error) {
 		}
 	}
 	return out, nil
+}
+
+// Scrubbed returns r with its texts passed through hide and its error
+// replaced by a plain one prefixed with who: a wrapped *url.Error would keep
+// the whole URL, tokens and all, reachable through errors.Unwrap.
+func (r Result) Scrubbed(who string, hide func(string) string) Result {
+	r.Detail = hide(r.Detail)
+	if r.Err != nil {
+		r.Err = errors.New(who + ": " + hide(r.Err.Error()))
+	}
+	return r
 }

@@ -72,11 +72,11 @@ func (t *Template) Source() string {
 }
 
 // IsZero reports whether no template was given.
-func (t *Template) IsZero() bool { return t == nil || t.src == "" }
+func (t *Template) IsZero() bool { return t == nil || t.t == nil }
 
 // Render executes the template against data (see event.TemplateData).
 func (t *Template) Render(data map[string]any) (string, error) {
-	if t == nil {
+	if t.IsZero() {
 		return "", nil
 	}
 	var b strings.Builder

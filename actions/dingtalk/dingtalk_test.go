@@ -1,0 +1,668 @@
+package dingtalk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
+	"gopkg.in/yaml.v3"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/secret"
+)
+
+const testSecret = "SECtestsecret0123456789abcdef"
+
+var input = action.Input{
+	Event: &event.Event{
+		ID: "ev1", Source: event.SourceRecord, Kind: event.KindFile, Domain: "live.example.com",
+		App: "live", Stream: "room42", URI: "record/live/room42/0.m3u8", Format: "m3u8", Duration: 1800,
+	},
+	Rule:       "recording-ready",
+	DeliveryID: "d1",
+}
+
+func node(t *testing.T, src string) *yaml.Node {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("test yaml: %v", err)
+	}
+	return doc.Content[0]
+}
+
+// openYAML opens a dingtalk instance through the registry, as the rules
+// loader does; now is the daemon's clock.
+func openYAML(t *testing.T, src string, now func() time.Time) (*instance, error) {
+	t.Helper()
+	typ, ok := action.Default().Lookup("dingtalk")
+	if !ok {
+		t.Fatal("type dingtalk is not registered")
+	}
+	inst, err := typ.Open(action.Settings{
+		Name: "oncall", Type: "dingtalk", File: "rules.yaml", Node: node(t, src),
+		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: now},
+		Secrets: &secret.Redactor{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inst.(*instance), nil
+}
+
+func mustOpen(t *testing.T, src string) *instance {
+	t.Helper()
+	inst, err := openYAML(t, src, time.Now)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return inst
+}
+
+// config is an instance's settings with fast retries; extra adds lines.
+func config(url string, extra ...string) string {
+	return fmt.Sprintf("url: %s\ntimeout: 2s\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 50ms}\n%s\n",
+		url, strings.Join(extra, "\n"))
+}
+
+func stepFor(t *testing.T, inst *instance, with string) (action.Step, error) {
+	t.Helper()
+	var p action.Params
+	if with != "" {
+		p = action.Params{File: "rules.yaml", Node: node(t, with)}
+	}
+	return inst.Step(p)
+}
+
+func mustStep(t *testing.T, inst *instance, with string) action.Step {
+	t.Helper()
+	st, err := stepFor(t, inst, with)
+	if err != nil {
+		t.Fatalf("step: %v", err)
+	}
+	return st
+}
+
+func deliver(t *testing.T, st action.Step) (action.Plan, action.Result) {
+	t.Helper()
+	plan, err := st.Plan(input)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return plan, st.Do(ctx, plan)
+}
+
+// The vector was computed independently of sign (see domain.md §2).
+func TestSignVector(t *testing.T) {
+	const want = "VZsf35ZqniSPnG1a9g%2Fdr9IV%2B9Fqyp3aKt9aNufyGDw%3D"
+	if got := sign("1714564803000", "SECtestsecret"); got != want {
+		t.Errorf("sign = %s, want %s", got, want)
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	tests := []struct {
+		name     string
+		robot    robot
+		settings []string
+		with     string
+		want     string // the message DingTalk received, as JSON
+	}{
+		{
+			name:     "text with mentions",
+			settings: []string{`text: "{{ .stream }} 录制完成"`, `at_mobiles: ["13800000000"]`, `at_user_ids: [user123]`},
+			want:     `{"msgtype":"text","text":{"content":"room42 录制完成"},"at":{"atMobiles":["13800000000"],"atUserIds":["user123"],"isAtAll":false}}`,
+		},
+		{
+			name:     "text to everyone, set by with",
+			settings: []string{`text: "{{ .stream }} 录制完成"`},
+			with:     `{text: "{{ .app }}/{{ .stream }} failed", at_all: true}`,
+			want:     `{"msgtype":"text","text":{"content":"live/room42 failed"},"at":{"isAtAll":true}}`,
+		},
+		{
+			name: "markdown gets the @mobile it lacks",
+			settings: []string{
+				`msgtype: markdown`, `title: 录制完成`,
+				`text: "### {{ .stream }}\n- 时长: {{ .duration }}s @13900000000"`,
+				`at_mobiles: ["13800000000", "13900000000"]`,
+			},
+			want: `{"msgtype":"markdown","markdown":{"title":"录制完成","text":"### room42\n- 时长: 1800s @13900000000\n\n@13800000000"},"at":{"atMobiles":["13800000000","13900000000"],"isAtAll":false}}`,
+		},
+		{
+			name: "actionCard with buttons",
+			settings: []string{
+				`msgtype: actionCard`, `title: "录制失败 {{ .stream }}"`, `text: "### {{ .stream }}\nBucketNotFound"`,
+				`btn_orientation: 1`,
+				`btns: [{title: 重试, action_url: "https://console.example.com/retry/{{ .stream }}"}, {title: 忽略, action_url: "https://console.example.com/ignore"}]`,
+			},
+			want: `{"msgtype":"actionCard","actionCard":{"title":"录制失败 room42","text":"### room42\nBucketNotFound","btnOrientation":"1",` +
+				`"btns":[{"title":"重试","actionURL":"https://console.example.com/retry/room42"},{"title":"忽略","actionURL":"https://console.example.com/ignore"}]}}`,
+		},
+		{
+			name: "actionCard with a single button",
+			settings: []string{
+				`msgtype: actionCard`, `title: 录制完成`, `text: "{{ .stream }} 已生成"`,
+				`single_title: 打开`, `single_url: "https://console.example.com/r/{{ .stream }}"`,
+			},
+			want: `{"msgtype":"actionCard","actionCard":{"title":"录制完成","text":"room42 已生成","singleTitle":"打开","singleURL":"https://console.example.com/r/room42"}}`,
+		},
+		{
+			name:     "signed robot with a keyword",
+			robot:    robot{secret: testSecret, keyword: "录制"},
+			settings: []string{"secret: " + testSecret, `text: "{{ .stream }} 录制完成"`},
+			want:     `{"msgtype":"text","text":{"content":"room42 录制完成"}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDingTalk(t, tt.robot)
+			_, res := deliver(t, mustStep(t, mustOpen(t, config(f.URL(), tt.settings...)), tt.with))
+			if res.Outcome != action.Delivered || res.Detail != "errcode 0: ok" {
+				t.Fatalf("result = %v %q (%v), want delivered", res.Outcome, res.Detail, res.Err)
+			}
+			requests, got, _, _ := f.stats()
+			if requests != 1 || len(got) != 1 {
+				t.Fatalf("dingtalk saw %d requests and posted %d messages, want 1 and 1", requests, len(got))
+			}
+			var want map[string]any
+			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got[0], want) {
+				b, _ := json.Marshal(got[0])
+				t.Errorf("dingtalk received\n%s\nwant\n%s", b, tt.want)
+			}
+		})
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name           string
+		robot          robot
+		settings       []string
+		clock          time.Duration // the daemon's clock error
+		replies        func(f *fakeDingTalk) []http.HandlerFunc
+		want           action.Outcome
+		wantRequests   int
+		wantDelivered  int
+		wantDetail     string
+		wantRetryAfter time.Duration
+	}{
+		{
+			name:         "wrong secret",
+			robot:        robot{secret: testSecret},
+			settings:     []string{"secret: SECwrongsecret0123456789"},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "errcode 310000: sign not match",
+		},
+		{
+			name:         "clock more than an hour off",
+			robot:        robot{secret: testSecret},
+			settings:     []string{"secret: " + testSecret},
+			clock:        -2 * time.Hour,
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "errcode 310000: invalid timestamp",
+		},
+		{
+			name:         "signed robot without a secret",
+			robot:        robot{secret: testSecret},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "errcode 310000: invalid timestamp",
+		},
+		{
+			name:         "keyword missing from the text",
+			robot:        robot{keyword: "告警"},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "errcode 310000: keywords not in content",
+		},
+		{
+			name: "robot deleted",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				return []http.HandlerFunc{errcode(300001, "token is not exist")}
+			},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "errcode 300001: token is not exist",
+		},
+		{
+			name: "send too fast, then accepted",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				return []http.HandlerFunc{errcode(130101, "send too fast, exceed 20 times per minute")}
+			},
+			want:          action.Delivered,
+			wantRequests:  2,
+			wantDelivered: 1,
+			wantDetail:    "errcode 0: ok",
+		},
+		{
+			name: "send too fast on every attempt",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				tooFast := errcode(130101, "send too fast, exceed 20 times per minute")
+				return []http.HandlerFunc{tooFast, tooFast, tooFast}
+			},
+			want:           action.Retryable,
+			wantRequests:   3,
+			wantDetail:     "errcode 130101: send too fast",
+			wantRetryAfter: 10 * time.Minute,
+		},
+		{
+			name: "500 then 200",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				return []http.HandlerFunc{status(http.StatusInternalServerError, "text/plain", "internal error")}
+			},
+			want:          action.Delivered,
+			wantRequests:  2,
+			wantDelivered: 1,
+			wantDetail:    "errcode 0: ok",
+		},
+		{
+			name: "502 on every attempt",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				bad := status(http.StatusBadGateway, "text/html", "<html>502 Bad Gateway</html>")
+				return []http.HandlerFunc{bad, bad, bad}
+			},
+			want:         action.Retryable,
+			wantRequests: 3,
+			wantDetail:   "HTTP 502: <html>502 Bad Gateway</html>",
+		},
+		{
+			name: "200 that is not JSON",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				return []http.HandlerFunc{status(http.StatusOK, "text/html", "<html>captive portal</html>")}
+			},
+			want:         action.Retryable,
+			wantRequests: 1,
+			wantDetail:   `200 OK with a reply that is not DingTalk's JSON: "<html>captive portal</html>"`,
+		},
+		{
+			name: "JSON errcode behind an HTTP 400",
+			replies: func(*fakeDingTalk) []http.HandlerFunc {
+				return []http.HandlerFunc{status(http.StatusBadRequest, "application/json", `{"errcode":310000,"errmsg":"keywords not in content"}`)}
+			},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "errcode 310000: keywords not in content",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDingTalk(t, tt.robot)
+			if tt.replies != nil {
+				f.play(tt.replies(f)...)
+			}
+			inst, err := openYAML(t, config(f.URL(), append(tt.settings, `text: "{{ .stream }} 录制完成"`)...),
+				func() time.Time { return time.Now().Add(tt.clock) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, res := deliver(t, mustStep(t, inst, ""))
+			if res.Outcome != tt.want || !strings.Contains(res.Detail, tt.wantDetail) {
+				t.Fatalf("result = %v %q, want %v containing %q", res.Outcome, res.Detail, tt.want, tt.wantDetail)
+			}
+			if (res.Err != nil) != (tt.want != action.Delivered) {
+				t.Errorf("err = %v with outcome %v", res.Err, res.Outcome)
+			}
+			requests, delivered, _, _ := f.stats()
+			if requests != tt.wantRequests || len(delivered) != tt.wantDelivered {
+				t.Errorf("dingtalk saw %d requests and posted %d messages, want %d and %d",
+					requests, len(delivered), tt.wantRequests, tt.wantDelivered)
+			}
+			if res.RetryAfter != tt.wantRetryAfter {
+				t.Errorf("RetryAfter = %v, want %v", res.RetryAfter, tt.wantRetryAfter)
+			}
+		})
+	}
+}
+
+// The pause after "send too fast" ends with the delivery's context.
+func TestThrottlePauseEndsWithContext(t *testing.T) {
+	f := newFakeDingTalk(t, robot{})
+	tooFast := errcode(130101, "send too fast")
+	f.play(tooFast, tooFast, tooFast, tooFast, tooFast)
+	inst := mustOpen(t, fmt.Sprintf("url: %s\nretry: {attempts: 5, min_backoff: 1m, max_backoff: 1m}\ntext: hi\n", f.URL()))
+	st := mustStep(t, inst, "")
+	plan, err := st.Plan(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := st.Do(ctx, plan)
+	if res.Outcome != action.Retryable || res.RetryAfter != 10*time.Minute || !strings.Contains(res.Detail, "stopped waiting: context deadline exceeded") {
+		t.Fatalf("result = %v %q after %v, want retryable once the context ends", res.Outcome, res.Detail, res.RetryAfter)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("took %v: the pause outlived the context", took)
+	}
+	if requests, _, _, _ := f.stats(); requests != 1 {
+		t.Errorf("dingtalk saw %d requests, want 1", requests)
+	}
+}
+
+func TestHangingReceiverTimesOut(t *testing.T) {
+	f := newFakeDingTalk(t, robot{})
+	f.play(f.hang, f.hang)
+	inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", f.URL()))
+	_, res := deliver(t, mustStep(t, inst, ""))
+	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "Client.Timeout exceeded") {
+		t.Fatalf("result = %v %q, want retryable after a client timeout", res.Outcome, res.Detail)
+	}
+	if requests, _, _, _ := f.stats(); requests != 2 {
+		t.Errorf("dingtalk saw %d requests, want 2 (one retry)", requests)
+	}
+}
+
+func TestOversizeIsTruncated(t *testing.T) {
+	long := strings.Repeat("录制失败 ", 4000) // 52000 bytes of multi-byte text
+	tests := []struct {
+		name     string
+		settings []string
+		text     func(msg map[string]any) string
+		wantTail string
+	}{
+		{
+			name:     "text",
+			settings: []string{`text: "{{ .payload.log }}"`},
+			text:     func(msg map[string]any) string { return msg["text"].(map[string]any)["content"].(string) },
+			wantTail: marker,
+		},
+		{
+			name:     "markdown keeps its mention",
+			settings: []string{`msgtype: markdown`, `title: 录制失败`, `text: "{{ .payload.log }} @13800000000"`, `at_mobiles: ["13800000000"]`},
+			text:     func(msg map[string]any) string { return msg["markdown"].(map[string]any)["text"].(string) },
+			wantTail: marker + "\n\n@13800000000",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDingTalk(t, robot{})
+			st := mustStep(t, mustOpen(t, config(f.URL(), tt.settings...)), "")
+			in := input
+			in.Event = &event.Event{Stream: "room42", Payload: map[string]any{"log": long}}
+			plan, err := st.Plan(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Info["truncated"] != true {
+				t.Errorf("plan info = %v, want truncated", plan.Info)
+			}
+			res := st.Do(context.Background(), plan)
+			if res.Outcome != action.Delivered {
+				t.Fatalf("result = %v %q, want delivered", res.Outcome, res.Detail)
+			}
+			_, got, sizes, _ := f.stats()
+			if len(got) != 1 {
+				t.Fatalf("dingtalk posted %d messages, want 1", len(got))
+			}
+			text := tt.text(got[0])
+			if !utf8.ValidString(text) || strings.ContainsRune(text, utf8.RuneError) {
+				t.Errorf("truncated text is not clean UTF-8: ...%q", text[len(text)-40:])
+			}
+			if !strings.HasSuffix(text, tt.wantTail) {
+				t.Errorf("text ends %q, want the marker %q", text[max(0, len(text)-60):], tt.wantTail)
+			}
+			// Cut to fit, not cut short.
+			if sizes[0] > maxBody || sizes[0] < maxBody-20 {
+				t.Errorf("body is %d bytes, want just under %d", sizes[0], maxBody)
+			}
+		})
+	}
+}
+
+func TestShortMessageIsNotTruncated(t *testing.T) {
+	plan, err := mustStep(t, mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, "text: hi")), "").Plan(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, cut := plan.Info["truncated"]; cut || plan.Body.(*message).Text.Content != "hi" {
+		t.Errorf("plan = %+v, want hi untouched", plan)
+	}
+}
+
+// Messages beyond the rate are queued, never dropped.
+func TestRateLimitQueues(t *testing.T) {
+	const (
+		n        = 6
+		interval = 40 * time.Millisecond
+	)
+	f := newFakeDingTalk(t, robot{})
+	inst := mustOpen(t, config(f.URL(), `text: "{{ .stream }}"`))
+	inst.limiter = rate.NewLimiter(rate.Every(interval), 1)
+
+	start := time.Now()
+	results := make([]action.Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		st := mustStep(t, inst, fmt.Sprintf("text: message %d", i))
+		wg.Go(func() { _, results[i] = deliver(t, st) })
+	}
+	wg.Wait()
+
+	for i, r := range results {
+		if r.Outcome != action.Delivered {
+			t.Errorf("message %d: %v %q", i, r.Outcome, r.Detail)
+		}
+	}
+	_, delivered, _, arrivals := f.stats()
+	seen := map[any]bool{}
+	for _, m := range delivered {
+		seen[m["text"].(map[string]any)["content"]] = true
+	}
+	if len(delivered) != n || len(seen) != n {
+		t.Fatalf("dingtalk posted %d messages (%d distinct), want %d", len(delivered), len(seen), n)
+	}
+	// n messages at one per interval need at least n-1 intervals.
+	last := arrivals[0]
+	for _, a := range arrivals {
+		if a.After(last) {
+			last = a
+		}
+	}
+	if span, want := last.Sub(start), (n-1)*interval*9/10; span < want {
+		t.Errorf("%d messages arrived within %v, want them spaced over at least %v", n, span, want)
+	}
+}
+
+// A token bucket lets through at most burst + rate×60s in any minute.
+func TestDefaultRateFitsDingTalk(t *testing.T) {
+	inst := mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken))
+	if most := float64(inst.limiter.Burst()) + float64(inst.limiter.Limit())*60; most > 20 {
+		t.Errorf("limiter allows up to %.1f messages a minute, DingTalk allows 20", most)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	inst := mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken,
+		"secret: "+testSecret, "msgtype: markdown", "title: 录制完成", `text: "{{ .stream }} <font color=\"info\">ok</font> & done"`))
+	plan, err := mustStep(t, inst, "").Plan(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://oapi.dingtalk.com/robot/send?access_token=****"; plan.Target != want || plan.Method != http.MethodPost {
+		t.Errorf("plan = %s %s, want POST %s", plan.Method, plan.Target, want)
+	}
+	shown, _ := json.Marshal(plan)
+	want := `{"method":"POST","target":"https://oapi.dingtalk.com/robot/send?access_token=****",` +
+		`"body":{"msgtype":"markdown","markdown":{"title":"录制完成","text":"room42 \u003cfont color=\"info\"\u003eok\u003c/font\u003e \u0026 done"}},` +
+		`"info":{"msgtype":"markdown","signed":true}}`
+	if string(shown) != want {
+		t.Errorf("plan shows\n%s\nwant\n%s", shown, want)
+	}
+	// What is sent keeps markdown's <, > and & as they are.
+	if body := string(plan.Payload.([]byte)); !strings.Contains(body, `<font color=\"info\">ok</font> & done`) {
+		t.Errorf("body = %s, want markdown unescaped", body)
+	}
+}
+
+// The token and the signing secret must not show in a plan, a result or an
+// error, whatever went wrong.
+func TestSecretsStayHidden(t *testing.T) {
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refusedURL := refused.URL + "/robot/send?access_token=" + testToken
+	refused.Close()
+
+	tests := []struct {
+		name    string
+		robot   robot
+		url     string
+		secret  string
+		replies func(f *fakeDingTalk) []http.HandlerFunc
+		want    action.Outcome
+	}{
+		{name: "delivered", robot: robot{secret: testSecret}, secret: testSecret, want: action.Delivered},
+		{name: "sign not match", robot: robot{secret: "SECothersecret012345678"}, secret: testSecret, want: action.Permanent},
+		{
+			name:    "timeout",
+			secret:  testSecret,
+			replies: func(f *fakeDingTalk) []http.HandlerFunc { return []http.HandlerFunc{f.hang, f.hang, f.hang} },
+			want:    action.Retryable,
+		},
+		{name: "connection refused", url: refusedURL, secret: testSecret, want: action.Retryable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDingTalk(t, tt.robot)
+			url := f.URL()
+			if tt.url != "" {
+				url = tt.url
+			}
+			if tt.replies != nil {
+				f.play(tt.replies(f)...)
+			}
+			inst := mustOpen(t, fmt.Sprintf("url: %s\nsecret: %s\ntimeout: 200ms\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", url, tt.secret))
+			plan, res := deliver(t, mustStep(t, inst, ""))
+			if res.Outcome != tt.want {
+				t.Fatalf("outcome = %v %q, want %v", res.Outcome, res.Detail, tt.want)
+			}
+			t.Logf("detail: %s", res.Detail)
+			shown, _ := json.Marshal(plan)
+			texts := map[string]string{"plan": string(shown), "detail": res.Detail}
+			if res.Err != nil {
+				texts["error"] = res.Err.Error()
+			}
+			for where, s := range texts {
+				if strings.Contains(s, testToken) || strings.Contains(s, testSecret) {
+					t.Errorf("%s reveals the token or the secret: %s", where, s)
+				}
+			}
+			if tt.want == action.Retryable && !strings.Contains(res.Detail, "/robot/send?access_token=****&timestamp=") {
+				t.Errorf("transport error %q should name the redacted URL", res.Detail)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	const hook = "https://oapi.dingtalk.com/robot/send?access_token=" + testToken
+	tests := []struct {
+		name    string
+		src     string
+		wantErr string
+	}{
+		{name: "missing url", src: "text: hi\n", wantErr: "oncall: url is required"},
+		{name: "unknown key", src: "url: " + hook + "\nsecret: " + testSecret + "\nat_mobile: ['138']\n", wantErr: `rules.yaml:3:1: unknown key "at_mobile"`},
+		{name: "unknown button key", src: "url: " + hook + "\nbtns:\n  - {title: a, url: b}\n", wantErr: `rules.yaml:3:16: unknown key "url"`},
+		{name: "not an http url", src: "url: oapi.dingtalk.com/robot/send?access_token=" + testToken + "\n", wantErr: "oncall: url: want the robot's webhook URL"},
+		{name: "no access_token", src: "url: https://oapi.dingtalk.com/robot/send?token=" + testToken + "\n", wantErr: "oncall: url: missing the access_token query parameter"},
+		{name: "unknown msgtype", src: "url: " + hook + "\nmsgtype: feedCard\n", wantErr: `oncall: msgtype "feedCard": want text, markdown or actionCard`},
+		{name: "bad btn_orientation", src: "url: " + hook + "\nbtn_orientation: horizontal\n", wantErr: `oncall: btn_orientation "horizontal"`},
+		{name: "broken template", src: "url: " + hook + "\ntitle: '{{ .stream '\n", wantErr: "rules.yaml:2:8:"},
+		{name: "at_all not a bool", src: "url: " + hook + "\nat_all: everyone\n", wantErr: "rules.yaml:2:1: cannot unmarshal !!str `everyone` into bool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := openYAML(t, tt.src, time.Now)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("open error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), testSecret) {
+				t.Errorf("error reveals the token or the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestStepErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		instance []string
+		with     string
+		wantErr  string
+	}{
+		{name: "no text anywhere", wantErr: "oncall: text is required"},
+		{name: "markdown without title", instance: []string{"text: hi"}, with: "msgtype: markdown", wantErr: "oncall: title is required for markdown"},
+		{name: "title on text", instance: []string{"text: hi"}, with: "title: t", wantErr: "oncall: title applies to markdown and actionCard, not text"},
+		{name: "actionCard without buttons", instance: []string{"msgtype: actionCard", "title: t", "text: hi"}, wantErr: "oncall: actionCard needs single_title/single_url or btns"},
+		{name: "single_title alone", instance: []string{"msgtype: actionCard", "title: t", "text: hi"}, with: "single_title: open", wantErr: "single_title and single_url go together"},
+		{
+			name:     "single and btns",
+			instance: []string{"msgtype: actionCard", "title: t", "text: hi", "btns: [{title: a, action_url: 'https://x'}]"},
+			with:     "{single_title: open, single_url: 'https://x'}",
+			wantErr:  "either single_title/single_url or btns, not both",
+		},
+		{name: "button without url", instance: []string{"msgtype: actionCard", "title: t", "text: hi"}, with: "btns: [{title: a}]", wantErr: "btns[0]: title and action_url are required"},
+		{
+			name:     "mentions on an actionCard",
+			instance: []string{"at_all: true", "text: hi"},
+			with:     "{msgtype: actionCard, title: t, single_title: open, single_url: 'https://x'}",
+			wantErr:  "at_mobiles, at_user_ids and at_all apply to text and markdown, not actionCard",
+		},
+		{name: "buttons on markdown", instance: []string{"msgtype: markdown", "title: t", "text: hi"}, with: "btn_orientation: '1'", wantErr: "apply to actionCard, not markdown"},
+		{name: "unknown msgtype in with", instance: []string{"text: hi"}, with: "msgtype: link", wantErr: `msgtype "link"`},
+		{name: "unknown with key", instance: []string{"text: hi"}, with: "\ncontent: hi\n", wantErr: `rules.yaml:2:1: unknown key "content"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst := mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, tt.instance...))
+			_, err := stepFor(t, inst, tt.with)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("step error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings []string
+		wantErr  string
+	}{
+		{name: "text renders empty", settings: []string{`text: "{{ if eq .kind \"status\" }}x{{ end }}"`}, wantErr: "dingtalk: text rendered empty"},
+		{name: "title renders empty", settings: []string{"msgtype: markdown", "text: hi", `title: "{{ .event }}"`}, wantErr: "dingtalk: title rendered empty"},
+		{
+			name:     "button url renders empty",
+			settings: []string{"msgtype: actionCard", "title: t", "text: hi", `btns: [{title: a, action_url: "{{ .event }}"}]`},
+			wantErr:  "dingtalk: btns[0].action_url rendered empty",
+		},
+		{name: "template fails", settings: []string{`text: "{{ fail \"no\" }}"`}, wantErr: "dingtalk: text: render template"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := mustStep(t, mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, tt.settings...)), "")
+			_, err := st.Plan(input)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("plan error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,224 @@
+// Package slack is the `slack` action: it posts a message to a Slack
+// incoming webhook.
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/time/rate"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/secret"
+	"github.com/livehook/livehook/engine/tmpl"
+)
+
+func init() {
+	action.Register(action.Type{
+		Name: "slack",
+		Doc:  "post a message to a Slack incoming webhook",
+		Open: open,
+	})
+}
+
+// Config is a slack instance's settings.
+type Config struct {
+	// URL is the incoming webhook URL, https://hooks.slack.com/services/….
+	// It is a credential: it is never shown, logged or put in errors.
+	URL                secret.Secret `yaml:"url"`
+	action.HTTPOptions `yaml:",inline"`
+	Params             `yaml:",inline"`
+}
+
+// Params can be set on the instance and overridden per step.
+type Params struct {
+	// Text is the message (mrkdwn), and the notification fallback when
+	// Blocks are given. Required; it may not render empty.
+	Text tmpl.Template `yaml:"text"`
+	// Blocks is a template that renders to a JSON array of Block Kit
+	// blocks. Rendering only whitespace sends no blocks.
+	Blocks tmpl.Template `yaml:"blocks"`
+}
+
+// Slack accepts about one message per second per webhook and tolerates
+// short bursts; beyond that it answers 429. Queueing below that rate keeps
+// the webhook from being throttled or revoked.
+const (
+	sendInterval = time.Second
+	sendBurst    = 3
+)
+
+type instance struct {
+	name    string
+	url     secret.Secret
+	target  string
+	client  *retryablehttp.Client
+	limiter *rate.Limiter
+	// hideURL and redact keep the webhook URL out of result texts: net/http
+	// quotes the whole URL in its errors.
+	hideURL  *strings.Replacer
+	redact   *secret.Redactor
+	defaults Params
+}
+
+var (
+	_ action.Instance = (*instance)(nil)
+	_ action.Step     = (*step)(nil)
+)
+
+func open(s action.Settings) (action.Instance, error) {
+	var c Config
+	if err := s.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.URL.IsZero() {
+		return nil, fmt.Errorf("%s: url is required", s.Name)
+	}
+	// The parse error would quote the URL, so it is not passed on.
+	u, err := url.Parse(c.URL.Reveal())
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%s: url: want an http(s) webhook URL such as https://hooks.slack.com/services/…", s.Name)
+	}
+	shown := target(u)
+	// The whole URL reads as its redacted form; its parts, should they
+	// appear alone, as ****.
+	redact := &secret.Redactor{}
+	redact.Add(u.Path, u.EscapedPath(), u.RawQuery)
+	for _, vs := range u.Query() {
+		redact.Add(vs...)
+	}
+	h := s.Deps.HTTP
+	if h == nil { // a caller that only checks the rules may pass no pool
+		h = action.NewHTTP(nil)
+	}
+	return &instance{
+		name:     s.Name,
+		url:      c.URL,
+		target:   shown,
+		hideURL:  strings.NewReplacer(c.URL.Reveal(), shown, u.String(), shown),
+		client:   h.Client(c.HTTPOptions),
+		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
+		redact:   redact,
+		defaults: c.Params,
+	}, nil
+}
+
+// target is u as shown to users: Slack's webhook URLs are
+// /services/<team>/<bot>/<token>, all of it a credential but the first word.
+func target(u *url.URL) string {
+	prefix := "/"
+	if strings.HasPrefix(u.Path, "/services/") {
+		prefix = "/services/"
+	}
+	return u.Scheme + "://" + u.Host + prefix + secret.Redacted
+}
+
+func (i *instance) Step(with action.Params) (action.Step, error) {
+	p := i.defaults
+	if err := with.Decode(&p); err != nil {
+		return nil, err
+	}
+	if p.Text.IsZero() {
+		return nil, fmt.Errorf("%s: text is required (set it on the instance or in with:)", i.name)
+	}
+	return &step{i: i, params: p}, nil
+}
+
+func (i *instance) Close() error { return nil }
+
+type step struct {
+	i      *instance
+	params Params
+}
+
+// message is the webhook payload.
+type message struct {
+	Text   string          `json:"text"`
+	Blocks json.RawMessage `json:"blocks,omitempty"`
+}
+
+func (s *step) Plan(in action.Input) (action.Plan, error) {
+	data := in.Data()
+	text, err := s.params.Text.Render(data)
+	if err != nil {
+		return action.Plan{}, fmt.Errorf("slack: text: %w", err)
+	}
+	// Slack would refuse it with no_text; failing here shows why in
+	// `livehook test` and spends no request.
+	if strings.TrimSpace(text) == "" {
+		return action.Plan{}, errors.New("slack: text rendered empty (slack rejects it with no_text)")
+	}
+	m := message{Text: text}
+	if m.Blocks, err = renderBlocks(&s.params.Blocks, data); err != nil {
+		return action.Plan{}, fmt.Errorf("slack: blocks: %w", err)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return action.Plan{}, fmt.Errorf("slack: encode message: %w", err)
+	}
+	return action.Plan{Method: http.MethodPost, Target: s.i.target, Body: m, Payload: body}, nil
+}
+
+// renderBlocks renders t and checks that it is a JSON array of objects;
+// nil means no blocks.
+func renderBlocks(t *tmpl.Template, data map[string]any) (json.RawMessage, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	src, err := t.Render(data)
+	if err != nil {
+		return nil, err
+	}
+	src = strings.TrimSpace(src)
+	if src == "" {
+		return nil, nil
+	}
+	var blocks []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(src), &blocks); err != nil {
+		return nil, fmt.Errorf("want a JSON array of block objects: %w", err)
+	}
+	return json.RawMessage(src), nil
+}
+
+func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+	return s.i.scrub(s.i.send(ctx, p))
+}
+
+func (i *instance) send(ctx context.Context, p action.Plan) action.Result {
+	body, ok := p.Payload.([]byte)
+	if !ok {
+		return action.Failed(action.Permanent, errors.New("plan was not made by a slack step"))
+	}
+	if err := i.limiter.Wait(ctx); err != nil {
+		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, i.url.Reveal(), body)
+	if err != nil {
+		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	r, reply := action.HTTPResult(i.client.Do(req))
+	if r.Outcome != action.Delivered {
+		return r
+	}
+	// Slack's one success is 200 with the body "ok". Any other 2xx reply
+	// came from something else and may or may not have posted: resending
+	// could duplicate it, so it is not retried.
+	if got := strings.TrimSpace(string(reply)); got != "ok" {
+		detail := fmt.Sprintf("%s: unexpected reply %q (slack answers ok)", r.Detail, got)
+		return action.Result{Outcome: action.Permanent, Detail: detail, Err: errors.New(detail)}
+	}
+	return action.Result{Outcome: action.Delivered, Detail: "ok"}
+}
+
+// scrub keeps the webhook URL and signing secret out of a result's texts.
+func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("slack", i.hide) }
+
+func (i *instance) hide(s string) string { return i.redact.Redact(i.hideURL.Replace(s)) }

@@ -1,0 +1,547 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+	"gopkg.in/yaml.v3"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/secret"
+)
+
+var input = action.Input{
+	Event: &event.Event{
+		ID: "ev1", Source: event.SourceRecord, Kind: event.KindFile, Domain: "live.example.com",
+		App: "live", Stream: "room42", URI: "record/live/room42/0.m3u8", Format: "m3u8", Duration: 1800,
+	},
+	Rule:       "recording-ready",
+	DeliveryID: "d1",
+}
+
+func node(t *testing.T, src string) *yaml.Node {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("test yaml: %v", err)
+	}
+	return doc.Content[0]
+}
+
+// openYAML opens a slack instance through the registry, as the rules loader does.
+func openYAML(t *testing.T, src string) (*instance, error) {
+	t.Helper()
+	typ, ok := action.Default().Lookup("slack")
+	if !ok {
+		t.Fatal("type slack is not registered")
+	}
+	inst, err := typ.Open(action.Settings{
+		Name: "oncall", Type: "slack", File: "rules.yaml", Node: node(t, src),
+		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: time.Now},
+		Secrets: &secret.Redactor{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inst.(*instance), nil
+}
+
+// config is an instance's settings with fast retries; extra adds lines.
+func config(url string, extra ...string) string {
+	return fmt.Sprintf("url: %s\ntimeout: 2s\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 50ms}\n%s\n",
+		url, strings.Join(extra, "\n"))
+}
+
+func mustOpen(t *testing.T, src string) *instance {
+	t.Helper()
+	inst, err := openYAML(t, src)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return inst
+}
+
+func mustStep(t *testing.T, inst *instance, with string) action.Step {
+	t.Helper()
+	var p action.Params
+	if with != "" {
+		p = action.Params{File: "rules.yaml", Node: node(t, with)}
+	}
+	st, err := inst.Step(p)
+	if err != nil {
+		t.Fatalf("step: %v", err)
+	}
+	return st
+}
+
+func deliver(t *testing.T, st action.Step) (action.Plan, action.Result) {
+	t.Helper()
+	plan, err := st.Plan(input)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return plan, st.Do(ctx, plan)
+}
+
+func TestDeliver(t *testing.T) {
+	tests := []struct {
+		name       string
+		params     []string // instance lines
+		with       string
+		wantText   string
+		wantBlocks string // JSON of the blocks Slack received; "" for none
+	}{
+		{
+			name:     "text from the instance",
+			params:   []string{`text: "{{ .stream }} recorded ({{ .duration }}s)"`},
+			wantText: "room42 recorded (1800s)",
+		},
+		{
+			name:     "with overrides the instance text",
+			params:   []string{`text: "{{ .stream }} recorded"`},
+			with:     `text: "*{{ .app }}/{{ .stream }}* ready"`,
+			wantText: "*live/room42* ready",
+		},
+		{
+			name: "blocks are sent as a JSON array",
+			params: []string{
+				`text: "{{ .stream }} ready"`,
+				`blocks: '[{"type":"section","text":{"type":"mrkdwn","text":"*{{ .stream }}* <https://console.example.com/r/{{ .stream }}|open>"}}]'`,
+			},
+			wantText:   "room42 ready",
+			wantBlocks: `[{"text":{"text":"*room42* <https://console.example.com/r/room42|open>","type":"mrkdwn"},"type":"section"}]`,
+		},
+		{
+			name: "blocks that render to whitespace are left out",
+			params: []string{
+				`text: "{{ .stream }} ready"`,
+				`blocks: '{{ if eq .kind "status" }}[{"type":"divider"}]{{ end }}  '`,
+			},
+			wantText: "room42 ready",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t)
+			_, res := deliver(t, mustStep(t, mustOpen(t, config(f.URL(), tt.params...)), tt.with))
+			if res.Outcome != action.Delivered || res.Detail != "ok" {
+				t.Fatalf("result = %v %q (%v), want delivered ok", res.Outcome, res.Detail, res.Err)
+			}
+			requests, got, _ := f.stats()
+			if requests != 1 || len(got) != 1 {
+				t.Fatalf("slack saw %d requests and posted %d messages, want 1 and 1", requests, len(got))
+			}
+			if got[0]["text"] != tt.wantText {
+				t.Errorf("text = %q, want %q", got[0]["text"], tt.wantText)
+			}
+			blocks, has := got[0]["blocks"]
+			switch {
+			case tt.wantBlocks == "" && has:
+				t.Errorf("blocks = %v, want none", blocks)
+			case tt.wantBlocks != "":
+				var want any
+				if err := json.Unmarshal([]byte(tt.wantBlocks), &want); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(blocks, want) {
+					t.Errorf("blocks = %#v, want %s", blocks, tt.wantBlocks)
+				}
+			}
+		})
+	}
+}
+
+// A step's with: must not leak into the instance's defaults, which other
+// steps share.
+func TestWithLeavesDefaultsAlone(t *testing.T) {
+	inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, `text: "default {{ .stream }}"`))
+	override := mustStep(t, inst, `text: "override"`)
+	plain := mustStep(t, inst, "")
+	for _, c := range []struct {
+		name string
+		st   action.Step
+		want string
+	}{
+		{name: "override", st: override, want: "override"},
+		{name: "default", st: plain, want: "default room42"},
+	} {
+		plan, err := c.st.Plan(input)
+		if err != nil {
+			t.Fatalf("%s: plan: %v", c.name, err)
+		}
+		if got := plan.Body.(message).Text; got != c.want {
+			t.Errorf("%s: text = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		params  []string
+		wantErr string
+	}{
+		{
+			name:    "text that renders empty",
+			params:  []string{`text: "{{ if eq .kind \"status\" }}status{{ end }} "`},
+			wantErr: "text rendered empty (slack rejects it with no_text)",
+		},
+		{
+			name:    "blocks that render to an object",
+			params:  []string{`text: hi`, `blocks: '{"type":"section","text":{"type":"mrkdwn","text":"{{ .stream }}"}}'`},
+			wantErr: "blocks: want a JSON array of block objects",
+		},
+		{
+			name:    "blocks that render to invalid JSON",
+			params:  []string{`text: hi`, `blocks: '[{"type":"section",]'`},
+			wantErr: "blocks: want a JSON array of block objects",
+		},
+		{
+			name:    "blocks that are not objects",
+			params:  []string{`text: hi`, `blocks: '["{{ .stream }}"]'`},
+			wantErr: "blocks: want a JSON array of block objects",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := mustStep(t, mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, tt.params...)), "")
+			_, err := st.Plan(input)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("plan error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name           string
+		replies        []http.HandlerFunc
+		want           action.Outcome
+		wantRequests   int
+		wantDelivered  int
+		wantDetail     string
+		minElapsed     time.Duration
+		wantRetryAfter time.Duration
+	}{
+		{
+			name:          "429 with Retry-After is waited out",
+			replies:       []http.HandlerFunc{reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1")},
+			want:          action.Delivered,
+			wantRequests:  2,
+			wantDelivered: 1,
+			wantDetail:    "ok",
+			minElapsed:    900 * time.Millisecond,
+		},
+		{
+			name:          "500 then 200 is retried",
+			replies:       []http.HandlerFunc{reply(http.StatusInternalServerError, "rollup_error")},
+			want:          action.Delivered,
+			wantRequests:  2,
+			wantDelivered: 1,
+			wantDetail:    "ok",
+		},
+		{
+			name:         "channel_not_found is permanent",
+			replies:      []http.HandlerFunc{reply(http.StatusNotFound, "channel_not_found")},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "HTTP 404: channel_not_found",
+		},
+		{
+			name:         "channel_is_archived is permanent",
+			replies:      []http.HandlerFunc{reply(http.StatusGone, "channel_is_archived")},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "HTTP 410: channel_is_archived",
+		},
+		{
+			name:         "action_prohibited is permanent",
+			replies:      []http.HandlerFunc{reply(http.StatusForbidden, "action_prohibited")},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "HTTP 403: action_prohibited",
+		},
+		{
+			name:         "invalid_payload is permanent",
+			replies:      []http.HandlerFunc{reply(http.StatusBadRequest, "invalid_payload")},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   "HTTP 400: invalid_payload",
+		},
+		{
+			name: "5xx on every attempt is retryable",
+			replies: []http.HandlerFunc{
+				reply(http.StatusServiceUnavailable, "service_unavailable"),
+				reply(http.StatusServiceUnavailable, "service_unavailable"),
+				reply(http.StatusServiceUnavailable, "service_unavailable"),
+			},
+			want:         action.Retryable,
+			wantRequests: 3,
+			wantDetail:   "HTTP 503: service_unavailable",
+		},
+		{
+			name: "429 on every attempt is retryable and keeps Retry-After",
+			replies: []http.HandlerFunc{
+				reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1"),
+				reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1"),
+				reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1"),
+			},
+			want:           action.Retryable,
+			wantRequests:   3,
+			wantDetail:     "HTTP 429: rate_limited",
+			minElapsed:     1800 * time.Millisecond,
+			wantRetryAfter: time.Second,
+		},
+		{
+			name:         "200 with a body other than ok is not counted as delivered",
+			replies:      []http.HandlerFunc{reply(http.StatusOK, "<html>portal</html>")},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantDetail:   `unexpected reply "<html>portal</html>"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t)
+			f.play(tt.replies...)
+			st := mustStep(t, mustOpen(t, config(f.URL(), `text: "{{ .stream }} ready"`)), "")
+			start := time.Now()
+			_, res := deliver(t, st)
+			elapsed := time.Since(start)
+			if res.Outcome != tt.want || !strings.Contains(res.Detail, tt.wantDetail) {
+				t.Fatalf("result = %v %q, want %v containing %q", res.Outcome, res.Detail, tt.want, tt.wantDetail)
+			}
+			if (res.Err != nil) != (tt.want != action.Delivered) {
+				t.Errorf("err = %v with outcome %v", res.Err, res.Outcome)
+			}
+			requests, delivered, _ := f.stats()
+			if requests != tt.wantRequests || len(delivered) != tt.wantDelivered {
+				t.Errorf("slack saw %d requests and posted %d messages, want %d and %d",
+					requests, len(delivered), tt.wantRequests, tt.wantDelivered)
+			}
+			if elapsed < tt.minElapsed {
+				t.Errorf("took %v, want at least %v", elapsed, tt.minElapsed)
+			}
+			if res.RetryAfter != tt.wantRetryAfter {
+				t.Errorf("RetryAfter = %v, want %v", res.RetryAfter, tt.wantRetryAfter)
+			}
+		})
+	}
+}
+
+func TestHangingReceiverTimesOut(t *testing.T) {
+	f := newFakeSlack(t)
+	f.play(f.hang, f.hang)
+	inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", f.URL()))
+	_, res := deliver(t, mustStep(t, inst, ""))
+	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "Client.Timeout exceeded") {
+		t.Fatalf("result = %v %q, want retryable after a client timeout", res.Outcome, res.Detail)
+	}
+	if requests, _, _ := f.stats(); requests != 2 {
+		t.Errorf("slack saw %d requests, want 2 (one retry)", requests)
+	}
+}
+
+// Messages beyond the rate are queued, never dropped.
+func TestRateLimitQueues(t *testing.T) {
+	const (
+		n        = 6
+		interval = 40 * time.Millisecond
+	)
+	f := newFakeSlack(t)
+	inst := mustOpen(t, config(f.URL(), `text: "{{ .stream }}"`))
+	inst.limiter = rate.NewLimiter(rate.Every(interval), 1)
+
+	start := time.Now()
+	results := make([]action.Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		st := mustStep(t, inst, fmt.Sprintf("text: message %d", i))
+		wg.Go(func() { _, results[i] = deliver(t, st) })
+	}
+	wg.Wait()
+
+	for i, r := range results {
+		if r.Outcome != action.Delivered {
+			t.Errorf("message %d: %v %q", i, r.Outcome, r.Detail)
+		}
+	}
+	_, delivered, arrivals := f.stats()
+	seen := map[any]bool{}
+	for _, m := range delivered {
+		seen[m["text"]] = true
+	}
+	if len(delivered) != n || len(seen) != n {
+		t.Fatalf("slack posted %d messages (%d distinct), want %d", len(delivered), len(seen), n)
+	}
+	// n messages at one per interval need at least n-1 intervals.
+	last := arrivals[0]
+	for _, a := range arrivals {
+		if a.After(last) {
+			last = a
+		}
+	}
+	if span, want := last.Sub(start), (n-1)*interval*9/10; span < want {
+		t.Errorf("%d messages arrived within %v, want them spaced over at least %v", n, span, want)
+	}
+}
+
+func TestDefaultRateFitsSlack(t *testing.T) {
+	inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken))
+	if l, b := inst.limiter.Limit(), inst.limiter.Burst(); l > 1 || b > 3 {
+		t.Errorf("limiter allows %v/s with burst %d, want at most 1/s and a burst of 3", l, b)
+	}
+}
+
+func TestTarget(t *testing.T) {
+	tests := []struct {
+		name string
+		url  string
+		want string
+	}{
+		{name: "slack webhook", url: "https://hooks.slack.com/services/T0001/B0002/" + testToken, want: "https://hooks.slack.com/services/****"},
+		{name: "proxy with the token in path and query", url: "https://proxy.example.com/" + testToken + "?key=" + testToken, want: "https://proxy.example.com/****"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := mustStep(t, mustOpen(t, config(tt.url, "text: hi")), "").Plan(input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Target != tt.want || plan.Method != http.MethodPost {
+				t.Errorf("plan = %s %s, want POST %s", plan.Method, plan.Target, tt.want)
+			}
+		})
+	}
+}
+
+// The webhook URL is a credential: it must not show in a plan, a result or
+// an error, whatever went wrong.
+func TestSecretsStayHidden(t *testing.T) {
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refusedURL := refused.URL + "/services/T0001/B0002/" + testToken
+	refused.Close()
+
+	tests := []struct {
+		name    string
+		url     func(f *fakeSlack) string
+		replies func(f *fakeSlack) []http.HandlerFunc
+		want    action.Outcome
+	}{
+		{name: "delivered", want: action.Delivered},
+		{
+			name: "error reply",
+			replies: func(*fakeSlack) []http.HandlerFunc {
+				return []http.HandlerFunc{reply(http.StatusNotFound, "channel_not_found")}
+			},
+			want: action.Permanent,
+		},
+		{
+			name:    "timeout",
+			replies: func(f *fakeSlack) []http.HandlerFunc { return []http.HandlerFunc{f.hang, f.hang, f.hang} },
+			want:    action.Retryable,
+		},
+		{
+			name: "connection refused",
+			url:  func(*fakeSlack) string { return refusedURL },
+			want: action.Retryable,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t)
+			url := f.URL()
+			if tt.url != nil {
+				url = tt.url(f)
+			}
+			if tt.replies != nil {
+				f.play(tt.replies(f)...)
+			}
+			inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", url))
+			plan, res := deliver(t, mustStep(t, inst, ""))
+			if res.Outcome != tt.want {
+				t.Fatalf("outcome = %v %q, want %v", res.Outcome, res.Detail, tt.want)
+			}
+			t.Logf("detail: %s", res.Detail)
+			shown, _ := json.Marshal(plan)
+			texts := map[string]string{"plan": string(shown), "detail": res.Detail}
+			if res.Err != nil {
+				texts["error"] = res.Err.Error()
+			}
+			for where, s := range texts {
+				if strings.Contains(s, testToken) {
+					t.Errorf("%s reveals the webhook token: %s", where, s)
+				}
+			}
+			if tt.want == action.Retryable && !strings.Contains(res.Detail, `/services/****"`) {
+				t.Errorf("transport error %q should name the redacted URL", res.Detail)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	const hook = "https://hooks.slack.com/services/T0001/B0002/" + testToken
+	tests := []struct {
+		name    string
+		src     string
+		wantErr string
+	}{
+		{name: "missing url", src: "text: hi\n", wantErr: "oncall: url is required"},
+		{name: "unknown key", src: "url: " + hook + "\ntxt: hi\n", wantErr: `rules.yaml:2:1: unknown key "txt"`},
+		{name: "not an http url", src: "url: hooks.slack.com/services/T0001/B0002/" + testToken + "\n", wantErr: "oncall: url: want an http(s) webhook URL"},
+		{name: "bad timeout", src: "url: " + hook + "\ntimeout: soon\n", wantErr: "rules.yaml:2:1: cannot unmarshal !!str `soon` into time.Duration"},
+		{name: "broken template", src: "url: " + hook + "\ntext: '{{ .stream '\n", wantErr: "rules.yaml:2:7:"},
+		{name: "misspelt field", src: "url: " + hook + "\nblocks: '[{{ .steam }}]'\n", wantErr: `unknown field "steam"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := openYAML(t, tt.src)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("open error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), testToken) {
+				t.Errorf("error reveals the webhook token: %v", err)
+			}
+		})
+	}
+}
+
+func TestStepErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		instance string
+		with     string
+		wantErr  string
+	}{
+		{name: "no text anywhere", wantErr: "oncall: text is required"},
+		{name: "unknown with key", instance: "text: hi", with: "\ntexts: hi\n", wantErr: `rules.yaml:2:1: unknown key "texts"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, tt.instance))
+			var p action.Params
+			if tt.with != "" {
+				p = action.Params{File: "rules.yaml", Node: node(t, tt.with)}
+			}
+			_, err := inst.Step(p)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("step error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}

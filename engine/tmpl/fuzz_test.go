@@ -1,0 +1,30 @@
+package tmpl_test
+
+import (
+	"testing"
+
+	"github.com/livehook/livehook/engine/tmpl"
+)
+
+// FuzzTemplate: no template source may panic Parse or Render. There is no
+// recover here on purpose: a panic is a bug.
+func FuzzTemplate(f *testing.F) {
+	for _, s := range []string{
+		"", "plain", "{{ .stream }}", "{{ .duraton }}", "{{ $.nope }}", "{{ .stream ",
+		"{{ range .payload.items }}{{ .name }}{{ end }}", "{{ with .payload }}{{ .anything }}{{ end }}",
+		`{{ .event | replace "record_" "" | upper }}`, `{{ printf "%.0f" .duration }}`, "{{ sub .stop_time .start_time }}",
+		"{{ index .payload.items 5 }}", "{{ div 1 0 }}", `{{ define "x" }}{{ .stream }}{{ end }}{{ template "x" . }}`,
+		`{{ .received_at | date "2006-01-02" }}`, "{{ toJson .payload }}", "{{ if .event }}a{{ else if .uri }}b{{ else }}c{{ end }}",
+		"{{ $x := .stream }}{{ $x }}", "{{- .stream -}}", "{{/* c */}}", "{{ range $i, $e := .payload.items }}{{ $i }}{{ break }}{{ end }}",
+	} {
+		f.Add(s)
+	}
+	data := sample()
+	f.Fuzz(func(t *testing.T, src string) {
+		tp, err := tmpl.Parse(src)
+		if err != nil {
+			return
+		}
+		_, _ = tp.Render(data)
+	})
+}
