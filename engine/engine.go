@@ -60,6 +60,7 @@ type Engine struct {
 	reloadMu sync.Mutex // one reload at a time
 	mu       sync.RWMutex
 	queue    chan *event.Event
+	pending  atomic.Int64 // events accepted and not yet processed
 	stopped  bool
 	workers  sync.WaitGroup
 }
@@ -160,10 +161,12 @@ func (e *Engine) Accept(_ context.Context, ev *event.Event) (string, error) {
 	if e.stopped {
 		return "", ErrStopped
 	}
+	e.pending.Add(1)
 	select {
 	case e.queue <- ev:
 		return ev.ID, nil
 	default:
+		e.pending.Add(-1)
 		return "", ErrBusy
 	}
 }
@@ -177,6 +180,7 @@ func (e *Engine) Start() {
 			var m rules.Matcher
 			for ev := range e.queue {
 				e.process(&m, ev)
+				e.pending.Add(-1)
 			}
 		}()
 	}

@@ -154,18 +154,28 @@ func (d *daemon) serve(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); errc <- serveHTTP(publicSrv, d.public) }()
 	go func() { defer wg.Done(); errc <- serveHTTP(adminSrv, d.admin) }()
+	watching := make(chan struct{}) // closed once the watch is in place, or will never be
 	go func() {
 		defer wg.Done()
 		if !d.cfg.watch {
+			close(watching)
 			return
 		}
-		err := reload.Watch(watchCtx, d.cfg.rules, reload.Options{Logger: d.log}, func() {
+		started := func() {
+			// The rules loaded before the watch began: look once more, so
+			// an edit made in between is not missed.
+			_ = d.engine.Reload()
+			close(watching)
+		}
+		err := reload.Watch(watchCtx, d.cfg.rules, reload.Options{Logger: d.log, Started: started}, func() {
 			_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
 		})
 		if err != nil {
 			d.log.Warn("hot reload is off: cannot watch the rules; SIGHUP and POST /-/reload still work", "err", err)
+			close(watching)
 		}
 	}()
+	<-watching
 	d.log.Info("livehook serving", "version", versionString(), "listen", d.public.Addr().String(),
 		"admin", d.admin.Addr().String(), "rules", d.cfg.rules)
 	close(d.ready)
