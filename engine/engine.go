@@ -31,7 +31,9 @@ var ErrStopped = errors.New("engine: stopped")
 // Options configure an Engine.
 type Options struct {
 	RulesPath string
-	Registry  *action.Registry // default action.Default()
+	// Registry returns the action types for each load, so types found at
+	// run time (plugins) are rescanned on reload. Default: action.Default().
+	Registry func() (*action.Registry, error)
 	Deps      action.Deps
 	Logger    *slog.Logger
 	Metrics   prometheus.Registerer
@@ -69,7 +71,7 @@ type Engine struct {
 // that does not load is an error: the daemon refuses to start on it.
 func New(o Options) (*Engine, error) {
 	if o.Registry == nil {
-		o.Registry = action.Default()
+		o.Registry = func() (*action.Registry, error) { return action.Default(), nil }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -113,7 +115,11 @@ func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	now := e.opts.Deps.Now()
-	set, err := rules.Load(e.opts.RulesPath, rules.Options{Registry: e.opts.Registry, Deps: e.opts.Deps})
+	reg, err := e.opts.Registry()
+	var set *rules.Set
+	if err == nil {
+		set, err = rules.Load(e.opts.RulesPath, rules.Options{Registry: reg, Deps: e.opts.Deps})
+	}
 	if err != nil {
 		e.metrics.reloads.WithLabelValues("error").Inc()
 		e.metrics.lastReloadOK.Set(0)
@@ -258,6 +264,13 @@ func (e *Engine) deliver(set *rules.Set, s *rules.Step, in action.Input) {
 	attrs := []any{"result", res.Outcome.String(), "duration", time.Since(start).Round(time.Millisecond)}
 	for k, v := range res.IDs {
 		attrs = append(attrs, k, v)
+	}
+	for _, f := range res.Events {
+		if id, err := e.Accept(context.Background(), f); err != nil {
+			log.Error("follow-up event lost", "source", f.Source, "err", err)
+		} else {
+			log.Info("follow-up event accepted", "follow_up_id", id, "source", f.Source)
+		}
 	}
 	if res.Outcome == action.Delivered {
 		log.Info("delivered", attrs...)

@@ -71,7 +71,7 @@ func newTestEngine(t *testing.T, rulesYAML string, rec *recorder, clock *fakeClo
 	}
 	reg := prometheus.NewRegistry()
 	e, err := New(Options{
-		RulesPath: path, Registry: rec.registry(t), Metrics: reg, Workers: 1,
+		RulesPath: path, Registry: func() (*action.Registry, error) { return rec.registry(t), nil }, Metrics: reg, Workers: 1,
 		Logger: slog.New(slog.DiscardHandler),
 		Deps:   action.Deps{Now: clock.Now},
 	})

@@ -102,6 +102,9 @@ type Result struct {
 	IDs        map[string]string // identifiers the service returned: TaskId, RequestId, JobId
 	RetryAfter time.Duration     // how long the service asked us to wait, if it did
 	Err        error
+	// Events are follow-up events the action reports (a plugin's job
+	// finished, say); the engine feeds them back into the rules.
+	Events []*event.Event
 }
 
 // Failed builds a failure result from err.

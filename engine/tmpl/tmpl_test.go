@@ -151,8 +151,17 @@ func TestNilAndZero(t *testing.T) {
 	if out, err := nilT.Render(sample()); out != "" || err != nil {
 		t.Errorf("nil Render = %q, %v", out, err)
 	}
-	if !tmpl.MustParse("").IsZero() || tmpl.MustParse("x").IsZero() {
-		t.Error("IsZero is about the source being empty")
+	// A Template field that the YAML did not set is the zero value.
+	var unset tmpl.Template
+	if !unset.IsZero() {
+		t.Error("zero Template: want IsZero")
+	}
+	if out, err := unset.Render(sample()); out != "" || err != nil {
+		t.Errorf("zero Render = %q, %v", out, err)
+	}
+	// `message: ""` is a template that was given and renders nothing.
+	if tmpl.MustParse("").IsZero() || tmpl.MustParse("x").IsZero() {
+		t.Error("a parsed template is never zero")
 	}
 	b, err := tmpl.MustParse("{{ .stream }}").MarshalText()
 	if err != nil || string(b) != "{{ .stream }}" {
