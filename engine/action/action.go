@@ -27,6 +27,46 @@ type Type struct {
 	// Open builds an instance from its settings. It validates everything it
 	// can and does no network I/O: `livehook check` calls it too.
 	Open func(s Settings) (Instance, error)
+	// Delivery is the type's default delivery policy; zero means Alerting.
+	Delivery DeliveryPolicy
+}
+
+// DeliveryPolicy bounds how livehook keeps trying one delivery across time
+// and restarts, on top of the quick retries inside one attempt. Users set it
+// per instance under `delivery:`.
+type DeliveryPolicy struct {
+	MaxAttempts int           `yaml:"max_attempts"` // attempts in all before a dead letter
+	MaxAge      time.Duration `yaml:"max_age"`      // give up this long after the event
+	Concurrency int           `yaml:"concurrency"`  // deliveries of one instance at once
+	Backoff     time.Duration `yaml:"backoff"`      // wait before the second attempt; doubles after
+	MaxBackoff  time.Duration `yaml:"max_backoff"`  // longest wait between attempts
+}
+
+// Policies suited to chat alerts and webhooks (minutes), and to cloud jobs
+// such as transcoding (hours).
+var (
+	Alerting = DeliveryPolicy{MaxAttempts: 10, MaxAge: 30 * time.Minute, Concurrency: 4, Backoff: 5 * time.Second, MaxBackoff: 5 * time.Minute}
+	Jobs     = DeliveryPolicy{MaxAttempts: 30, MaxAge: 6 * time.Hour, Concurrency: 4, Backoff: 10 * time.Second, MaxBackoff: 30 * time.Minute}
+)
+
+// Over returns p with its zero fields taken from base.
+func (p DeliveryPolicy) Over(base DeliveryPolicy) DeliveryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = base.MaxAttempts
+	}
+	if p.MaxAge <= 0 {
+		p.MaxAge = base.MaxAge
+	}
+	if p.Concurrency <= 0 {
+		p.Concurrency = base.Concurrency
+	}
+	if p.Backoff <= 0 {
+		p.Backoff = base.Backoff
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = base.MaxBackoff
+	}
+	return p
 }
 
 // Instance is one configured action: an entry under `actions:` or an inline

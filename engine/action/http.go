@@ -73,8 +73,13 @@ func NewHTTP(transport http.RoundTripper) *HTTP {
 		t.MaxIdleConnsPerHost = 64
 		transport = t
 	}
-	return &HTTP{transport: transport}
+	return &HTTP{transport: sharedTransport{transport}}
 }
+
+// sharedTransport hides the pool's CloseIdleConnections: retryablehttp
+// calls it after a failed delivery, which would drop every other action's
+// idle connections too.
+type sharedTransport struct{ http.RoundTripper }
 
 // Client returns a retrying client for one action instance. It retries
 // network errors, 408, 429 and 5xx (but 501) with exponential backoff and

@@ -1,0 +1,600 @@
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/secret"
+)
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// node parses a YAML mapping as the loader hands it over.
+func node(t *testing.T, src string) *yaml.Node {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("bad test YAML: %v", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	return doc.Content[0]
+}
+
+// openHook opens a webhook instance from YAML settings through the registry.
+func openHook(t *testing.T, settings string) (action.Instance, *secret.Redactor, error) {
+	t.Helper()
+	typ, ok := action.Default().Lookup("webhook")
+	if !ok {
+		t.Fatal("webhook is not registered")
+	}
+	red := &secret.Redactor{}
+	inst, err := typ.Open(action.Settings{
+		Name: "hook", Type: "webhook", File: "rules.yaml", Node: node(t, settings),
+		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: time.Now},
+		Secrets: red,
+	})
+	return inst, red, err
+}
+
+func mustStep(t *testing.T, settings, with string) action.Step {
+	t.Helper()
+	inst, _, err := openHook(t, settings)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return stepOf(t, inst, with)
+}
+
+func stepOf(t *testing.T, inst action.Instance, with string) action.Step {
+	t.Helper()
+	p := action.Params{File: "rules.yaml"}
+	if with != "" {
+		p.Node = node(t, with)
+	}
+	st, err := inst.Step(p)
+	if err != nil {
+		t.Fatalf("step: %v", err)
+	}
+	return st
+}
+
+func testEvent() *event.Event {
+	return &event.Event{
+		ID: "ev-1", Source: event.SourceRecord, Kind: event.KindStatus,
+		Domain: "live.example.com", App: "live", Stream: "room 42",
+		Event: "record_error", PushArgs: map[string]string{"token": "abc"},
+		ReceivedAt: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
+		Payload:    map[string]any{"domain": "live.example.com", "event": "record_error", "n": 3.5},
+	}
+}
+
+func input() action.Input {
+	return action.Input{Event: testEvent(), Rule: "failed", DeliveryID: "dlv-1"}
+}
+
+func deliver(t *testing.T, st action.Step, in action.Input) (action.Plan, action.Result) {
+	t.Helper()
+	p, err := st.Plan(in)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return p, st.Do(ctx, p)
+}
+
+func wantOutcome(t *testing.T, r action.Result, want action.Outcome) {
+	t.Helper()
+	if r.Outcome != want {
+		t.Fatalf("outcome = %v (detail %q, err %v), want %v", r.Outcome, r.Detail, r.Err, want)
+	}
+}
+
+func TestDefaultBodyIsEventJSON(t *testing.T) {
+	rc := newReceiver(t, "")
+	st := mustStep(t, fmt.Sprintf("url: %s/hook", rc.srv.URL), "")
+	p, r := deliver(t, st, input())
+	wantOutcome(t, r, action.Delivered)
+
+	got := rc.requests()
+	if len(got) != 1 {
+		t.Fatalf("receiver saw %d requests, want 1", len(got))
+	}
+	req := got[0]
+	if req.method != http.MethodPost || req.path != "/hook" {
+		t.Errorf("request = %s %s, want POST /hook", req.method, req.path)
+	}
+	if ct := req.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var ev event.Event
+	if err := json.Unmarshal(req.body, &ev); err != nil {
+		t.Fatalf("body is not JSON: %v: %s", err, req.body)
+	}
+	if !reflect.DeepEqual(&ev, testEvent()) {
+		t.Errorf("body decodes to\n%+v\nwant the event\n%+v", ev, *testEvent())
+	}
+	if shown, _ := json.Marshal(p.Body); string(shown) != string(req.body) {
+		t.Errorf("plan body %s differs from the body sent %s", shown, req.body)
+	}
+	if id := req.header.Get("webhook-id"); id != "dlv-1" {
+		t.Errorf("webhook-id = %q, want the delivery id", id)
+	}
+	if req.header.Get("webhook-signature") != "" {
+		t.Error("an unsigned instance sent webhook-signature")
+	}
+}
+
+func TestTemplatedURL(t *testing.T) {
+	rc := newReceiver(t, "")
+	tests := []struct {
+		name       string
+		settings   string
+		wantMethod string
+		wantPath   string
+		wantQuery  string
+		wantTarget string
+		wantBody   string
+	}{
+		{
+			name:       "path and query",
+			settings:   `url: '%s/hooks/{{ .app }}/{{ .event }}?stream={{ .stream | urlquery }}&token=tok-s3cret'`,
+			wantMethod: http.MethodPost,
+			wantPath:   "/hooks/live/record_error",
+			wantQuery:  "stream=room+42&token=tok-s3cret",
+			wantTarget: "/hooks/live/record_error?stream=****&token=****",
+		},
+		{
+			name:       "GET sends no body",
+			settings:   "url: '%s/status?id={{ .id }}'\nmethod: get",
+			wantMethod: http.MethodGet,
+			wantPath:   "/status",
+			wantQuery:  "id=ev-1",
+			wantTarget: "/status?id=****",
+		},
+		{
+			name:       "no path",
+			settings:   "url: '%s'\nbody: '{{ .stream }}'",
+			wantMethod: http.MethodPost,
+			wantPath:   "/",
+			wantTarget: "",
+			wantBody:   "room 42",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(rc.requests())
+			st := mustStep(t, fmt.Sprintf(tc.settings, rc.srv.URL), "")
+			p, r := deliver(t, st, input())
+			wantOutcome(t, r, action.Delivered)
+			got := rc.requests()[before:]
+			if len(got) != 1 {
+				t.Fatalf("receiver saw %d requests, want 1", len(got))
+			}
+			req := got[0]
+			if req.method != tc.wantMethod || req.path != tc.wantPath || req.query != tc.wantQuery {
+				t.Errorf("request = %s %s ? %s, want %s %s ? %s", req.method, req.path, req.query, tc.wantMethod, tc.wantPath, tc.wantQuery)
+			}
+			if tc.wantMethod == http.MethodGet && (len(req.body) != 0 || req.header.Get("Content-Type") != "") {
+				t.Errorf("GET carried body %q with Content-Type %q", req.body, req.header.Get("Content-Type"))
+			}
+			if tc.wantBody != "" && string(req.body) != tc.wantBody {
+				t.Errorf("body = %q, want %q", req.body, tc.wantBody)
+			}
+			if p.Method != tc.wantMethod || p.Target != rc.srv.URL+tc.wantTarget {
+				t.Errorf("plan = %s %s, want %s %s", p.Method, p.Target, tc.wantMethod, rc.srv.URL+tc.wantTarget)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings string
+		want     string
+	}{
+		{name: "template in host", settings: "url: 'https://{{ .domain }}/hook'", want: "rules.yaml:1:6: url: the scheme and host must be literal"},
+		{name: "template across host and path", settings: "url: 'https://example.com{{ \"/x\" }}'", want: "the scheme and host must be literal"},
+		{name: "template in scheme", settings: "url: '{{ .source }}://example.com/'", want: "the scheme and host must be literal"},
+		{name: "missing url", settings: "method: POST", want: "hook: url is required"},
+		{name: "relative url", settings: "url: /hook", want: "want an absolute http:// or https:// URL"},
+		{name: "other scheme", settings: "url: ftp://example.com/x", want: `scheme "ftp": want http or https`},
+		{name: "bad path template", settings: "url: 'https://example.com/{{ .app '", want: "rules.yaml:1:6: url: template:"},
+		{name: "unknown field in path", settings: "url: 'https://example.com/{{ .ap }}'", want: `unknown field "ap"`},
+		{name: "bad method", settings: "url: https://example.com/\nmethod: TRACE", want: `method "TRACE": want one of GET, POST, PUT, PATCH, DELETE`},
+		{name: "bad header name", settings: "url: https://example.com/\nheaders: {'X Bad': v}", want: `headers: "X Bad" is not a valid header name`},
+		{name: "reserved header", settings: "url: https://example.com/\nheaders: {webhook-id: x}", want: "headers: Webhook-Id is set by livehook"},
+		{name: "header twice", settings: "url: https://example.com/\nheaders: {x-a: '1', X-A: '2'}", want: "are the same header"},
+		{name: "GET with body", settings: "url: https://example.com/\nmethod: GET\nbody: x", want: "a GET request carries no body"},
+		{name: "bad whsec secret", settings: "url: https://example.com/\nsecret: whsec_!!notbase64", want: "the part after whsec_ is not valid base64"},
+		{name: "unknown key", settings: "url: https://example.com/\nurl_path: /x", want: `rules.yaml:2:1: unknown key "url_path"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := openHook(t, tc.settings)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("open error = %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "notbase64") {
+				t.Errorf("error quotes the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	rc := newReceiver(t, "")
+	inst, _, err := openHook(t, fmt.Sprintf(`
+url: %s/hook
+headers:
+  X-Stream: '{{ .stream }}'
+  authorization: Bearer tok-abc123
+  X-Dropped: 'x'
+body: '{"text": "{{ .event }}"}'
+`, rc.srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		with        string
+		wantHeaders map[string]string // "" means absent
+		wantBody    string
+		wantShown   map[string]string
+	}{
+		{
+			name:        "instance defaults",
+			wantHeaders: map[string]string{"X-Stream": "room 42", "Authorization": "Bearer tok-abc123", "X-Dropped": "x"},
+			wantBody:    `{"text": "record_error"}`,
+			wantShown:   map[string]string{"X-Stream": "room 42", "Authorization": "Bearer ****", "X-Dropped": "x", "Content-Type": "application/json", "Webhook-Id": "dlv-1"},
+		},
+		{
+			name:        "with overrides headers and body",
+			with:        "{headers: {x-stream: '{{ .app }}-{{ .stream }}', X-Api-Key: key-123456, X-Dropped: '', Content-Type: text/plain}, body: 'failed: {{ .stream }}'}",
+			wantHeaders: map[string]string{"X-Stream": "live-room 42", "Authorization": "Bearer tok-abc123", "X-Api-Key": "key-123456", "X-Dropped": "", "Content-Type": "text/plain"},
+			wantBody:    "failed: room 42",
+			wantShown:   map[string]string{"X-Stream": "live-room 42", "Authorization": "Bearer ****", "X-Api-Key": "****", "Content-Type": "text/plain", "Webhook-Id": "dlv-1"},
+		},
+		{
+			// A step's overrides must not leak into the instance's defaults.
+			name:        "defaults again after an override",
+			wantHeaders: map[string]string{"X-Stream": "room 42", "X-Api-Key": "", "X-Dropped": "x", "Content-Type": "application/json"},
+			wantBody:    `{"text": "record_error"}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(rc.requests())
+			p, r := deliver(t, stepOf(t, inst, tc.with), input())
+			wantOutcome(t, r, action.Delivered)
+			req := rc.requests()[before]
+			for k, v := range tc.wantHeaders {
+				if got := req.header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			if string(req.body) != tc.wantBody {
+				t.Errorf("body = %q, want %q", req.body, tc.wantBody)
+			}
+			if tc.wantShown != nil && !reflect.DeepEqual(p.Info["headers"], tc.wantShown) {
+				t.Errorf("plan headers = %v, want %v", p.Info["headers"], tc.wantShown)
+			}
+		})
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings string
+		want     string
+	}{
+		{name: "line break in header", settings: "url: https://example.com/\nheaders: {X-Note: \"a{{ \\\"\\\\n\\\" }}b\"}", want: "header X-Note: the rendered value holds a control character"},
+		{name: "path renders a host", settings: "url: 'https://example.com{{ \"\" }}/x'", want: "the scheme and host must be literal"},
+		{name: "bad escape in rendered path", settings: "url: 'https://example.com/{{ .app }}%zz'", want: `url: rendered path or query: invalid URL escape "%zz"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inst, _, err := openHook(t, tc.settings)
+			if err == nil {
+				_, err = stepOf(t, inst, "").Plan(input())
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSignedDelivery(t *testing.T) {
+	tests := []struct {
+		name         string
+		secret       string // the sender's
+		receiverKey  string // the receiver's own copy
+		want         action.Outcome
+		wantInDetail string
+	}{
+		{name: "whsec secret", secret: testSecret, receiverKey: testSecret, want: action.Delivered},
+		{name: "raw secret", secret: "plain-shared-secret", receiverKey: "plain-shared-secret", want: action.Delivered},
+		{name: "receiver holds another secret", secret: testSecret, receiverKey: "whsec_b3RoZXItc2VjcmV0LWtleQ==", want: action.Permanent, wantInDetail: "HTTP 401: invalid signature: no matching signature found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, tc.receiverKey)
+			st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s", rc.srv.URL, tc.secret), "")
+			p, r := deliver(t, st, input())
+			wantOutcome(t, r, tc.want)
+			if !strings.Contains(r.Detail, tc.wantInDetail) {
+				t.Errorf("detail = %q, want it to contain %q", r.Detail, tc.wantInDetail)
+			}
+			got := rc.requests()
+			if len(got) != 1 {
+				t.Fatalf("receiver saw %d requests, want 1", len(got))
+			}
+			if id := got[0].header.Get("webhook-id"); id != "dlv-1" {
+				t.Errorf("webhook-id = %q, want dlv-1", id)
+			}
+			if p.Info["signed"] != true {
+				t.Errorf("plan info signed = %v, want true", p.Info["signed"])
+			}
+		})
+	}
+}
+
+func TestSignatureVector(t *testing.T) {
+	const (
+		id   = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+		ts   = 1614265330
+		body = `{"test": 2432232314}`
+		// Published with the Standard Webhooks reference libraries.
+		published = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	)
+	key, err := signingKey(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := signature(key, id, ts, []byte(body))
+
+	raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(testSecret, "whsec_"))
+	mac := hmac.New(sha256.New, raw)
+	mac.Write([]byte(fmt.Sprintf("%s.%d.%s", id, ts, body)))
+	independent := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+
+	if got != independent || got != published {
+		t.Errorf("signature = %s, independent HMAC = %s, published = %s", got, independent, published)
+	}
+
+	rawKey, err := signingKey("not-prefixed")
+	if err != nil || string(rawKey) != "not-prefixed" {
+		t.Errorf("a secret without whsec_ must be used as raw bytes, got %q, %v", rawKey, err)
+	}
+}
+
+func TestSameIDAcrossRetries(t *testing.T) {
+	rc := newReceiver(t, testSecret, reply{status: http.StatusInternalServerError, body: "busy"})
+	st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 50ms}", rc.srv.URL, testSecret), "")
+	_, r := deliver(t, st, input())
+	wantOutcome(t, r, action.Delivered)
+	got := rc.requests()
+	if len(got) != 2 {
+		t.Fatalf("receiver saw %d requests, want 2 (500 then 200)", len(got))
+	}
+	for i, req := range got {
+		if req.verifyErr != nil {
+			t.Errorf("attempt %d failed verification: %v", i+1, req.verifyErr)
+		}
+		if id := req.header.Get("webhook-id"); id != "dlv-1" {
+			t.Errorf("attempt %d webhook-id = %q, want dlv-1", i+1, id)
+		}
+	}
+}
+
+func TestDeliveryIDFallback(t *testing.T) {
+	rc := newReceiver(t, testSecret)
+	st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s", rc.srv.URL, testSecret), "")
+	in := input()
+	in.DeliveryID = ""
+	_, r := deliver(t, st, in)
+	wantOutcome(t, r, action.Delivered)
+	if id := rc.requests()[0].header.Get("webhook-id"); id != "ev-1:failed" {
+		t.Errorf("webhook-id = %q, want the event id and rule", id)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	rc := newReceiver(t, "", reply{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, body: "slow down"})
+	st := mustStep(t, fmt.Sprintf("url: %s/hook\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}", rc.srv.URL), "")
+	_, r := deliver(t, st, input())
+	wantOutcome(t, r, action.Delivered)
+	got := rc.requests()
+	if len(got) != 2 {
+		t.Fatalf("receiver saw %d requests, want 2", len(got))
+	}
+	// Retry-After overrides the 20ms max backoff. Lower bound only, with
+	// room for clock granularity.
+	if gap := got[1].at.Sub(got[0].at); gap < 950*time.Millisecond {
+		t.Errorf("retried after %v, want the 1s the receiver asked for", gap)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name         string
+		replies      []reply
+		retry        string
+		want         action.Outcome
+		wantRequests int
+		wantInDetail string
+	}{
+		{
+			name:         "404 is permanent and not retried",
+			replies:      []reply{{status: http.StatusNotFound, body: "no such hook\n"}},
+			want:         action.Permanent,
+			wantRequests: 1,
+			wantInDetail: "HTTP 404: no such hook",
+		},
+		{
+			name:         "503 until retries run out",
+			replies:      []reply{{status: 503, body: "down"}, {status: 503, body: "down"}, {status: 503, body: "still down"}},
+			want:         action.Retryable,
+			wantRequests: 3,
+			wantInDetail: "HTTP 503: still down",
+		},
+		{
+			name:         "a hanging receiver times out",
+			replies:      []reply{{hang: true}},
+			retry:        "timeout: 200ms\nretry: {attempts: 1}",
+			want:         action.Retryable,
+			wantRequests: 1,
+			wantInDetail: "deadline exceeded",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, "", tc.replies...)
+			retry := tc.retry
+			if retry == "" {
+				retry = "retry: {attempts: 3, min_backoff: 10ms, max_backoff: 20ms}"
+			}
+			st := mustStep(t, fmt.Sprintf("url: %s/hook\n%s", rc.srv.URL, retry), "")
+			_, r := deliver(t, st, input())
+			wantOutcome(t, r, tc.want)
+			if n := len(rc.requests()); n != tc.wantRequests {
+				t.Errorf("receiver saw %d requests, want %d", n, tc.wantRequests)
+			}
+			if !strings.Contains(r.Detail, tc.wantInDetail) || r.Err == nil {
+				t.Errorf("detail = %q, err = %v; want detail containing %q and an error", r.Detail, r.Err, tc.wantInDetail)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverShown(t *testing.T) {
+	const (
+		token  = "tok-9f8e7d6c"
+		apiKey = "key-5a4b3c2d"
+	)
+	rawKey, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(testSecret, "whsec_"))
+	leaks := []string{testSecret, strings.TrimPrefix(testSecret, "whsec_"), string(rawKey), token, apiKey}
+	tests := []struct {
+		name    string
+		replies []reply
+	}{
+		{name: "delivered", replies: nil},
+		{name: "rejected", replies: []reply{{status: http.StatusBadRequest, body: "bad payload"}}},
+		{name: "timed out", replies: []reply{{hang: true}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, testSecret, tc.replies...)
+			inst, red, err := openHook(t, fmt.Sprintf(`
+url: '%s/hook/{{ .app }}?token=%s&stream={{ .stream | urlquery }}'
+secret: %s
+headers: {X-Api-Key: %s, Authorization: 'Basic %s'}
+timeout: 300ms
+retry: {attempts: 1}
+`, rc.srv.URL, token, testSecret, apiKey, apiKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, r := deliver(t, stepOf(t, inst, ""), input())
+			if tc.replies == nil {
+				wantOutcome(t, r, action.Delivered)
+			} else {
+				wantOutcome(t, r, map[bool]action.Outcome{true: action.Retryable, false: action.Permanent}[tc.replies[0].hang])
+			}
+			planJSON, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shown := []string{string(planJSON), r.Detail}
+			if r.Err != nil {
+				shown = append(shown, r.Err.Error())
+			}
+			for _, text := range shown {
+				for _, s := range leaks {
+					if strings.Contains(text, s) {
+						t.Errorf("%q leaks secret %q", text, s)
+					}
+				}
+			}
+			if !strings.Contains(p.Target, "token=****") {
+				t.Errorf("target %q does not show the token redacted", p.Target)
+			}
+			// The engine scrubs any text with the Redactor: it must know
+			// the URL's token as well as the signing secret.
+			for _, s := range []string{token, testSecret} {
+				if got := red.Redact("x " + s + " y"); got != "x **** y" {
+					t.Errorf("redactor does not know %q: %q", s, got)
+				}
+			}
+		})
+	}
+}
+
+func TestURLCredentialsKnownToRedactor(t *testing.T) {
+	tests := []struct {
+		name       string
+		url        string
+		secret     []string // the Redactor must scrub these
+		plain      []string // and leave these alone
+		wantTarget string
+	}{
+		{
+			name:       "query",
+			url:        "https://example.com/h?app=live&token=abc1&sig=s%2Fx1&id=0123456789abcdef0&s={{ .stream }}",
+			secret:     []string{"abc1", "s%2Fx1", "s/x1", "0123456789abcdef0"},
+			plain:      []string{"live", "example.com"},
+			wantTarget: "https://example.com/h?app=****&token=****&sig=****&id=****&s=****",
+		},
+		{
+			name:       "userinfo",
+			url:        "https://robot:pw-12345@example.com/h",
+			secret:     []string{"pw-12345"},
+			plain:      []string{"robot"},
+			wantTarget: "https://****@example.com/h",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inst, red, err := openHook(t, fmt.Sprintf("url: '%s'", tc.url))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.secret {
+				if got := red.Redact(s); got != secret.Redacted {
+					t.Errorf("redactor leaves %q as %q, want it scrubbed", s, got)
+				}
+			}
+			for _, s := range tc.plain {
+				if got := red.Redact(s); got != s {
+					t.Errorf("redactor scrubs plain %q", s)
+				}
+			}
+			p, err := stepOf(t, inst, "").Plan(input())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Target != tc.wantTarget {
+				t.Errorf("target = %q, want %q", p.Target, tc.wantTarget)
+			}
+		})
+	}
+}
