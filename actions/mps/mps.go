@@ -34,6 +34,8 @@ func init() {
 		Name: "mps",
 		Doc:  "submit an ApsaraVideo Media Processing transcoding job (SubmitJobs)",
 		Open: open,
+		// A transcoding job may wait out an outage of hours; an alert may not.
+		Delivery: action.Jobs,
 	})
 }
 

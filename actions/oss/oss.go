@@ -32,6 +32,8 @@ func init() {
 		Name: "oss",
 		Doc:  "submit an OSS processing job on an object (video/convert, image resize with sys/saveas)",
 		Open: open,
+		// A transcoding job may wait out an outage of hours; an alert may not.
+		Delivery: action.Jobs,
 	})
 }
 
