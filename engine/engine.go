@@ -1,6 +1,7 @@
-// Package engine runs livehook: it accepts events, evaluates them against
-// the current rule set and delivers each matching rule's actions. It knows
-// action types only through the action registry.
+// Package engine runs livehook: it accepts events durably, evaluates each
+// once against the current rule set, and turns every matching rule's steps
+// into persisted delivery jobs that run until they succeed, fail for good
+// or run out of attempts. It knows action types only through the registry.
 package engine
 
 import (
@@ -18,15 +19,23 @@ import (
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
+	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
 
-// ErrBusy means the engine cannot take another event right now; intake
-// answers 503 so Aliyun retries.
-var ErrBusy = errors.New("engine: queue full")
-
 // ErrStopped means the engine is shutting down.
 var ErrStopped = errors.New("engine: stopped")
+
+// Default windows for recognising Aliyun's retries of a callback.
+const (
+	// A recording file is generated once: a file event's identity holds a day.
+	DefaultFileDedupe = 24 * time.Hour
+	// Status events have no time of their own, and two genuine record_error
+	// events for one stream can be identical: remember them only a little
+	// longer than Aliyun's retries last (5 tries, at most seconds apart).
+	DefaultStatusDedupe = 5 * time.Minute
+	DefaultRetention    = 7 * 24 * time.Hour
+)
 
 // Options configure an Engine.
 type Options struct {
@@ -34,11 +43,14 @@ type Options struct {
 	// Registry returns the action types for each load, so types found at
 	// run time (plugins) are rescanned on reload. Default: action.Default().
 	Registry func() (*action.Registry, error)
-	Deps      action.Deps
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
-	Workers   int // events processed at once; default 16
-	QueueSize int // accepted events waiting; default 10000
+	Store    store.Store // required: where accepted events and jobs live
+	Deps     action.Deps
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+
+	FileDedupe   time.Duration // default DefaultFileDedupe
+	StatusDedupe time.Duration // default DefaultStatusDedupe
+	Retention    time.Duration // finished events are pruned after this; default DefaultRetention
 }
 
 // ReloadStatus is the outcome of the last load, shown by /api/rules.
@@ -50,26 +62,35 @@ type ReloadStatus struct {
 	Diagnostics []yamlconf.Diagnostic `json:"diagnostics,omitempty"`
 }
 
-// Engine evaluates events against the current rule set.
+// Engine evaluates events against the current rule set and delivers.
 type Engine struct {
 	opts     Options
 	log      *slog.Logger
 	metrics  *metrics
+	store    store.Store
 	current  atomic.Pointer[rules.Set]
 	status   atomic.Pointer[ReloadStatus]
 	throttle *throttle
+	dedupe   *dedupe
+	ingest   *queue
+	// unevaluated counts accepted events whose jobs are not yet scheduled.
+	unevaluated atomic.Int64
+	runner      *runner
 
 	reloadMu sync.Mutex // one reload at a time
+	replayMu sync.Mutex // one replay at a time, so a dead letter is replayed once
 	mu       sync.RWMutex
-	queue    chan *event.Event
-	pending  atomic.Int64 // events accepted and not yet processed
 	stopped  bool
-	workers  sync.WaitGroup
+	done     chan struct{} // closed when background work has stopped
+	stopBg   context.CancelFunc
 }
 
-// New loads the rules and returns an engine ready to Start. A rules file
-// that does not load is an error: the daemon refuses to start on it.
+// New loads the rules and the store's state and returns an engine ready to
+// Start. Rules that do not load are an error: the daemon refuses to start.
 func New(o Options) (*Engine, error) {
+	if o.Store == nil {
+		return nil, errors.New("engine: a store is required")
+	}
 	if o.Registry == nil {
 		o.Registry = func() (*action.Registry, error) { return action.Default(), nil }
 	}
@@ -88,19 +109,29 @@ func New(o Options) (*Engine, error) {
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
 	}
-	if o.Workers <= 0 {
-		o.Workers = 16
-	}
-	if o.QueueSize <= 0 {
-		o.QueueSize = 10000
-	}
-	e := &Engine{opts: o, log: o.Logger, queue: make(chan *event.Event, o.QueueSize)}
-	e.metrics = newMetrics(o.Metrics, func() float64 { return float64(len(e.queue)) })
+	o.FileDedupe = cmpOr(o.FileDedupe, DefaultFileDedupe)
+	o.StatusDedupe = cmpOr(o.StatusDedupe, DefaultStatusDedupe)
+	o.Retention = cmpOr(o.Retention, DefaultRetention)
+	e := &Engine{opts: o, log: o.Logger, store: o.Store, ingest: newQueue(), done: make(chan struct{})}
+	e.runner = newRunner(e)
+	e.metrics = newMetrics(o.Metrics, e)
 	e.throttle = newThrottle(o.Deps.Now)
+	entries, err := o.Store.Dedupe(o.Deps.Now())
+	if err != nil {
+		return nil, fmt.Errorf("engine: read dedupe index: %w", err)
+	}
+	e.dedupe = newDedupe(entries)
 	if err := e.Reload(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load rules %s:\n%w", o.RulesPath, err)
 	}
 	return e, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Rules returns the current rule set.
@@ -155,63 +186,101 @@ func (e *Engine) Reload() error {
 	return nil
 }
 
-// Accept takes an event for processing and returns its id. The event is
-// processed after Accept returns, never before.
-func (e *Engine) Accept(_ context.Context, ev *event.Event) (string, error) {
-	ev.ID = ulid.Make().String()
-	if ev.ReceivedAt.IsZero() {
-		ev.ReceivedAt = e.opts.Deps.Now().UTC()
-	}
+// Accept records ev durably and returns its id; rules run after Accept
+// returns, never before. dedupeKey (see event.DedupeKey) identifies
+// Aliyun's retries of one callback: a retry gets the first one's id and is
+// not processed again. An error means the event was not taken.
+func (e *Engine) Accept(ctx context.Context, ev *event.Event, dedupeKey string) (string, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.stopped {
 		return "", ErrStopped
 	}
-	e.pending.Add(1)
-	select {
-	case e.queue <- ev:
-		return ev.ID, nil
-	default:
-		e.pending.Add(-1)
-		return "", ErrBusy
+	ev.ID = ulid.Make().String()
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = e.opts.Deps.Now().UTC()
 	}
+	a := &store.Accepted{Event: ev, DedupeKey: dedupeKey}
+	if dedupeKey != "" {
+		a.DedupeTTL = e.opts.FileDedupe
+		if ev.Source == event.SourceRecord && ev.Kind != event.KindFile {
+			a.DedupeTTL = e.opts.StatusDedupe
+		}
+		first, dup, err := e.dedupe.claim(ctx, dedupeKey, ev.ID, ev.ReceivedAt.Add(a.DedupeTTL))
+		if err != nil {
+			return "", err
+		}
+		if dup {
+			e.metrics.duplicates.WithLabelValues(ev.Source).Inc()
+			e.log.Info("duplicate callback: answered with the first one's id", "event_id", first, "source", ev.Source)
+			return first, nil
+		}
+	}
+	err := e.store.Append(ctx, a)
+	if dedupeKey != "" {
+		e.dedupe.settle(dedupeKey, err == nil)
+	}
+	if err != nil {
+		e.metrics.storeErrors.Inc()
+		return "", err
+	}
+	e.unevaluated.Add(1)
+	e.ingest.push(a)
+	return ev.ID, nil
 }
 
-// Start runs the workers until Stop.
-func (e *Engine) Start() {
-	for range e.opts.Workers {
-		e.workers.Add(1)
-		go func() {
-			defer e.workers.Done()
-			var m rules.Matcher
-			for ev := range e.queue {
-				e.process(&m, ev)
-				e.pending.Add(-1)
-			}
-		}()
+// Start recovers what a previous run left, then runs the ingester, the
+// job runner and the pruner until Stop.
+func (e *Engine) Start() error {
+	// Events accepted but never evaluated: the journal still has them.
+	err := e.store.Unapplied(func(a *store.Accepted) error {
+		if a.DedupeKey != "" {
+			e.dedupe.restore(a.DedupeKey, a.Event.ID, a.Event.ReceivedAt.Add(a.DedupeTTL))
+		}
+		e.unevaluated.Add(1)
+		e.ingest.push(a)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("engine: recover accepted events: %w", err)
 	}
+	if n := e.ingest.len(); n > 0 {
+		e.log.Info("recovered accepted events not yet evaluated", "events", n)
+	}
+	if err := e.runner.resume(); err != nil {
+		return fmt.Errorf("engine: resume jobs: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopBg = cancel
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); e.ingestLoop() }()
+	go func() { defer wg.Done(); e.pruneLoop(ctx) }()
+	go func() { wg.Wait(); close(e.done) }()
+	return nil
 }
 
-// Stop refuses new events, lets the workers finish what was accepted
-// until ctx ends, and closes the rules' instances.
+// Stop refuses new events, evaluates what was accepted, lets in-flight
+// deliveries finish until ctx ends, and leaves every other job pending for
+// the next start. The caller closes the store afterwards.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
-	if !e.stopped {
-		e.stopped = true
-		close(e.queue)
-	}
+	already := e.stopped
+	e.stopped = true
 	e.mu.Unlock()
-	done := make(chan struct{})
-	go func() { e.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("stop: %d event(s) not processed: %w", len(e.queue), ctx.Err())
+	if already {
+		return nil
 	}
+	e.ingest.close()
+	if e.stopBg != nil {
+		e.stopBg()
+		<-e.done
+	}
+	err := e.runner.stop(ctx)
 	if set := e.current.Load(); set != nil {
 		set.Retire()
 	}
-	return nil
+	return err
 }
 
 // acquire returns the current set, marked in use.
@@ -224,57 +293,21 @@ func (e *Engine) acquire() *rules.Set {
 	}
 }
 
-func (e *Engine) process(m *rules.Matcher, ev *event.Event) {
-	set := e.acquire()
-	defer set.Release()
-	matched, errs := m.Match(set, ev)
-	for _, err := range errs {
-		e.metrics.ruleErrors.WithLabelValues(err.Rule.Name).Inc()
-		e.log.Warn("rule condition failed", "event_id", ev.ID, "rule", err.Rule.Name, "err", set.Secrets.Redact(err.Err.Error()))
-	}
-	for _, r := range matched {
-		e.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
-		suppressed, run := e.throttle.admit(r, ev)
-		if !run {
-			e.metrics.throttled.WithLabelValues(r.Name).Inc()
-			e.log.Debug("rule throttled", "event_id", ev.ID, "rule", r.Name)
-			continue
+// pruneLoop deletes finished events after the retention period.
+func (e *Engine) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		now := e.opts.Deps.Now()
+		if n, err := e.store.Prune(now.Add(-e.opts.Retention), now); err != nil {
+			e.log.Warn("prune store", "err", err)
+		} else if n > 0 {
+			e.log.Info("pruned finished events", "events", n)
 		}
-		e.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
-		for _, s := range r.Steps {
-			in := action.Input{Event: ev, Rule: r.Name, Suppressed: suppressed,
-				DeliveryID: fmt.Sprintf("%s.%s.%d", ev.ID, r.Name, s.Index)}
-			e.deliver(set, s, in)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
-	e.log.Debug("event processed", "event_id", ev.ID, "rules_matched", len(matched))
-}
-
-func (e *Engine) deliver(set *rules.Set, s *rules.Step, in action.Input) {
-	start := time.Now()
-	log := e.log.With("event_id", in.Event.ID, "rule", in.Rule, "action", s.Action, "type", s.Type)
-	var res action.Result
-	if plan, err := s.Step.Plan(in); err != nil {
-		res = action.Failed(action.Permanent, fmt.Errorf("render: %w", err))
-	} else {
-		res = s.Step.Do(context.Background(), plan)
-	}
-	e.metrics.deliveries.WithLabelValues(s.Action, s.Type, res.Outcome.String()).Inc()
-	e.metrics.deliveryTime.WithLabelValues(s.Action, s.Type).Observe(time.Since(start).Seconds())
-	attrs := []any{"result", res.Outcome.String(), "duration", time.Since(start).Round(time.Millisecond)}
-	for k, v := range res.IDs {
-		attrs = append(attrs, k, v)
-	}
-	for _, f := range res.Events {
-		if id, err := e.Accept(context.Background(), f); err != nil {
-			log.Error("follow-up event lost", "source", f.Source, "err", err)
-		} else {
-			log.Info("follow-up event accepted", "follow_up_id", id, "source", f.Source)
-		}
-	}
-	if res.Outcome == action.Delivered {
-		log.Info("delivered", attrs...)
-		return
-	}
-	log.Warn("delivery failed", append(attrs, "detail", set.Secrets.Redact(res.Detail))...)
 }

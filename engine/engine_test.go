@@ -15,6 +15,7 @@ import (
 
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/store"
 )
 
 // recorder is an action type for tests: every delivery is sent on a
@@ -70,23 +71,32 @@ func newTestEngine(t *testing.T, rulesYAML string, rec *recorder, clock *fakeClo
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, err := New(Options{
-		RulesPath: path, Registry: func() (*action.Registry, error) { return rec.registry(t), nil }, Metrics: reg, Workers: 1,
-		Logger: slog.New(slog.DiscardHandler),
-		Deps:   action.Deps{Now: clock.Now},
+		RulesPath: path, Registry: func() (*action.Registry, error) { return rec.registry(t), nil },
+		Store: st, Metrics: reg, Logger: slog.New(slog.DiscardHandler),
+		Deps: action.Deps{Now: clock.Now},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Start()
-	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.Stop(context.Background())
+		st.Close()
+	})
 	return e, reg, path
 }
 
 func accept(t *testing.T, e *Engine, stream string) {
 	t.Helper()
 	if _, err := e.Accept(context.Background(), &event.Event{Source: "test", Kind: event.KindStatus,
-		Domain: "d", App: "live", Stream: stream, Event: "record_error"}); err != nil {
+		Domain: "d", App: "live", Stream: stream, Event: "record_error"}, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -106,7 +116,7 @@ func next(t *testing.T, rec *recorder) action.Input {
 func drained(t *testing.T, e *Engine) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.pending.Load() > 0 {
+	for e.unevaluated.Load() > 0 || e.runner.pending.Load() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("engine did not drain within 5s")
 		}

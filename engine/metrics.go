@@ -1,21 +1,27 @@
 package engine
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the engine's own series; intake and admin register theirs.
 type metrics struct {
 	ruleMatches  *prometheus.CounterVec
 	ruleErrors   *prometheus.CounterVec
 	throttled    *prometheus.CounterVec
+	duplicates   *prometheus.CounterVec
 	deliveries   *prometheus.CounterVec
 	deliveryTime *prometheus.HistogramVec
+	retries      *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	lastReload   prometheus.Gauge
 	lastReloadOK prometheus.Gauge
-	queueDepth   prometheus.GaugeFunc
+	storeErrors  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, queueDepth func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 	m := &metrics{
 		ruleMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livehook_rule_matches_total", Help: "Events that matched a rule.",
@@ -26,12 +32,18 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) *metrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livehook_rule_throttled_total", Help: "Matches whose actions a rule's throttle held back.",
 		}, []string{"rule"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livehook_events_duplicate_total", Help: "Retried callbacks recognised as already accepted.",
+		}, []string{"source"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "livehook_deliveries_total", Help: "Action deliveries by final result: delivered, retryable, permanent, error.",
+			Name: "livehook_deliveries_total", Help: "Delivery attempts by result: delivered, retryable, permanent.",
 		}, []string{"action", "type", "result"}),
 		deliveryTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "livehook_delivery_duration_seconds", Help: "Time to deliver one action, retries included.",
+			Name: "livehook_delivery_duration_seconds", Help: "Time one delivery attempt took, quick HTTP retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"action", "type"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livehook_delivery_retries_total", Help: "Failed attempts scheduled to be tried again.",
 		}, []string{"action", "type"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livehook_reloads_total", Help: "Rule reloads by result: success, error.",
@@ -42,11 +54,42 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) *metrics {
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "livehook_last_reload_successful", Help: "1 if the last reload succeeded, else 0.",
 		}),
-		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "livehook_queue_depth", Help: "Accepted events waiting for rule evaluation.",
-		}, queueDepth),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livehook_store_errors_total", Help: "Writes to the store that failed (intake answers 503 for those on the request path).",
+		}),
 	}
-	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.deliveries, m.deliveryTime,
-		m.reloads, m.lastReload, m.lastReloadOK, m.queueDepth)
+	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.duplicates, m.deliveries, m.deliveryTime,
+		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.storeErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "livehook_events_unevaluated", Help: "Accepted events waiting for rule evaluation.",
+		}, func() float64 { return float64(e.unevaluated.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "livehook_jobs_pending", Help: "Deliveries waiting to run or to be retried.",
+		}, func() float64 { return float64(e.runner.pending.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "livehook_dead_letters", Help: "Deliveries that failed for good and wait for a replay.",
+		}, func() float64 { return float64(e.runner.dead.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "livehook_store_bytes", Help: "Bytes the store takes on disk.",
+		}, func() float64 { return float64(e.store.Size()) }),
+	)
 	return m
+}
+
+// CommitObserver returns a journal OnCommit hook that records each group
+// commit's size and write+fsync latency.
+func CommitObserver(reg prometheus.Registerer) func(records int, d time.Duration) {
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "livehook_journal_commit_seconds", Help: "Write plus fsync time of one group commit of accepted events.",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+	})
+	size := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "livehook_journal_commit_records", Help: "Accepted events made durable by one group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+	})
+	reg.MustRegister(latency, size)
+	return func(records int, d time.Duration) {
+		latency.Observe(d.Seconds())
+		size.Observe(float64(records))
+	}
 }

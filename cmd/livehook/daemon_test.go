@@ -87,6 +87,9 @@ func startDaemonWith(t *testing.T, c serveConfig) *testDaemon {
 	sink := &logSink{}
 	logger := slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c.listen, c.admin, c.shutdownTimeout = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
+	if c.data == "" {
+		c.data = t.TempDir()
+	}
 	d, err := newDaemon(c, logger)
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)

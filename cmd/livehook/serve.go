@@ -22,6 +22,7 @@ import (
 	"github.com/livehook/livehook/engine/admin"
 	"github.com/livehook/livehook/engine/intake"
 	"github.com/livehook/livehook/engine/reload"
+	"github.com/livehook/livehook/engine/store"
 )
 
 // serveConfig is everything `livehook serve` takes.
@@ -32,6 +33,10 @@ type serveConfig struct {
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
+	data            string
+	retention       time.Duration
+	fileDedupe      time.Duration
+	statusDedupe    time.Duration
 	watch           bool
 }
 
@@ -43,7 +48,11 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "`ADDR` for /healthz, /readyz, /metrics, /-/reload and /api/rules (env LIVEHOOK_ADMIN)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json (env LIVEHOOK_LOG_FORMAT)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error (env LIVEHOOK_LOG_LEVEL)")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight deliveries may finish (env LIVEHOOK_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight deliveries may finish; the rest stay pending for the next start (env LIVEHOOK_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.data, "data", "./data", "`DIR` for the durable store: accepted events, deliveries, dead letters (env LIVEHOOK_DATA)")
+	fs.DurationVar(&c.retention, "retention", engine.DefaultRetention, "finished events and their deliveries are deleted after this; dead letters are kept until replayed (env LIVEHOOK_RETENTION)")
+	fs.DurationVar(&c.fileDedupe, "dedupe-file-window", engine.DefaultFileDedupe, "a retried file-generated callback (same domain, app, stream, uri) within this window is processed once (env LIVEHOOK_DEDUPE_FILE_WINDOW)")
+	fs.DurationVar(&c.statusDedupe, "dedupe-status-window", engine.DefaultStatusDedupe, "a retried status callback (same body and ALI-LIVE-TIMESTAMP) within this window is processed once (env LIVEHOOK_DEDUPE_STATUS_WINDOW)")
 	fs.BoolVar(&c.watch, "watch", true, "reload the rules when their files change; SIGHUP and POST /-/reload work either way (env LIVEHOOK_WATCH)")
 	if err := parse(fs, args, getenv); err != nil {
 		return err
@@ -85,6 +94,7 @@ type daemon struct {
 	public   net.Listener
 	admin    net.Listener
 	registry *prometheus.Registry
+	store    *store.Local
 	ready    chan struct{}
 }
 
@@ -93,16 +103,26 @@ type daemon struct {
 func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng, err := engine.New(engine.Options{RulesPath: c.rules, Logger: logger, Metrics: reg})
+	st, err := store.Open(c.data, store.Options{OnCommit: engine.CommitObserver(reg)})
 	if err != nil {
-		return nil, fmt.Errorf("load rules %s:\n%w", c.rules, err)
+		return nil, err
 	}
-	d := &daemon{cfg: c, log: logger, engine: eng, registry: reg, ready: make(chan struct{})}
+	eng, err := engine.New(engine.Options{
+		RulesPath: c.rules, Store: st, Logger: logger, Metrics: reg,
+		Retention: c.retention, FileDedupe: c.fileDedupe, StatusDedupe: c.statusDedupe,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d := &daemon{cfg: c, log: logger, engine: eng, registry: reg, store: st, ready: make(chan struct{})}
 	if d.public, err = net.Listen("tcp", c.listen); err != nil {
+		st.Close()
 		return nil, fmt.Errorf("listen %s: %w", c.listen, err)
 	}
 	if d.admin, err = net.Listen("tcp", c.admin); err != nil {
 		d.public.Close()
+		st.Close()
 		return nil, fmt.Errorf("admin listen %s: %w", c.admin, err)
 	}
 	return d, nil
@@ -111,7 +131,12 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 // serve runs until ctx ends, then shuts down in order: stop taking
 // callbacks, let accepted events finish, close the admin listener.
 func (d *daemon) serve(ctx context.Context) error {
-	d.engine.Start()
+	defer d.store.Close()
+	if err := d.engine.Start(); err != nil {
+		d.public.Close()
+		d.admin.Close()
+		return err
+	}
 	publicSrv := &http.Server{
 		Handler: intake.New(intake.Options{Acceptor: d.engine, Logger: d.log, Metrics: d.registry}),
 		// Slow clients must not hold connections open: Aliyun sends a few

@@ -26,10 +26,12 @@ import (
 // hundred bytes.
 const DefaultMaxBody = 64 << 10
 
-// Acceptor takes a valid event and returns its id. Any error means the
-// event was not taken; the caller is told to retry.
+// Acceptor takes a valid event and returns its id. dedupeKey identifies
+// the sender's retries of one event (see event.DedupeKey): a retry gets
+// the first one's id. Any error means the event was not taken; the caller
+// is told to retry.
 type Acceptor interface {
-	Accept(ctx context.Context, ev *event.Event) (string, error)
+	Accept(ctx context.Context, ev *event.Event, dedupeKey string) (string, error)
 }
 
 // Options configure the handler.
@@ -121,7 +123,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.ReceivedAt = h.opts.Now().UTC()
-	id, err := h.opts.Acceptor.Accept(r.Context(), ev)
+	key := event.DedupeKey(ev, body, r.Header.Get("ALI-LIVE-TIMESTAMP"), r.Header.Get("webhook-id"))
+	id, err := h.opts.Acceptor.Accept(r.Context(), ev, key)
 	if err != nil {
 		h.opts.Logger.Error("event not accepted", "source", source, "err", err)
 		h.refuse(w, source, "unavailable", http.StatusServiceUnavailable, "cannot take the event now; retry later")

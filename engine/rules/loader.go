@@ -102,15 +102,38 @@ func (l *loader) actionsNode(file string, n *yaml.Node) {
 			l.diags.At(file, k, "action %q: missing type (one of %s)", name, strings.Join(l.opts.Registry.Names(), ", "))
 			return
 		}
+		delivery, settings := splitKey(settings, "delivery")
+		policy, ok := l.delivery(file, typ, delivery)
 		inst := l.open(file, k, name, typ, settings)
-		if inst == nil {
+		if inst == nil || !ok {
 			l.broken[name] = true
 			return
 		}
-		a := &Action{Name: name, Type: typ.Value, File: file, Line: k.Line, Instance: inst}
+		a := &Action{Name: name, Type: typ.Value, File: file, Line: k.Line, Instance: inst, Delivery: policy}
 		l.actions[name] = a
 		l.set.Actions = append(l.set.Actions, a)
 	})
+}
+
+// delivery decodes an instance's `delivery:` over its type's defaults.
+func (l *loader) delivery(file string, typ, n *yaml.Node) (action.DeliveryPolicy, bool) {
+	base := action.Alerting
+	if t, ok := l.opts.Registry.Lookup(typ.Value); ok && t.Delivery != (action.DeliveryPolicy{}) {
+		base = t.Delivery
+	}
+	var p action.DeliveryPolicy
+	if n == nil {
+		return base, true
+	}
+	if err := yamlconf.Decode(file, n, &p); err != nil {
+		l.addErr(file, n, err)
+		return base, false
+	}
+	if p.MaxAttempts < 0 || p.MaxAge < 0 || p.Concurrency < 0 || p.Backoff < 0 || p.MaxBackoff < 0 {
+		l.diags.At(file, n, "delivery: values must be positive")
+		return base, false
+	}
+	return p.Over(base), true
 }
 
 // open builds one instance, reporting failures at the instance's position.
@@ -306,12 +329,15 @@ func (l *loader) step(file string, r *Rule, i int, n *yaml.Node) *Step {
 			l.diags.At(file, name, "rule %q: do[%d]: undefined action %q", r.Name, i, name.Value)
 			return nil
 		}
-		inst, s.Action, s.Type = a.Instance, a.Name, a.Type
+		inst, s.Action, s.Type, s.Delivery = a.Instance, a.Name, a.Type, a.Delivery
 	case typ != nil:
 		s.Action = fmt.Sprintf("%s/do[%d]", r.Name, i)
-		if inst = l.open(file, n, s.Action, typ, settings); inst == nil {
+		delivery, rest := splitKey(settings, "delivery")
+		policy, ok := l.delivery(file, typ, delivery)
+		if inst = l.open(file, n, s.Action, typ, rest); inst == nil || !ok {
 			return nil
 		}
+		s.Delivery = policy
 		s.Type = typ.Value
 	default:
 		l.diags.At(file, n, "rule %q: do[%d]: want action (a named action) or type (an inline one)", r.Name, i)

@@ -46,6 +46,7 @@ type Action struct {
 	File     string
 	Line     int
 	Instance action.Instance
+	Delivery action.DeliveryPolicy
 }
 
 // Rule is one rule, compiled.
@@ -65,10 +66,35 @@ type Rule struct {
 
 // Step is one entry of a rule's `do:` list.
 type Step struct {
-	Index  int
-	Action string // instance name: the `actions:` key, or rule/do[i] for an inline step
-	Type   string
-	Step   action.Step
+	Index    int
+	Action   string // instance name: the `actions:` key, or rule/do[i] for an inline step
+	Type     string
+	Step     action.Step
+	Delivery action.DeliveryPolicy
+}
+
+// Step finds step i of the named rule; nil if the rule or step is gone.
+func (s *Set) Step(rule string, i int) *Step {
+	for _, r := range s.Rules {
+		if r.Name == rule {
+			for _, st := range r.Steps {
+				if st.Index == i {
+					return st
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Rule finds a rule by name.
+func (s *Set) Rule(name string) *Rule {
+	for _, r := range s.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
 }
 
 // Throttle holds back repeated deliveries of a rule for one key.

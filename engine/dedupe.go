@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/livehook/livehook/engine/store"
+)
+
+// dedupe remembers the identities of recently accepted events. A claim is
+// held while the first copy is being written: a retry arriving meanwhile
+// waits for that outcome, so it is never told 200 for an event that did
+// not make it to disk.
+type dedupe struct {
+	mu      sync.Mutex
+	entries map[string]*claim
+}
+
+type claim struct {
+	id      string
+	expires time.Time
+	done    chan struct{} // closed once the first copy is written or failed
+	ok      bool
+}
+
+func newDedupe(entries map[string]store.DedupeEntry) *dedupe {
+	d := &dedupe{entries: make(map[string]*claim, len(entries))}
+	for k, e := range entries {
+		d.restore(k, e.ID, e.Expires)
+	}
+	return d
+}
+
+// restore records an identity known to be on disk.
+func (d *dedupe) restore(key, id string, expires time.Time) {
+	done := make(chan struct{})
+	close(done)
+	d.mu.Lock()
+	d.entries[key] = &claim{id: id, expires: expires, done: done, ok: true}
+	d.mu.Unlock()
+}
+
+// claim returns the first event's id and dup=true when key is already
+// accepted; otherwise it claims key for id, and the caller must settle it.
+func (d *dedupe) claim(ctx context.Context, key, id string, expires time.Time) (first string, dup bool, err error) {
+	for {
+		d.mu.Lock()
+		c, ok := d.entries[key]
+		if ok && !time.Now().Before(c.expires) {
+			delete(d.entries, key)
+			ok = false
+		}
+		if !ok {
+			d.entries[key] = &claim{id: id, expires: expires, done: make(chan struct{})}
+			d.mu.Unlock()
+			return "", false, nil
+		}
+		d.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		}
+		if c.ok {
+			return c.id, true, nil
+		}
+		// The first copy failed to write: try again to be the first.
+	}
+}
+
+// settle ends a claim: kept when written, dropped when not.
+func (d *dedupe) settle(key string, written bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.entries[key]
+	if c == nil {
+		return
+	}
+	c.ok = written
+	if !written {
+		delete(d.entries, key)
+	}
+	close(c.done)
+}
+
+// sweep forgets expired identities.
+func (d *dedupe) sweep(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, c := range d.entries {
+		if c.ok && !now.Before(c.expires) {
+			delete(d.entries, k)
+		}
+	}
+}
