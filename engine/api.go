@@ -1,21 +1,11 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/store"
 )
-
-// ErrNotDead is returned when replaying a job that is not a dead letter.
-var ErrNotDead = errors.New("not a dead letter")
-
-// EventDetail is one event with what happened to it.
-type EventDetail struct {
-	*store.EventRecord
-	Jobs []*store.Job `json:"jobs"`
-}
 
 // Events lists stored events, newest first.
 func (e *Engine) Events(f store.EventFilter) ([]*store.EventRecord, error) {
@@ -26,7 +16,7 @@ func (e *Engine) Events(f store.EventFilter) ([]*store.EventRecord, error) {
 }
 
 // Event returns one event with every delivery and its attempts.
-func (e *Engine) Event(id string) (*EventDetail, error) {
+func (e *Engine) Event(id string) (*store.EventDetail, error) {
 	rec, jobs, err := e.store.Event(id)
 	if err != nil {
 		return nil, err
@@ -34,7 +24,7 @@ func (e *Engine) Event(id string) (*EventDetail, error) {
 	if jobs == nil {
 		jobs = []*store.Job{}
 	}
-	return &EventDetail{EventRecord: rec, Jobs: jobs}, nil
+	return &store.EventDetail{EventRecord: rec, Jobs: jobs}, nil
 }
 
 // DeadLetters lists deliveries that failed for good, newest first.
@@ -60,7 +50,7 @@ func (e *Engine) ReplayDeadLetter(id string) (*store.Job, error) {
 		return nil, err
 	}
 	if j.State != store.Dead {
-		return nil, fmt.Errorf("job %s is %s: %w", id, j.State, ErrNotDead)
+		return nil, fmt.Errorf("job %s is %s: %w", id, j.State, store.ErrNotDead)
 	}
 	rec, _, err := e.store.Event(j.EventID)
 	if err != nil {

@@ -64,15 +64,16 @@ type ReloadStatus struct {
 
 // Engine evaluates events against the current rule set and delivers.
 type Engine struct {
-	opts     Options
-	log      *slog.Logger
-	metrics  *metrics
-	store    store.Store
-	current  atomic.Pointer[rules.Set]
-	status   atomic.Pointer[ReloadStatus]
-	throttle *throttle
-	dedupe   *dedupe
-	ingest   *queue
+	opts      Options
+	log       *slog.Logger
+	metrics   *metrics
+	store     store.Store
+	current   atomic.Pointer[rules.Set]
+	status    atomic.Pointer[ReloadStatus]
+	throttle  *throttle
+	dedupe    *dedupe
+	ingest    *queue
+	watermark watermark // used by the ingester only
 	// unevaluated counts accepted events whose jobs are not yet scheduled.
 	unevaluated atomic.Int64
 	runner      *runner
@@ -216,7 +217,10 @@ func (e *Engine) Accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 			return first, nil
 		}
 	}
-	err := e.store.Append(ctx, a)
+	// A client that hangs up mid-write must not cancel it: a record
+	// written after its caller gave up would leave a hole in the journal
+	// that the ingester's watermark could never pass.
+	err := e.store.Append(context.WithoutCancel(ctx), a)
 	if dedupeKey != "" {
 		e.dedupe.settle(dedupeKey, err == nil)
 	}
@@ -233,7 +237,7 @@ func (e *Engine) Accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 // job runner and the pruner until Stop.
 func (e *Engine) Start() error {
 	// Events accepted but never evaluated: the journal still has them.
-	err := e.store.Unapplied(func(a *store.Accepted) error {
+	applied, err := e.store.Unapplied(func(a *store.Accepted) error {
 		if a.DedupeKey != "" {
 			e.dedupe.restore(a.DedupeKey, a.Event.ID, a.Event.ReceivedAt.Add(a.DedupeTTL))
 		}
@@ -244,6 +248,7 @@ func (e *Engine) Start() error {
 	if err != nil {
 		return fmt.Errorf("engine: recover accepted events: %w", err)
 	}
+	e.watermark.next = applied + 1
 	if n := e.ingest.len(); n > 0 {
 		e.log.Info("recovered accepted events not yet evaluated", "events", n)
 	}

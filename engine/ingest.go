@@ -70,6 +70,34 @@ func (q *queue) close() {
 // ingestBatch bounds how many events share one state commit.
 const ingestBatch = 256
 
+// watermark tracks the journal position below which every event is
+// applied. Concurrent requests reach the queue in a different order than
+// the journal numbered them, so the position advances only over a dense
+// run; events applied beyond it are replayed after a crash and skipped
+// then, because the store already has them.
+type watermark struct {
+	next  uint64          // the lowest seq not yet applied; set at start from the store
+	ahead map[uint64]bool // applied seqs above next
+}
+
+// advance records batch as applied and returns the new position: every
+// seq up to it is applied.
+func (w *watermark) advance(batch []*store.Accepted) uint64 {
+	if w.ahead == nil {
+		w.ahead = map[uint64]bool{}
+	}
+	for _, a := range batch {
+		if a.Seq >= w.next {
+			w.ahead[a.Seq] = true
+		}
+	}
+	for w.ahead[w.next] {
+		delete(w.ahead, w.next)
+		w.next++
+	}
+	return w.next - 1
+}
+
 // ingestLoop evaluates accepted events, in the order they were accepted,
 // and commits each batch with its jobs in one transaction. It runs until
 // the queue is closed and drained.
@@ -87,7 +115,7 @@ func (e *Engine) ingestLoop() {
 				dedupe[a.DedupeKey] = store.DedupeEntry{ID: a.Event.ID, Expires: a.Event.ReceivedAt.Add(a.DedupeTTL)}
 			}
 		}
-		seq := batch[len(batch)-1].Seq
+		seq := e.watermark.advance(batch)
 		// The events are safe in the journal, so a failed commit is retried
 		// rather than dropped; a restart would replay them too.
 		for attempt := 1; ; attempt++ {

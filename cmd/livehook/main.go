@@ -28,6 +28,10 @@ Usage:
                                       what every action would send (sends nothing)
   livehook send [--url URL] EVENT.json
                                       POST an event file to a running daemon
+  livehook events [list|show ID|replay ID]
+                                      what happened to recent events, from a running daemon
+  livehook deadletters [list|replay ID|replay --all]
+                                      deliveries that failed for good, and replaying them
   livehook actions                    list the action types this build knows
   livehook version                    print the version
 
@@ -79,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return sendCmd(ctx, rest, stdout, stderr)
 	case "actions":
 		return actionsCmd(rest, stdout, stderr)
+	case "events":
+		return eventsCmd(ctx, rest, stdout, stderr, getenv)
+	case "deadletters":
+		return deadlettersCmd(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "livehook", versionString())
 		return nil

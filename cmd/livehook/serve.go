@@ -38,6 +38,7 @@ type serveConfig struct {
 	fileDedupe      time.Duration
 	statusDedupe    time.Duration
 	watch           bool
+	plugins         string
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(string) (string, bool)) error {
@@ -54,6 +55,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.DurationVar(&c.fileDedupe, "dedupe-file-window", engine.DefaultFileDedupe, "a retried file-generated callback (same domain, app, stream, uri) within this window is processed once (env LIVEHOOK_DEDUPE_FILE_WINDOW)")
 	fs.DurationVar(&c.statusDedupe, "dedupe-status-window", engine.DefaultStatusDedupe, "a retried status callback (same body and ALI-LIVE-TIMESTAMP) within this window is processed once (env LIVEHOOK_DEDUPE_STATUS_WINDOW)")
 	fs.BoolVar(&c.watch, "watch", true, "reload the rules when their files change; SIGHUP and POST /-/reload work either way (env LIVEHOOK_WATCH)")
+	pluginsFlag(fs, &c.plugins, getenv)
 	if err := parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -109,6 +111,7 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 	}
 	eng, err := engine.New(engine.Options{
 		RulesPath: c.rules, Store: st, Logger: logger, Metrics: reg,
+		Registry:  pluginRegistry(c.plugins),
 		Retention: c.retention, FileDedupe: c.fileDedupe, StatusDedupe: c.statusDedupe,
 	})
 	if err != nil {
@@ -154,6 +157,7 @@ func (d *daemon) serve(ctx context.Context) error {
 			Rules:    func() any { return d.engine.Report() },
 			Ready:    func() bool { return ctx.Err() == nil },
 			Gatherer: d.registry,
+			Events:   d.engine,
 			Logger:   d.log,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,

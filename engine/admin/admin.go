@@ -1,6 +1,6 @@
 // Package admin serves livehook's operator endpoints: health, readiness,
-// Prometheus metrics, reload, and the loaded rules. It listens on loopback
-// by default.
+// Prometheus metrics, reload, the loaded rules, and the history of events,
+// deliveries and dead letters. It listens on loopback by default.
 package admin
 
 import (
@@ -21,6 +21,7 @@ type Options struct {
 	Rules    func() any  // what GET /api/rules shows; secrets already redacted
 	Ready    func() bool // whether the daemon takes events
 	Gatherer prometheus.Gatherer
+	Events   Events // the event and dead-letter API; nil leaves it out
 	Logger   *slog.Logger
 }
 
@@ -52,6 +53,9 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /api/rules", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Rules())
 	})
+	if o.Events != nil {
+		eventRoutes(mux, o.Events)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "not found: " + r.Method + " " + r.URL.Path})
 	})

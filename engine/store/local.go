@@ -99,22 +99,34 @@ func (s *Local) Append(ctx context.Context, a *Accepted) error {
 }
 
 // Unapplied implements Store.
-func (s *Local) Unapplied(fn func(*Accepted) error) error {
+func (s *Local) Unapplied(fn func(*Accepted) error) (uint64, error) {
 	var applied uint64
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		applied = readApplied(tx)
 		return nil
 	}); err != nil {
-		return err
+		return 0, err
 	}
-	return s.journal.Replay(applied, func(seq uint64, rec []byte) error {
+	return applied, s.journal.Replay(applied, func(seq uint64, rec []byte) error {
 		var a Accepted
 		if err := json.Unmarshal(rec, &a); err != nil || a.Event == nil {
 			return fmt.Errorf("journal record %d: not an accepted event: %v", seq, err)
 		}
 		a.Seq = seq
+		if s.has(a.Event.ID) {
+			return nil // applied ahead of the watermark before the crash
+		}
 		return fn(&a)
 	})
+}
+
+func (s *Local) has(eventID string) bool {
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketEvents).Get([]byte(eventID)) != nil
+		return nil
+	})
+	return found
 }
 
 func readApplied(tx *bolt.Tx) uint64 {

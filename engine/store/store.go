@@ -16,6 +16,15 @@ import (
 // ErrNotFound is returned for an unknown event or job id.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotDead is returned when replaying a job that is not a dead letter.
+var ErrNotDead = errors.New("not a dead letter")
+
+// EventDetail is one event with what happened to it.
+type EventDetail struct {
+	*EventRecord
+	Jobs []*Job `json:"jobs"`
+}
+
 // Accepted is an event as intake accepted it, before rules ran.
 type Accepted struct {
 	Seq       uint64        `json:"-"` // journal position, set by Append
@@ -91,8 +100,9 @@ type Store interface {
 	// only call on the request path.
 	Append(ctx context.Context, a *Accepted) error
 	// Unapplied calls fn, in order, for every appended event that Apply has
-	// not yet covered: the work a crash interrupted.
-	Unapplied(fn func(*Accepted) error) error
+	// not yet covered (the work a crash interrupted), and returns the
+	// position up to which every event is applied.
+	Unapplied(fn func(*Accepted) error) (applied uint64, err error)
 	// Apply atomically records evaluated events with their new jobs, and
 	// that every appended event up to seq is applied.
 	Apply(events []*EventRecord, jobs []*Job, dedupe map[string]DedupeEntry, seq uint64) error

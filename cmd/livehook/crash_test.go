@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary builds the livehook command once per test run.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "livehook-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "livehook")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startBinary runs the real daemon as a subprocess and waits until it answers.
+func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	listen := freePort(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", listen, "--admin", freePort(t), "--log-format", "json"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if resp, err := http.Post("http://"+listen+"/nowhere", "", nil); err == nil {
+			resp.Body.Close()
+			return cmd, listen, &logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not come up:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKill9LosesNoAcceptedCallback streams callbacks at the real binary,
+// kills it with SIGKILL mid-stream, restarts it on the same data, and
+// checks that every callback answered 200 was delivered at least once.
+func TestKill9LosesNoAcceptedCallback(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t)
+	data := t.TempDir()
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rulesPath, webhookRules(rc.URL, "{ concurrency: 4, backoff: 50ms, max_backoff: 500ms }"))
+	args := []string{"--rules", rulesPath, "--data", data}
+
+	cmd, listen, logs := startBinary(t, bin, args...)
+	const senders = 16
+	var (
+		mu       sync.Mutex
+		accepted = map[string]bool{} // uris answered 200
+		wg       sync.WaitGroup
+	)
+	killed := make(chan struct{})
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-killed:
+					return
+				default:
+				}
+				uri := fmt.Sprintf("live/room1/%02d-%05d.flv", s, i)
+				resp, err := client.Post("http://"+listen+"/callbacks/record", "application/json", bytes.NewReader(fileCallback(uri)))
+				if err != nil {
+					return // the daemon is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					accepted[uri] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Kill once a good number of callbacks are in and deliveries are flowing.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(accepted)
+		mu.Unlock()
+		if n >= 1500 && len(rc.calls()) >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d callbacks accepted and %d delivered in 20s:\n%s", n, len(rc.calls()), logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	close(killed)
+	wg.Wait()
+	deliveredBeforeKill := len(rc.calls())
+
+	startBinary(t, bin, args...)
+	mu.Lock()
+	want := len(accepted)
+	mu.Unlock()
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		seen := map[string]int{}
+		for _, c := range rc.calls() {
+			seen[c.Event.URI]++
+		}
+		missing := 0
+		for uri := range accepted {
+			if seen[uri] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			dups := 0
+			for _, n := range seen {
+				dups += n - 1
+			}
+			// Only attempts in flight at the kill may run twice: at most
+			// the action's concurrency.
+			if dups > 4 {
+				t.Errorf("%d duplicate deliveries, want at most 4 (the deliveries in flight at the kill)", dups)
+			}
+			t.Logf("%d callbacks accepted, %d delivered before the kill, all delivered after the restart, %d duplicates", want, deliveredBeforeKill, dups)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted callbacks never delivered after the restart", missing, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
