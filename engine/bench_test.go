@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/intake"
+	"github.com/livehook/livehook/engine/store"
+)
+
+// bareAcceptor answers like the engine without persisting anything: the
+// baseline the durable accept path is measured against.
+type bareAcceptor struct{ n atomic.Int64 }
+
+func (a *bareAcceptor) Accept(context.Context, *event.Event, string) (string, error) {
+	return fmt.Sprint(a.n.Add(1)), nil
+}
+
+// loadResult is one measured run.
+type loadResult struct {
+	elapsed   time.Duration
+	latencies []time.Duration
+}
+
+func (r loadResult) perSecond() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
+func (r loadResult) quantile(q float64) time.Duration {
+	return r.latencies[min(int(q*float64(len(r.latencies))), len(r.latencies)-1)]
+}
+
+// drive posts n recording callbacks (each with its own uri, so none is a
+// duplicate) over conns keep-alive connections and times each.
+func drive(b *testing.B, url string, conns, n int, seq *atomic.Int64) loadResult {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	var left atomic.Int64
+	left.Store(int64(n))
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for left.Add(-1) >= 0 {
+				body := fmt.Appendf(nil, `{"domain":"live.example.com","app":"live","stream":"room1","uri":"live/room1/%d.flv","duration":61.5,"start_time":1714564803,"stop_time":1714564865}`, seq.Add(1))
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(all)
+	return loadResult{elapsed: elapsed, latencies: all}
+}
+
+// durableServer is the real accept path: intake in front of an engine
+// with the embedded store, rules loaded (none matches, so the figures are
+// the accept path's own).
+func durableServer(b *testing.B) *httptest.Server {
+	dir := b.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte("rules:\n  - name: never\n    when: app == \"none\"\n    do: [ { type: log } ]\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	quiet := slog.New(slog.DiscardHandler)
+	e, err := New(Options{RulesPath: rulesPath, Store: st, Logger: quiet, Metrics: reg,
+		Registry: func() (*action.Registry, error) { return logOnlyRegistry(b), nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(intake.New(intake.Options{Acceptor: e, Logger: quiet, Metrics: reg}))
+	b.Cleanup(func() {
+		srv.Close()
+		_ = e.Stop(context.Background())
+		st.Close()
+	})
+	return srv
+}
+
+// logOnlyRegistry holds a do-nothing `log` type: the benchmark rules
+// never match, so it is never run.
+func logOnlyRegistry(b *testing.B) *action.Registry {
+	reg := action.NewRegistry()
+	rec := &recorder{}
+	if err := reg.Add(action.Type{Name: "log", Open: func(action.Settings) (action.Instance, error) { return rec, nil }}); err != nil {
+		b.Fatal(err)
+	}
+	return reg
+}
+
+// benchmarkAccept alternates the bare and the durable handler within
+// every iteration, so both see the same machine, and reports the durable
+// path's throughput and latency as ratios of the bare one's.
+func benchmarkAccept(b *testing.B, conns, perRound int) {
+	bare := httptest.NewServer(intake.New(intake.Options{Acceptor: &bareAcceptor{}, Logger: slog.New(slog.DiscardHandler)}))
+	defer bare.Close()
+	durable := durableServer(b)
+	var seq atomic.Int64
+	var bareRuns, durableRuns []loadResult
+	drive(b, bare.URL+"/callbacks/record", conns, perRound/4, &seq) // warm both up
+	drive(b, durable.URL+"/callbacks/record", conns, perRound/4, &seq)
+	b.ResetTimer()
+	for range b.N {
+		bareRuns = append(bareRuns, drive(b, bare.URL+"/callbacks/record", conns, perRound, &seq))
+		durableRuns = append(durableRuns, drive(b, durable.URL+"/callbacks/record", conns, perRound, &seq))
+	}
+	b.StopTimer()
+	bareAll, durableAll := merge(bareRuns), merge(durableRuns)
+	b.ReportMetric(durableAll.perSecond(), "durable_events/s")
+	b.ReportMetric(bareAll.perSecond(), "bare_events/s")
+	b.ReportMetric(durableAll.perSecond()/bareAll.perSecond(), "throughput_ratio")
+	b.ReportMetric(float64(durableAll.quantile(0.50).Microseconds()), "durable_p50_µs")
+	b.ReportMetric(float64(durableAll.quantile(0.99).Microseconds()), "durable_p99_µs")
+	b.ReportMetric(float64(bareAll.quantile(0.50).Microseconds()), "bare_p50_µs")
+	b.ReportMetric(float64(bareAll.quantile(0.99).Microseconds()), "bare_p99_µs")
+	b.ReportMetric(float64(durableAll.quantile(0.50))/float64(bareAll.quantile(0.50)), "p50_ratio")
+}
+
+func merge(runs []loadResult) loadResult {
+	var out loadResult
+	for _, r := range runs {
+		out.elapsed += r.elapsed
+		out.latencies = append(out.latencies, r.latencies...)
+	}
+	slices.Sort(out.latencies)
+	return out
+}
+
+// BenchmarkAcceptPath64 is the durable accept path at 64 concurrent
+// connections. Target: throughput_ratio ≥ 0.55.
+func BenchmarkAcceptPath64(b *testing.B) { benchmarkAccept(b, 64, 20000) }
+
+// BenchmarkAcceptPath1 is one connection: the latency floor. Target:
+// p50_ratio ≤ 5 (no fixed batch timer).
+func BenchmarkAcceptPath1(b *testing.B) { benchmarkAccept(b, 1, 2000) }
