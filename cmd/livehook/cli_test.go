@@ -202,7 +202,8 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 }
 
 func TestServeFlagsFromEnvironment(t *testing.T) {
-	env := map[string]string{"LIVEHOOK_RULES": filepath.Join(os.TempDir(), "livehook-no-such-rules.yaml"), "LIVEHOOK_LOG_FORMAT": "json"}
+	env := map[string]string{"LIVEHOOK_RULES": filepath.Join(os.TempDir(), "livehook-no-such-rules.yaml"),
+		"LIVEHOOK_LOG_FORMAT": "json", "LIVEHOOK_DATA": t.TempDir()}
 	_, stderr, code := runCLI(t, env, "serve")
 	if code == 0 || !strings.Contains(stderr, "livehook-no-such-rules.yaml") {
 		t.Errorf("serve should use LIVEHOOK_RULES: exit %d, %q", code, stderr)
