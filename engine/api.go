@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/store"
@@ -61,10 +62,11 @@ func (e *Engine) ReplayDeadLetter(id string) (*store.Job, error) {
 	if err := e.store.PutJobs(j); err != nil {
 		return nil, err
 	}
+	out := snapshot(j) // the runner owns j from here on
 	e.runner.dead.Add(-1)
 	e.runner.add(j, rec)
 	e.log.Info("dead letter replayed", "job", j.ID, "event_id", j.EventID)
-	return j, nil
+	return out, nil
 }
 
 // ReplayEvent evaluates a stored event again against the current rules
@@ -98,9 +100,18 @@ func (e *Engine) ReplayEvent(id string) ([]*store.Job, error) {
 	if err := e.store.PutJobs(jobs...); err != nil {
 		return nil, err
 	}
-	for _, j := range jobs {
+	out := make([]*store.Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = snapshot(j) // the runner owns j from here on
 		e.runner.add(j, rec)
 	}
 	e.log.Info("event replayed", "event_id", id, "jobs", len(jobs))
-	return jobs, nil
+	return out, nil
+}
+
+// snapshot copies a job for a caller while the runner goes on changing it.
+func snapshot(j *store.Job) *store.Job {
+	c := *j
+	c.Attempts = slices.Clone(j.Attempts)
+	return &c
 }

@@ -13,6 +13,7 @@ import (
 // waits for that outcome, so it is never told 200 for an event that did
 // not make it to disk.
 type dedupe struct {
+	now     func() time.Time
 	mu      sync.Mutex
 	entries map[string]*claim
 }
@@ -24,8 +25,8 @@ type claim struct {
 	ok      bool
 }
 
-func newDedupe(entries map[string]store.DedupeEntry) *dedupe {
-	d := &dedupe{entries: make(map[string]*claim, len(entries))}
+func newDedupe(entries map[string]store.DedupeEntry, now func() time.Time) *dedupe {
+	d := &dedupe{now: now, entries: make(map[string]*claim, len(entries))}
 	for k, e := range entries {
 		d.restore(k, e.ID, e.Expires)
 	}
@@ -47,7 +48,7 @@ func (d *dedupe) claim(ctx context.Context, key, id string, expires time.Time) (
 	for {
 		d.mu.Lock()
 		c, ok := d.entries[key]
-		if ok && !time.Now().Before(c.expires) {
+		if ok && !d.now().Before(c.expires) {
 			delete(d.entries, key)
 			ok = false
 		}

@@ -121,7 +121,7 @@ func New(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: read dedupe index: %w", err)
 	}
-	e.dedupe = newDedupe(entries)
+	e.dedupe = newDedupe(entries, o.Deps.Now)
 	if err := e.Reload(); err != nil {
 		return nil, fmt.Errorf("load rules %s:\n%w", o.RulesPath, err)
 	}
@@ -237,7 +237,12 @@ func (e *Engine) Accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 // job runner and the pruner until Stop.
 func (e *Engine) Start() error {
 	// Events accepted but never evaluated: the journal still has them.
+	var stored []*store.Accepted
 	applied, err := e.store.Unapplied(func(a *store.Accepted) error {
+		if a.Stored {
+			stored = append(stored, a) // only its place in the journal matters
+			return nil
+		}
 		if a.DedupeKey != "" {
 			e.dedupe.restore(a.DedupeKey, a.Event.ID, a.Event.ReceivedAt.Add(a.DedupeTTL))
 		}
@@ -249,6 +254,7 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("engine: recover accepted events: %w", err)
 	}
 	e.watermark.next = applied + 1
+	e.watermark.advance(stored)
 	if n := e.ingest.len(); n > 0 {
 		e.log.Info("recovered accepted events not yet evaluated", "events", n)
 	}

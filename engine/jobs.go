@@ -188,8 +188,8 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 		r.pending.Add(-1)
 		log.Info("delivered", attrs...)
 	case store.Dead:
-		r.pending.Add(-1)
 		r.dead.Add(1)
+		r.pending.Add(-1)
 		log.Error("delivery failed for good: dead letter", append(attrs, "detail", j.LastError)...)
 	default:
 		e.metrics.retries.WithLabelValues(j.Action, j.Type).Inc()

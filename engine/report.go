@@ -8,6 +8,7 @@ type RulesReport struct {
 	Hash       string         `json:"hash"`
 	Actions    []ActionReport `json:"actions"`
 	Rules      []RuleReport   `json:"rules"`
+	Sources    []SourceReport `json:"sources"`
 	LastReload ReloadStatus   `json:"last_reload"`
 }
 
@@ -48,7 +49,7 @@ type StepReport struct {
 func (e *Engine) Report() RulesReport {
 	s := e.Rules()
 	rep := RulesReport{Path: s.Path, Files: s.Files, Hash: s.Hash, LastReload: e.LastReload(),
-		Actions: []ActionReport{}, Rules: []RuleReport{}}
+		Actions: []ActionReport{}, Rules: []RuleReport{}, Sources: sourceReports(s)}
 	for _, a := range s.Actions {
 		rep.Actions = append(rep.Actions, ActionReport{Name: a.Name, Type: a.Type, File: a.File, Line: a.Line})
 	}

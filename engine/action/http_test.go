@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -240,9 +241,9 @@ func TestBackoffBounds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for attempt := range 100 {
-				ceil := tt.max
-				if attempt < 40 && tt.min<<attempt > 0 && tt.min<<attempt < tt.max {
-					ceil = tt.min << attempt
+				ceil := tt.max // min doubled per attempt, up to max
+				if c := float64(tt.min) * math.Pow(2, float64(attempt)); c < float64(tt.max) {
+					ceil = time.Duration(c)
 				}
 				for range 20 {
 					d := safeBackoff(t, tt.min, tt.max, attempt)

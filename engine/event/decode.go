@@ -72,6 +72,9 @@ func decodeObject(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, refuse("empty_body", "empty body: want a JSON object")
 	}
+	if err := checkShape(body); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
@@ -85,29 +88,48 @@ func decodeObject(body []byte) (map[string]any, error) {
 	if !ok {
 		return nil, refuse("not_object", "body is a JSON %s: want a JSON object", jsonKind(v))
 	}
-	return normalize(obj).(map[string]any), nil
+	if err := normalize(obj, ""); err != nil {
+		return nil, err
+	}
+	return obj, nil
 }
 
-// normalize turns json.Number into int64 when integral, else float64, so
-// conditions and templates see ordinary numbers.
-func normalize(v any) any {
+// normalize turns each json.Number in place into int64 when integral, else
+// float64, so conditions and templates see ordinary numbers. A number
+// beyond float64 is refused, naming the field it is in: as ±Inf it could
+// not be stored or sent on.
+func normalize(v any, field string) error {
+	set := func(e any, field string, put func(any)) error {
+		n, ok := e.(json.Number)
+		if !ok {
+			return normalize(e, field)
+		}
+		if i, err := n.Int64(); err == nil {
+			put(i)
+			return nil
+		}
+		f, err := n.Float64()
+		if err != nil {
+			return refuse("bad_field", "field %q: number %s is out of range", field, truncate(n.String(), 40))
+		}
+		put(f)
+		return nil
+	}
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			x[k] = normalize(e)
+			if err := set(e, k, func(n any) { x[k] = n }); err != nil {
+				return err
+			}
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = normalize(e)
+			if err := set(e, field, func(n any) { x[i] = n }); err != nil {
+				return err
+			}
 		}
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
 	}
-	return v
+	return nil
 }
 
 // fill copies well-known fields from obj into ev. With strict set, a field
@@ -143,8 +165,17 @@ func fill(ev *Event, obj map[string]any, strict bool) error {
 	str("uri", &ev.URI)
 	str("event", &ev.Event)
 	num("duration", func(f float64) { ev.Duration = f })
-	num("start_time", func(f float64) { ev.StartTime = int64(f) })
-	num("stop_time", func(f float64) { ev.StopTime = int64(f) })
+	unix := func(name string, dst *int64) {
+		num(name, func(f float64) {
+			if f >= math.MaxInt64 || f < math.MinInt64 { // int64 would wrap it into a nonsense date
+				errs = append(errs, refuse("bad_field", "field %q: %v is not a Unix time in seconds", name, f))
+				return
+			}
+			*dst = int64(f)
+		})
+	}
+	unix("start_time", &ev.StartTime)
+	unix("stop_time", &ev.StopTime)
 	ev.Format = FormatOf(ev.URI)
 	if v, ok := obj["push_args"]; ok && v != nil {
 		args, err := stringMap(v)

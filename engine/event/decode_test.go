@@ -3,6 +3,7 @@ package event_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -185,32 +186,29 @@ func TestDecodeRecordLenient(t *testing.T) {
 			},
 		},
 		{
-			// encoding/json keeps the last of duplicate keys.
-			name: "duplicate keys: last wins",
-			body: `{` + base + `,"stream":"second"}`,
-			check: func(t *testing.T, ev *event.Event) {
-				if ev.Stream != "second" {
-					t.Errorf("stream = %q, want the last value", ev.Stream)
-				}
-			},
-		},
-		{
-			// encoding/json replaces invalid UTF-8 with U+FFFD rather
-			// than refusing the body.
-			name: "invalid UTF-8 becomes U+FFFD",
-			body: "{\"domain\":\"d\xff\",\"app\":\"a\",\"stream\":\"s\"}",
-			check: func(t *testing.T, ev *event.Event) {
-				if ev.Domain != "d\uFFFD" {
-					t.Errorf("domain = %q, want %q", ev.Domain, "d\uFFFD")
-				}
-			},
-		},
-		{
-			name: "nesting just under encoding/json's depth limit",
-			body: `{` + base + `,"x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
+			name: "nesting at the limit",
+			body: `{` + base + `,"x":` + strings.Repeat("[", event.MaxDepth-1) + strings.Repeat("]", event.MaxDepth-1) + `}`,
 			check: func(t *testing.T, ev *event.Event) {
 				if _, ok := ev.Payload["x"].([]any); !ok {
 					t.Errorf("payload x = %T, want an array", ev.Payload["x"])
+				}
+			},
+		},
+		{
+			name: "as many keys as the limit",
+			body: `{` + base + manyKeys(event.MaxKeys-3) + `}`,
+			check: func(t *testing.T, ev *event.Event) {
+				if len(ev.Payload) != event.MaxKeys {
+					t.Errorf("payload has %d keys, want %d", len(ev.Payload), event.MaxKeys)
+				}
+			},
+		},
+		{
+			name: "one key in several objects, brackets and quotes inside strings",
+			body: `{` + base + `,"a":{"k":1,"s":"}{[\"k\":"},"b":[{"k":2},{"k":3}],"c\"d":"]]]"}`,
+			check: func(t *testing.T, ev *event.Event) {
+				if ev.Payload["c\"d"] != "]]]" || ev.Payload["a"].(map[string]any)["s"] != `}{["k":` {
+					t.Errorf("payload = %v", ev.Payload)
 				}
 			},
 		},
@@ -265,8 +263,14 @@ func TestDecodeRecordRefuses(t *testing.T) {
 		{"push_args not an object", `{` + base + `,"push_args":"a=b"}`, "bad_field", `field "push_args": want an object, got string`},
 		{"push_args array", `{` + base + `,"push_args":[]}`, "bad_field", `field "push_args": want an object, got array`},
 		{"long bad string is truncated", `{` + base + `,"duration":"` + strings.Repeat("z", 100) + `"}`, "bad_field", strings.Repeat("z", 40) + "…"},
-		{"nesting beyond encoding/json's depth limit", `{` + base + `,"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, "invalid_json", "exceeded max depth"},
-		{"very deep nesting", strings.Repeat("[", 1_000_000), "invalid_json", "exceeded max depth"},
+		{"nesting beyond the limit", `{` + base + `,"x":` + strings.Repeat("[", event.MaxDepth) + strings.Repeat("]", event.MaxDepth) + `}`, "too_deep", "nested deeper than 32 levels"},
+		{"very deep nesting", strings.Repeat("[", 1_000_000), "too_deep", "nested deeper than 32 levels"},
+		{"more keys than the limit", `{` + base + manyKeys(event.MaxKeys-2) + `}`, "too_many_keys", "more than 1000 object keys"},
+		{"duplicate key", `{` + base + `,"stream":"second"}`, "duplicate_key", `duplicate key "stream"`},
+		{"duplicate key in a nested object", `{` + base + `,"push_args":{"callback_a":"1","callback_a":"2"}}`, "duplicate_key", `duplicate key "callback_a"`},
+		{"duplicate key spelt with an escape", `{` + base + `,"\u0073tream":"t"}`, "duplicate_key", `duplicate key "stream"`},
+		{"invalid UTF-8", "{\"domain\":\"d\xff\",\"app\":\"a\",\"stream\":\"s\"}", "invalid_utf8", "not valid UTF-8"},
+		{"number beyond float64 deep in the payload", `{` + base + `,"x":{"y":[-1e999]}}`, "bad_field", `field "y": number -1e999 is out of range`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,4 +416,13 @@ func TestTemplateData(t *testing.T) {
 	if m["stream"] != "s" || m["duration"] != 2.0 || m["suppressed"] != 3 {
 		t.Errorf("data = %v", m)
 	}
+}
+
+// manyKeys is n more members for an object that already has some.
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	return b.String()
 }

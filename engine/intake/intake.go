@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +40,8 @@ type Options struct {
 	Metrics  prometheus.Registerer
 	MaxBody  int64 // default DefaultMaxBody
 	Now      func() time.Time
+	Policies Policies // per-source admission from the rules; nil admits every source
+	Limits   Limits
 }
 
 type handler struct {
@@ -48,6 +49,11 @@ type handler struct {
 	received *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	sources  labelLimiter
+	// Admission; see limits.go and auth.go.
+	authFailures *prometheus.CounterVec
+	authLog      logLimiter
+	slots        chan struct{} // one per request in progress; nil if uncapped
+	perIP        *ipLimiter    // nil without a per-IP rate
 }
 
 // New returns the intake handler.
@@ -70,14 +76,21 @@ func New(o Options) http.Handler {
 			Name: "livehook_events_rejected_total", Help: "Requests refused, by source and reason.",
 		}, []string{"source", "reason"}),
 		sources: labelLimiter{max: 100, seen: map[string]bool{}},
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livehook_auth_failures_total", Help: "Requests refused for their credentials or address, by source and reason.",
+		}, []string{"source", "reason"}),
+	}
+	if o.Limits.MaxConcurrent > 0 {
+		h.slots = make(chan struct{}, o.Limits.MaxConcurrent)
+	}
+	if o.Limits.RatePerIP > 0 {
+		h.perIP = newIPLimiter(o.Limits.RatePerIP, o.Limits.RateBurst)
 	}
 	if o.Metrics != nil {
-		o.Metrics.MustRegister(h.received, h.rejected)
+		o.Metrics.MustRegister(h.received, h.rejected, h.authFailures)
 	}
 	return h
 }
-
-var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var source string
@@ -87,7 +100,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		source, decode = event.SourceRecord, event.DecodeRecord
 	case strings.HasPrefix(r.URL.Path, "/events/"):
 		source = strings.TrimPrefix(r.URL.Path, "/events/")
-		if !sourceName.MatchString(source) || source == event.SourceRecord {
+		if !event.ValidSource(source) || source == event.SourceRecord {
 			h.refuse(w, "invalid", "bad_source", http.StatusNotFound,
 				"unknown source: a source name is 1-64 letters, digits, '_', '.' or '-' (and not "+event.SourceRecord+")")
 			return
@@ -102,14 +115,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, source, "method", http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use POST")
 		return
 	}
+	g, ok := h.admit(w, r, source) // limits, source policy, credentials: before the body is read
+	if !ok {
+		return
+	}
+	defer g.release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.refuse(w, source, "too_large", http.StatusRequestEntityTooLarge, "body too large: the limit is "+byteSize(h.opts.MaxBody))
-			return
-		}
-		h.refuse(w, source, "read_error", http.StatusBadRequest, "could not read the body: "+err.Error())
+		h.readFailed(w, source, err)
+		return
+	}
+	if !h.verifyBody(w, r, source, g, body) {
 		return
 	}
 	ev, err := decode(body)

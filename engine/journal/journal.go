@@ -273,7 +273,7 @@ func (l *Log) create(first uint64) error {
 }
 
 func (l *Log) poisonWith(err error) error {
-	l.poison = fmt.Errorf("journal: unusable after a failed fsync, restart to recover: %w", err)
+	l.poison = fmt.Errorf("journal: unusable: what is on disk is uncertain, restart to recover: %w", err)
 	return l.poison
 }
 

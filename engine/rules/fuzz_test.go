@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 )
@@ -31,16 +30,7 @@ func FuzzLoad(f *testing.F) {
 	vars := map[string]string{"N": "3", "D": "2s", "HOST": "h"}
 	var m rules.Matcher
 	f.Fuzz(func(t *testing.T, src []byte) {
-		reg := action.NewRegistry()
-		p := &probe{}
-		if err := reg.Add(p.typ()); err != nil {
-			t.Fatal(err)
-		}
-		if logType, ok := action.Default().Lookup("log"); ok {
-			if err := reg.Add(logType); err != nil {
-				t.Fatal(err)
-			}
-		}
+		reg, p := isolated(t)
 		path := filepath.Join(t.TempDir(), "rules.yaml")
 		if err := os.WriteFile(path, src, 0o644); err != nil {
 			t.Fatal(err)

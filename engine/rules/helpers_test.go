@@ -113,14 +113,20 @@ func (probeStep) Do(context.Context, action.Plan) action.Result {
 	return action.Result{Outcome: action.Delivered}
 }
 
-// isolated returns the built-in types plus a fresh probe, so probe counts
-// never mix between tests.
+// isolated returns a registry of its own holding a fresh probe and the log
+// type, so probe counts never mix between tests or fuzz runs.
 func isolated(t testing.TB) (*action.Registry, *probe) {
 	t.Helper()
+	logType, ok := action.Default().Lookup("log")
+	if !ok {
+		t.Fatal("the log action is not registered")
+	}
 	p := &probe{}
-	r, err := action.Default().With(p.typ())
-	if err != nil {
-		t.Fatal(err)
+	r := action.NewRegistry()
+	for _, ty := range []action.Type{p.typ(), logType} {
+		if err := r.Add(ty); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return r, p
 }

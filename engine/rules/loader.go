@@ -24,9 +24,10 @@ type loader struct {
 	actions map[string]*Action
 	broken  map[string]bool // actions that failed to load: steps using them say nothing more
 	rules   map[string]*Rule
+	guard   loadGuard // sources: and scrubbing ${...} values from diagnostics; see sources.go
 }
 
-var topKeys = []string{"actions", "rules"}
+var topKeys = []string{"actions", "rules", "sources"}
 
 func (l *loader) file(name string, data []byte) {
 	var root yaml.Node
@@ -38,7 +39,7 @@ func (l *loader) file(name string, data []byte) {
 		return
 	}
 	doc := root.Content[0]
-	expand(name, doc, l.opts.Getenv, &l.diags)
+	l.expand(name, doc)
 	if doc.Kind != yaml.MappingNode {
 		l.diags.At(name, doc, "want a mapping with keys %s", strings.Join(topKeys, ", "))
 		return
@@ -50,6 +51,8 @@ func (l *loader) file(name string, data []byte) {
 			actions = v
 		case "rules":
 			rules = v
+		case "sources":
+			l.sourcesNode(name, v)
 		default:
 			l.diags.At(name, k, "unknown key %q (want one of %s)", k.Value, strings.Join(topKeys, ", "))
 		}

@@ -31,6 +31,8 @@ type Set struct {
 	// Secrets knows every secret value in the set; text shown to anyone
 	// passes through it.
 	Secrets *secret.Redactor
+	// Sources are the `sources:` entries: how intake admits callbacks.
+	Sources []*Source
 
 	instances []action.Instance // every instance, named and inline, to close
 
@@ -137,7 +139,7 @@ func Load(path string, o Options) (*Set, error) {
 		h.Write(data)
 		l.file(f, data)
 	}
-	if err := l.diags.Err(); err != nil {
+	if err := l.err(); err != nil {
 		l.set.closeInstances()
 		return nil, err
 	}

@@ -113,9 +113,7 @@ func (s *Local) Unapplied(fn func(*Accepted) error) (uint64, error) {
 			return fmt.Errorf("journal record %d: not an accepted event: %v", seq, err)
 		}
 		a.Seq = seq
-		if s.has(a.Event.ID) {
-			return nil // applied ahead of the watermark before the crash
-		}
+		a.Stored = s.has(a.Event.ID) // applied ahead of the watermark before the crash
 		return fn(&a)
 	})
 }

@@ -31,6 +31,9 @@ type Accepted struct {
 	Event     *event.Event  `json:"event"`
 	DedupeKey string        `json:"dedupe_key,omitempty"`
 	DedupeTTL time.Duration `json:"dedupe_ttl,omitempty"`
+	// Stored is set by Unapplied for an event already in the db (applied
+	// ahead of the position before a crash): only its Seq matters.
+	Stored bool `json:"-"`
 }
 
 // EventRecord is an event after rule evaluation.
@@ -99,9 +102,9 @@ type Store interface {
 	// Append durably records an accepted event and sets its Seq. It is the
 	// only call on the request path.
 	Append(ctx context.Context, a *Accepted) error
-	// Unapplied calls fn, in order, for every appended event that Apply has
-	// not yet covered (the work a crash interrupted), and returns the
-	// position up to which every event is applied.
+	// Unapplied calls fn, in order, for every appended event after the
+	// applied position (the work a crash interrupted; Stored marks those
+	// already applied ahead of it), and returns that position.
 	Unapplied(fn func(*Accepted) error) (applied uint64, err error)
 	// Apply atomically records evaluated events with their new jobs, and
 	// that every appended event up to seq is applied.

@@ -1,6 +1,9 @@
 package tmpl_test
 
 import (
+	"context"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +228,27 @@ func TestUnmarshalYAML(t *testing.T) {
 				t.Errorf("diagnostic %s, want f.yaml:%d:%d containing %q", d, tt.line, tt.col, tt.want)
 			}
 		})
+	}
+}
+
+// text/template's parser recurses once per nested action and has no depth
+// limit for if/with/range: a template nested a million deep overflows the
+// stack, a fatal error no recover stops, so a bad rules save would kill the
+// daemon on reload. Parse must refuse it. It runs in a child process so a
+// crash fails this test only.
+func TestDeeplyNestedTemplateIsAnError(t *testing.T) {
+	const n = 1_000_000
+	if os.Getenv("TMPL_DEEP_CHILD") == "1" {
+		if _, err := tmpl.Parse(strings.Repeat("{{with 1}}", n) + strings.Repeat("{{end}}", n)); err == nil {
+			t.Fatal("Parse accepted a template nested a million deep")
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDeeplyNestedTemplateIsAnError$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "TMPL_DEEP_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("parsing a deeply nested template: %v\n%.1500s", err, out)
 	}
 }

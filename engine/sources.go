@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/livehook/livehook/engine/auth"
+	"github.com/livehook/livehook/engine/rules"
+)
+
+// Source gives intake the admission policy of a source from the current
+// rules, so a reload applies to the next request.
+func (e *Engine) Source(name string) (*auth.Policy, bool) { return e.Rules().Source(name) }
+
+// SourceReport is one `sources:` entry for GET /api/rules: what is asked,
+// never the keys themselves.
+type SourceReport struct {
+	Name         string   `json:"name"`
+	Enabled      bool     `json:"enabled"`
+	Auth         string   `json:"auth"` // none, aliyun_signature, bearer or standard_webhooks
+	Credentials  int      `json:"credentials,omitempty"`
+	CallbackHost string   `json:"callback_host,omitempty"`
+	MaxSkew      string   `json:"max_skew,omitempty"`
+	AllowCIDRs   []string `json:"allow_cidrs,omitempty"`
+	File         string   `json:"file"`
+	Line         int      `json:"line"`
+}
+
+func sourceReports(s *rules.Set) []SourceReport {
+	out := []SourceReport{}
+	for _, src := range s.Sources {
+		r := SourceReport{Name: src.Name, Enabled: src.Policy.Enabled, Auth: "none", Credentials: src.Credentials,
+			CallbackHost: src.CallbackHost, File: src.File, Line: src.Line}
+		if v := src.Policy.Verifier; v != nil {
+			r.Auth = v.Method()
+		}
+		if src.MaxSkew > 0 {
+			r.MaxSkew = src.MaxSkew.Round(time.Second).String()
+		}
+		for _, c := range src.Policy.AllowCIDRs {
+			r.AllowCIDRs = append(r.AllowCIDRs, c.String())
+		}
+		out = append(out, r)
+	}
+	return out
+}
