@@ -118,9 +118,9 @@ func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Dura
 	if d, ok := RetryAfter(resp); ok {
 		return d
 	}
-	ceil := min << attempt
-	if ceil <= 0 || ceil > max { // <= 0: the shift overflowed
-		ceil = max
+	ceil := max
+	if attempt < 63 && min <= max>>attempt { // min<<attempt would pass max or overflow
+		ceil = min << attempt
 	}
 	return min + rand.N(ceil-min+1)
 }

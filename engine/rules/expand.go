@@ -14,7 +14,7 @@ import (
 // of the tree, in place. It works on parsed nodes rather than raw bytes so
 // a value can never inject YAML or shift the positions of later errors.
 // `$${` stands for a literal `${`.
-func expand(file string, n *yaml.Node, getenv func(string) (string, bool), l *yamlconf.List) {
+func expand(file string, n *yaml.Node, getenv func(string) (string, bool), l *yamlconf.List, failed map[*yaml.Node]bool) {
 	if n == nil {
 		return
 	}
@@ -22,16 +22,28 @@ func expand(file string, n *yaml.Node, getenv func(string) (string, bool), l *ya
 		v, err := expandString(n.Value, getenv)
 		if err != nil {
 			l.At(file, n, "%v", err)
+			failed[n] = true
 			return
 		}
 		n.Value = v
-		if n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool" || n.Tag == "!!null" {
-			n.Tag = "" // let the value's own form decide, as if written literally
+		if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Tag = implicitTag(v)
 		}
 	}
 	for _, c := range n.Content {
-		expand(file, c, getenv, l)
+		expand(file, c, getenv, l, failed)
 	}
+}
+
+// implicitTag lets a plain ${...} decode as if its value had been written
+// in its place (7 is a number, true a boolean), except that a value YAML
+// reads as null stays a string rather than erasing the setting.
+func implicitTag(v string) string {
+	var x any
+	if err := (&yaml.Node{Kind: yaml.ScalarNode, Value: v}).Decode(&x); err != nil || x == nil {
+		return "!!str"
+	}
+	return ""
 }
 
 func expandString(s string, getenv func(string) (string, bool)) (string, error) {

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -24,21 +26,34 @@ type loader struct {
 	actions map[string]*Action
 	broken  map[string]bool // actions that failed to load: steps using them say nothing more
 	rules   map[string]*Rule
-	guard   loadGuard // sources: and scrubbing ${...} values from diagnostics; see sources.go
+	guard   loadGuard           // sources: and scrubbing ${...} values from diagnostics; see sources.go
+	failed  map[*yaml.Node]bool // scalars whose ${...} could not be expanded: already reported
+	lines   []string            // of the file being loaded, for positions inside block scalars
 }
 
 var topKeys = []string{"actions", "rules", "sources"}
 
 func (l *loader) file(name string, data []byte) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		l.diags.AddErr(name, nil, err)
+	l.lines = strings.Split(string(data), "\n")
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var root yaml.Node
+		err := dec.Decode(&root)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			l.diags.AddErr(name, nil, err)
+			return
+		}
+		l.document(name, root.Content[0])
+	}
+}
+
+func (l *loader) document(name string, doc *yaml.Node) {
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" { // `---` alone holds nothing, which is fine
 		return
 	}
-	if root.Kind == 0 { // an empty file holds nothing, which is fine
-		return
-	}
-	doc := root.Content[0]
 	l.expand(name, doc)
 	if doc.Kind != yaml.MappingNode {
 		l.diags.At(name, doc, "want a mapping with keys %s", strings.Join(topKeys, ", "))
@@ -146,6 +161,9 @@ func (l *loader) open(file string, at *yaml.Node, name string, typ, settings *ya
 		l.diags.At(file, typ, "unknown action type %q (want one of %s)", typ.Value, strings.Join(l.opts.Registry.Names(), ", "))
 		return nil
 	}
+	if l.hasFailed(settings) {
+		return nil // the unexpanded ${...} is reported; Open would only complain about it again
+	}
 	inst, err := t.Open(action.Settings{
 		Name: name, Type: t.Name, File: file, Node: settings,
 		Deps: l.opts.Deps, Secrets: l.set.Secrets,
@@ -193,8 +211,8 @@ type ruleYAML struct {
 }
 
 type throttleYAML struct {
-	By     []string  `yaml:"by"`
-	Window yaml.Node `yaml:"window"`
+	By     []yaml.Node `yaml:"by"`
+	Window yaml.Node   `yaml:"window"`
 }
 
 func (l *loader) rulesNode(file string, n *yaml.Node) {
@@ -238,6 +256,10 @@ func (l *loader) rule(file string, n *yaml.Node) {
 	l.set.Rules = append(l.set.Rules, r)
 }
 
+// maxCondition bounds a condition: expr's parser recurses once per nested
+// parenthesis, and a deep enough nest overflows the stack.
+const maxCondition = 16 << 10
+
 func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
 	if n.Kind == 0 {
 		return // no when: the rule matches every event
@@ -246,11 +268,15 @@ func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
 		l.diags.At(file, n, "rule %q: when: want an expression", r.Name)
 		return
 	}
+	if len(n.Value) > maxCondition {
+		l.diags.At(file, n, "rule %q: when: longer than %d KiB", r.Name, maxCondition>>10)
+		return
+	}
 	prog, err := expr.Compile(n.Value, expr.Env(event.Event{}), expr.AsBool(), expr.WarnOnAny())
 	if err != nil {
 		var fe *exprfile.Error
 		if errors.As(err, &fe) && fe.Line > 0 {
-			line, col := exprPos(n, fe)
+			line, col := exprPos(n, fe, l.lines)
 			l.diags.Add(yamlconf.Diagnostic{File: file, Line: line, Col: col,
 				Msg: fmt.Sprintf("rule %q: when: %s", r.Name, fe.Message)})
 			return
@@ -262,10 +288,10 @@ func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
 }
 
 // exprPos maps a position inside an expression back into the file.
-func exprPos(n *yaml.Node, fe *exprfile.Error) (line, col int) {
+func exprPos(n *yaml.Node, fe *exprfile.Error, lines []string) (line, col int) {
 	switch n.Style {
 	case yaml.LiteralStyle: // `when: |`: expression line 1 is the next file line
-		return n.Line + fe.Line, n.Column + fe.Column
+		return n.Line + fe.Line, blockIndent(lines, n.Line) + 1 + fe.Column
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		if fe.Line == 1 {
 			return n.Line, n.Column + 1 + fe.Column
@@ -286,11 +312,14 @@ func firstLine(s string) string {
 }
 
 func (l *loader) throttle(file string, rn *yaml.Node, ty *throttleYAML) *Throttle {
-	t := &Throttle{By: ty.By}
-	for _, f := range ty.By {
-		if !slices.Contains(event.Fields, f) || f == "payload" || f == "push_args" {
-			l.diags.At(file, rn, "throttle: by: unknown field %q", f)
+	t := &Throttle{}
+	for i := range ty.By {
+		f := &ty.By[i]
+		if f.Kind != yaml.ScalarNode || !slices.Contains(event.Fields, f.Value) || f.Value == "payload" || f.Value == "push_args" {
+			l.diags.At(file, f, "throttle: by: unknown field %q", f.Value)
+			continue
 		}
+		t.By = append(t.By, f.Value)
 	}
 	if ty.Window.Kind == 0 {
 		l.diags.At(file, rn, "throttle: window is required (e.g. 10m)")
@@ -357,4 +386,26 @@ func (l *loader) step(file string, r *Rule, i int, n *yaml.Node) *Step {
 	}
 	s.Step = step
 	return s
+}
+
+// hasFailed reports whether n or a node under it failed to expand.
+func (l *loader) hasFailed(n *yaml.Node) bool {
+	if n == nil {
+		return false
+	}
+	if l.failed[n] {
+		return true
+	}
+	return slices.ContainsFunc(n.Content, l.hasFailed)
+}
+
+// blockIndent is the indentation of a block scalar's content: that of the
+// first non-blank line after its indicator on line (1-based).
+func blockIndent(lines []string, line int) int {
+	for _, s := range lines[min(line, len(lines)):] {
+		if strings.TrimSpace(s) != "" {
+			return len(s) - len(strings.TrimLeft(s, " "))
+		}
+	}
+	return 0
 }

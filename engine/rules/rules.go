@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
 
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/secret"
@@ -127,7 +128,7 @@ func Load(path string, o Options) (*Set, error) {
 		return nil, err
 	}
 	l := &loader{opts: o, set: &Set{Path: path, Files: files, Secrets: &secret.Redactor{}},
-		actions: map[string]*Action{}, broken: map[string]bool{}, rules: map[string]*Rule{}}
+		actions: map[string]*Action{}, broken: map[string]bool{}, rules: map[string]*Rule{}, failed: map[*yaml.Node]bool{}}
 	h := sha256.New()
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -68,7 +68,7 @@ func (l *loader) expand(file string, doc *yaml.Node) {
 		}
 	}
 	walk(doc)
-	expand(file, doc, l.opts.Getenv, &l.diags)
+	expand(file, doc, l.opts.Getenv, &l.diags, l.failed)
 	for n, before := range marked {
 		if n.Value == before {
 			continue // not expanded: the reference itself, as written, is no secret

@@ -15,17 +15,25 @@ import (
 // Redacted is what a secret prints as everywhere.
 const Redacted = "****"
 
-// Secret is a string that hides itself from fmt, slog, JSON and YAML.
-type Secret struct{ value string }
+// Secret is a string that hides itself from fmt, slog, JSON and YAML. The
+// value sits behind a pointer because fmt prints unexported fields without
+// calling String: a struct holding a Secret in one would show the value,
+// where a pointer shows only an address.
+type Secret struct{ value *string }
 
 // New wraps v.
-func New(v string) Secret { return Secret{value: v} }
+func New(v string) Secret { return Secret{value: &v} }
 
 // Reveal returns the real value, for the one place that sends it.
-func (s Secret) Reveal() string { return s.value }
+func (s Secret) Reveal() string {
+	if s.value == nil {
+		return ""
+	}
+	return *s.value
+}
 
 // IsZero reports whether the secret is empty.
-func (s Secret) IsZero() bool { return s.value == "" }
+func (s Secret) IsZero() bool { return s.Reveal() == "" }
 
 func (s Secret) String() string               { return s.redacted() }
 func (s Secret) GoString() string             { return s.redacted() }
@@ -41,12 +49,12 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&v); err != nil {
 		return err
 	}
-	s.value = v
+	s.value = &v
 	return nil
 }
 
 func (s Secret) redacted() string {
-	if s.value == "" {
+	if s.IsZero() {
 		return ""
 	}
 	return Redacted

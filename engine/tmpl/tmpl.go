@@ -32,6 +32,11 @@ var funcs = func() template.FuncMap {
 	return m
 }()
 
+// MaxSize bounds a template's source: text/template's parser recurses once
+// per nested action without a depth limit, and a deep enough nest
+// overflows the stack, which no recover catches.
+const MaxSize = 64 << 10
+
 // Template is a parsed template with its source kept for display.
 type Template struct {
 	src string
@@ -44,6 +49,9 @@ type Template struct {
 // without error_info) render as "<no value>" rather than failing the
 // delivery: an alert with a gap beats no alert.
 func Parse(src string) (*Template, error) {
+	if len(src) > MaxSize {
+		return nil, fmt.Errorf("template: longer than %d KiB", MaxSize>>10)
+	}
 	t, err := template.New("").Funcs(funcs).Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("template: %s", strings.TrimPrefix(err.Error(), "template: :"))

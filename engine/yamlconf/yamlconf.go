@@ -140,11 +140,29 @@ func Decode(file string, n *yaml.Node, v any) error {
 	if n == nil {
 		return nil
 	}
-	checkKeys(file, n, reflect.TypeOf(v), &l)
+	checkKeys(file, n, reflect.TypeOf(v), &l, map[visit]bool{})
 	if err := n.Decode(v); err != nil {
-		l.AddErr(file, n, err)
+		var yl List
+		yl.AddErr(file, n, err)
+		for _, d := range yl {
+			if yamlDup.MatchString(d.Msg) && slices.ContainsFunc(l, func(c Diagnostic) bool {
+				return c.Line == d.Line && strings.HasPrefix(c.Msg, "duplicate key")
+			}) {
+				continue // checkKeys reported it, with its column
+			}
+			l.Add(d)
+		}
 	}
 	return l.Err()
+}
+
+var yamlDup = regexp.MustCompile(`^mapping key ".*" already defined at line \d+$`)
+
+// visit is a node checked against a type. Aliases make the tree a graph,
+// possibly cyclic or exponentially large, so each pair is checked once.
+type visit struct {
+	n *yaml.Node
+	t reflect.Type
 }
 
 var (
@@ -152,13 +170,17 @@ var (
 	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 )
 
-func checkKeys(file string, n *yaml.Node, t reflect.Type, l *List) {
+func checkKeys(file string, n *yaml.Node, t reflect.Type, l *List, done map[visit]bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	if done[visit{n, t}] {
+		return
+	}
+	done[visit{n, t}] = true
 	if t == nodeType || reflect.PointerTo(t).Implements(unmarshalerType) {
 		return // decoded by its owner, which checks its own keys
 	}
@@ -168,6 +190,17 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, l *List) {
 		seen := map[string]*yaml.Node{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
+			if k.Tag == "!!merge" { // `<<: *base` or `<<: [*a, *b]`: the merged mappings must fit t too
+				v := n.Content[i+1]
+				if v.Kind == yaml.SequenceNode {
+					for _, c := range v.Content {
+						checkKeys(file, c, t, l, done)
+					}
+				} else {
+					checkKeys(file, v, t, l, done)
+				}
+				continue
+			}
 			if prev, dup := seen[k.Value]; dup {
 				l.At(file, k, "duplicate key %q (first at line %d)", k.Value, prev.Line)
 				continue
@@ -178,15 +211,15 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, l *List) {
 				l.At(file, k, "unknown key %q (want one of %s)", k.Value, names(known))
 				continue
 			}
-			checkKeys(file, n.Content[i+1], ft, l)
+			checkKeys(file, n.Content[i+1], ft, l, done)
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
 		for i := 1; i < len(n.Content); i += 2 {
-			checkKeys(file, n.Content[i], t.Elem(), l)
+			checkKeys(file, n.Content[i], t.Elem(), l, done)
 		}
 	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
 		for _, c := range n.Content {
-			checkKeys(file, c, t.Elem(), l)
+			checkKeys(file, c, t.Elem(), l, done)
 		}
 	}
 }
