@@ -463,7 +463,7 @@ func TestFailures(t *testing.T) {
 			retry:        "timeout: 200ms\nretry: {attempts: 1}",
 			want:         action.Retryable,
 			wantRequests: 1,
-			wantInDetail: "deadline exceeded",
+			wantInDetail: "exceeded", // "context deadline exceeded" or "Client.Timeout exceeded"
 		},
 	}
 	for _, tc := range tests {

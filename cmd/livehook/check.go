@@ -12,6 +12,8 @@ import (
 
 func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
 	fs := newFlagSet("check", "check PATH\n\nValidate a rules file, or a directory of them, without starting anything.\nPrints a one-line summary and exits 0, or lists every problem as\nfile:line:col: message and exits 1.", stderr)
+	var plugins string
+	pluginsFlag(fs, &plugins, getenv)
 	if err := parse(fs, args, nil); err != nil {
 		return err
 	}
@@ -19,7 +21,7 @@ func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) (stri
 		fs.Usage()
 		return &exitError{code: 2, msg: "check: want exactly one PATH"}
 	}
-	set, err := loadForCLI(fs.Arg(0), getenv)
+	set, err := loadForCLI(fs.Arg(0), getenv, plugins)
 	if err != nil {
 		return reportLoadError(stdout, err)
 	}
@@ -29,11 +31,17 @@ func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) (stri
 }
 
 // loadForCLI loads rules for a command that sends nothing: instances get a
-// logger that discards, and the environment the command was given.
-func loadForCLI(path string, getenv func(string) (string, bool)) (*rules.Set, error) {
+// logger that discards, the environment the command was given, and the
+// built-in types plus the plugins in the folder plugins.
+func loadForCLI(path string, getenv func(string) (string, bool), plugins string) (*rules.Set, error) {
+	reg, err := pluginRegistry(plugins)()
+	if err != nil {
+		return nil, err
+	}
 	return rules.Load(path, rules.Options{
-		Getenv: getenv,
-		Deps:   action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil)},
+		Registry: reg,
+		Getenv:   getenv,
+		Deps:     action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil)},
 	})
 }
 

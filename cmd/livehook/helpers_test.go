@@ -25,7 +25,7 @@ func decodeJSON(t *testing.T, r io.Reader) map[string]any {
 // hashOfRules is the hash the daemon reports for the rules now at path.
 func hashOfRules(t *testing.T, path string) string {
 	t.Helper()
-	set, err := loadForCLI(path, nil)
+	set, err := loadForCLI(path, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "test":
 		return testCmd(rest, stdout, stderr, getenv)
 	case "send":
-		return sendCmd(ctx, rest, stdout, stderr)
+		return sendCmd(ctx, rest, stdout, stderr, getenv)
 	case "actions":
 		return actionsCmd(rest, stdout, stderr)
 	case "events":

@@ -39,6 +39,7 @@ type serveConfig struct {
 	statusDedupe    time.Duration
 	watch           bool
 	plugins         string
+	hardening       hardeningConfig // limits, TLS, admin token: see hardening.go
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(string) (string, bool)) error {
@@ -56,6 +57,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.DurationVar(&c.statusDedupe, "dedupe-status-window", engine.DefaultStatusDedupe, "a retried status callback (same body and ALI-LIVE-TIMESTAMP) within this window is processed once (env LIVEHOOK_DEDUPE_STATUS_WINDOW)")
 	fs.BoolVar(&c.watch, "watch", true, "reload the rules when their files change; SIGHUP and POST /-/reload work either way (env LIVEHOOK_WATCH)")
 	pluginsFlag(fs, &c.plugins, getenv)
+	c.hardening.flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -97,12 +99,17 @@ type daemon struct {
 	admin    net.Listener
 	registry *prometheus.Registry
 	store    *store.Local
+	hard     *hardening
 	ready    chan struct{}
 }
 
 // newDaemon loads the rules and binds both listeners, so a bad rules file
 // or a taken port fails before anything is served.
 func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
+	hard, err := c.hardening.prepare(c.admin, logger)
+	if err != nil {
+		return nil, &exitError{code: 2, msg: "serve: " + err.Error()}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st, err := store.Open(c.data, store.Options{OnCommit: engine.CommitObserver(reg)})
@@ -118,11 +125,12 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 		st.Close()
 		return nil, err
 	}
-	d := &daemon{cfg: c, log: logger, engine: eng, registry: reg, store: st, ready: make(chan struct{})}
+	d := &daemon{cfg: c, log: logger, engine: eng, registry: reg, store: st, hard: hard, ready: make(chan struct{})}
 	if d.public, err = net.Listen("tcp", c.listen); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen %s: %w", c.listen, err)
 	}
+	d.public = hard.listener(d.public)
 	if d.admin, err = net.Listen("tcp", c.admin); err != nil {
 		d.public.Close()
 		st.Close()
@@ -141,25 +149,25 @@ func (d *daemon) serve(ctx context.Context) error {
 		return err
 	}
 	publicSrv := &http.Server{
-		Handler: intake.New(intake.Options{Acceptor: d.engine, Logger: d.log, Metrics: d.registry}),
-		// Slow clients must not hold connections open: Aliyun sends a few
-		// hundred bytes and waits at most about 5 s for the answer.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		Handler: intake.New(intake.Options{Acceptor: d.engine, Logger: d.log, Metrics: d.registry,
+			Policies: d.engine, MaxBody: int64(d.hard.cfg.maxBody), Limits: d.hard.intakeLimits()}),
+		// Slow clients must not hold connections open (see hardening.go).
+		ReadHeaderTimeout: d.hard.cfg.readHeaderTimeout,
+		ReadTimeout:       d.hard.cfg.readTimeout,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	adminSrv := &http.Server{
-		Handler: admin.New(admin.Options{
+		Handler: d.hard.adminHandler(admin.New(admin.Options{
 			Reloader: d.engine,
 			Rules:    func() any { return d.engine.Report() },
 			Ready:    func() bool { return ctx.Err() == nil },
 			Gatherer: d.registry,
 			Events:   d.engine,
 			Logger:   d.log,
-		}),
+		})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -205,6 +213,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		}
 	}()
 	<-watching
+	d.hard.warnUnsigned(d.log, d.engine)
 	d.log.Info("livehook serving", "version", versionString(), "listen", d.public.Addr().String(),
 		"admin", d.admin.Addr().String(), "rules", d.cfg.rules)
 	close(d.ready)

@@ -38,6 +38,8 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 	fs := newFlagSet("test", "test [--json] [--source NAME] PATH EVENT.json...\n\nShow, for each event file, which rules match and exactly what each action\nwould send: rendered templates, target, method. Nothing is sent. Throttles\nare not applied.", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per event")
 	source := fs.String("source", event.SourceRecord, "decode the events as coming from `NAME`: "+event.SourceRecord+" (a recording callback) or any generic source name")
+	var plugins string
+	pluginsFlag(fs, &plugins, getenv)
 	if err := parse(fs, args, nil); err != nil {
 		return err
 	}
@@ -45,7 +47,7 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 		fs.Usage()
 		return &exitError{code: 2, msg: "test: want a rules PATH and at least one EVENT.json"}
 	}
-	set, err := loadForCLI(fs.Arg(0), getenv)
+	set, err := loadForCLI(fs.Arg(0), getenv, plugins)
 	if err != nil {
 		return reportLoadError(stdout, err)
 	}

@@ -204,6 +204,15 @@ func TestDecodeRecordLenient(t *testing.T) {
 			},
 		},
 		{
+			name: "the keys of a large object again in nested ones",
+			body: `{` + base + manyKeys(40) + `,"n":{` + manyKeys(40)[1:] + `,"m":{"k1":1}},"o":[{"k2":1},{"k2":2}]}`,
+			check: func(t *testing.T, ev *event.Event) {
+				if len(ev.Payload) != 45 {
+					t.Errorf("payload has %d keys, want 45", len(ev.Payload))
+				}
+			},
+		},
+		{
 			name: "one key in several objects, brackets and quotes inside strings",
 			body: `{` + base + `,"a":{"k":1,"s":"}{[\"k\":"},"b":[{"k":2},{"k":3}],"c\"d":"]]]"}`,
 			check: func(t *testing.T, ev *event.Event) {
@@ -267,6 +276,8 @@ func TestDecodeRecordRefuses(t *testing.T) {
 		{"very deep nesting", strings.Repeat("[", 1_000_000), "too_deep", "nested deeper than 32 levels"},
 		{"more keys than the limit", `{` + base + manyKeys(event.MaxKeys-2) + `}`, "too_many_keys", "more than 1000 object keys"},
 		{"duplicate key", `{` + base + `,"stream":"second"}`, "duplicate_key", `duplicate key "stream"`},
+		{"duplicate key in an object with many keys", `{` + base + manyKeys(40) + `,"k3":1}`, "duplicate_key", `duplicate key "k3"`},
+		{"duplicate key after a nested object", `{` + base + manyKeys(40) + `,"n":{"x":{"k3":1}},"k39":1}`, "duplicate_key", `duplicate key "k39"`},
 		{"duplicate key in a nested object", `{` + base + `,"push_args":{"callback_a":"1","callback_a":"2"}}`, "duplicate_key", `duplicate key "callback_a"`},
 		{"duplicate key spelt with an escape", `{` + base + `,"\u0073tream":"t"}`, "duplicate_key", `duplicate key "stream"`},
 		{"invalid UTF-8", "{\"domain\":\"d\xff\",\"app\":\"a\",\"stream\":\"s\"}", "invalid_utf8", "not valid UTF-8"},

@@ -24,44 +24,56 @@ func checkShape(body []byte) error {
 	if !utf8.Valid(body) {
 		return refuse("invalid_utf8", "body is not valid UTF-8")
 	}
+	// Keys of the open objects live on one stack, each object's after its
+	// parent's, so a typical body costs no allocation per object; an object
+	// with many keys gets a set.
 	type frame struct {
-		object  bool
-		wantKey bool
-		keys    map[string]struct{}
+		object, wantKey bool
+		start           int                 // its keys are keys[start:]
+		set             map[string]struct{} // once it has more than linearKeys
 	}
-	var stack []frame
-	keys := 0
+	const linearKeys = 32
+	var stack [MaxDepth]frame
+	keys := make([][]byte, 0, 16) // enough for a callback; more grows it
+	depth, total := 0, 0
 	for i := 0; i < len(body); i++ {
+		next := bytes.IndexAny(body[i:], `{}[],"`)
+		if next < 0 {
+			break
+		}
+		i += next
 		switch body[i] {
 		case '{', '[':
-			if len(stack) == MaxDepth {
+			if depth == MaxDepth {
 				return refuse("too_deep", "JSON nested deeper than %d levels", MaxDepth)
 			}
-			stack = append(stack, frame{object: body[i] == '{', wantKey: body[i] == '{'})
+			stack[depth] = frame{object: body[i] == '{', wantKey: body[i] == '{', start: len(keys)}
+			depth++
 		case '}', ']':
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
+			if depth > 0 {
+				depth--
+				keys = keys[:stack[depth].start]
 			}
 		case ',':
-			if n := len(stack); n > 0 && stack[n-1].object {
-				stack[n-1].wantKey = true
+			if depth > 0 && stack[depth-1].object {
+				stack[depth-1].wantKey = true
 			}
 		case '"':
 			end := stringEnd(body, i)
-			if n := len(stack); n > 0 && stack[n-1].wantKey {
-				top := &stack[n-1]
+			if depth > 0 && stack[depth-1].wantKey {
+				top := &stack[depth-1]
 				top.wantKey = false
-				if keys++; keys > MaxKeys {
+				if total++; total > MaxKeys {
 					return refuse("too_many_keys", "JSON has more than %d object keys", MaxKeys)
 				}
-				k := key(body[i:end])
-				if _, dup := top.keys[k]; dup {
-					return refuse("duplicate_key", "duplicate key %q in a JSON object", truncate(k, 40))
+				if k := key(body[i:end]); !addKey(top.set, &keys, top.start, k) {
+					return refuse("duplicate_key", "duplicate key %q in a JSON object", truncate(string(k), 40))
+				} else if top.set == nil && len(keys)-top.start > linearKeys {
+					top.set = make(map[string]struct{}, 2*linearKeys)
+					for _, prev := range keys[top.start:] {
+						top.set[string(prev)] = struct{}{}
+					}
 				}
-				if top.keys == nil {
-					top.keys = map[string]struct{}{}
-				}
-				top.keys[k] = struct{}{}
 			}
 			i = end - 1
 		}
@@ -69,33 +81,60 @@ func checkShape(body []byte) error {
 	return nil
 }
 
+// addKey records key k of the object whose keys are (*keys)[start:], or
+// in set once it has one; false if the object already has it.
+func addKey(set map[string]struct{}, keys *[][]byte, start int, k []byte) bool {
+	if set != nil {
+		if _, dup := set[string(k)]; dup {
+			return false
+		}
+		set[string(k)] = struct{}{}
+		return true
+	}
+	for _, prev := range (*keys)[start:] {
+		if bytes.Equal(prev, k) {
+			return false
+		}
+	}
+	*keys = append(*keys, k)
+	return true
+}
+
 // stringEnd returns the index just past the string literal starting at
 // body[i] (a quote), or len(body) if it is not closed.
 func stringEnd(body []byte, i int) int {
-	for j := i + 1; j < len(body); j++ {
-		switch body[j] {
-		case '\\':
-			j++
-		case '"':
+	for j := i + 1; j < len(body); {
+		q := bytes.IndexByte(body[j:], '"')
+		if q < 0 {
+			break
+		}
+		j += q
+		// The quote is escaped if an odd number of backslashes precede it.
+		n := 0
+		for k := j - 1; k > i && body[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
 			return j + 1
 		}
+		j++
 	}
 	return len(body)
 }
 
 // key is the value of a quoted key; escapes are resolved so "a" and
 // "\u0061" are the same key, as they are to every JSON reader.
-func key(quoted []byte) string {
-	if bytes.IndexByte(quoted, '\\') < 0 {
-		s := quoted[1:]
-		if n := len(s); n > 0 && s[n-1] == '"' {
-			s = s[:n-1]
-		}
-		return string(s)
+func key(quoted []byte) []byte {
+	s := quoted[1:]
+	if n := len(s); n > 0 && s[n-1] == '"' {
+		s = s[:n-1]
 	}
-	var s string
-	if json.Unmarshal(quoted, &s) != nil {
-		return string(quoted) // invalid JSON: decoding will refuse it
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s
 	}
-	return s
+	var v string
+	if json.Unmarshal(quoted, &v) != nil {
+		return quoted // invalid JSON: decoding will refuse it
+	}
+	return []byte(v)
 }
