@@ -1,0 +1,31 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/plugins/host"
+)
+
+// defaultPlugins is where plugins are looked for when no --plugins is
+// given; unlike a folder the user names, it may be missing.
+const defaultPlugins = "./plugins.d"
+
+// pluginsFlag registers --plugins on fs. Its default comes from
+// LIVEHOOK_PLUGINS, for the commands whose other flags take no variables.
+func pluginsFlag(fs *flag.FlagSet, dir *string, getenv func(string) (string, bool)) {
+	def := defaultPlugins
+	if getenv != nil {
+		if v, ok := getenv(envName("plugins")); ok {
+			def = v
+		}
+	}
+	fs.StringVar(dir, "plugins", def, "plugins `DIR`: each folder in it with a plugin.yaml adds an action type; rescanned on reload (env LIVEHOOK_PLUGINS)")
+}
+
+// pluginRegistry returns the action types for each load: the built-ins
+// plus the plugins in dir, scanned again on every call. An empty dir means
+// built-ins only.
+func pluginRegistry(dir string) func() (*action.Registry, error) {
+	return host.Provider(host.Options{Dir: dir, Base: action.Default(), MissingOK: dir == defaultPlugins})
+}

@@ -1,0 +1,192 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/plugins/protocol"
+	"github.com/livehook/livehook/plugins/sdk"
+)
+
+const (
+	// stderrKeep is how much of a run's stderr reaches the log, from its
+	// start and from its end each.
+	stderrKeep = 4 << 10
+	// pipeGrace bounds the wait for output after the group was killed: a
+	// process that left the group (setsid) may still hold the pipes.
+	pipeGrace = time.Second
+)
+
+// run is one run of a plugin's command.
+type run struct {
+	resp      protocol.Response
+	invalid   error  // why stdout is not a valid answer
+	state     string // how the process ended: "exit status 2", "signal: killed"
+	stderr    string
+	startErr  error
+	timedOut  bool
+	cancelled bool // the daemon gave up on the delivery (shutdown)
+	overflow  bool
+}
+
+// exec runs the plugin once: req on its stdin, in its own process group,
+// with only the allowed environment. The group is killed at the timeout,
+// when stdout overflows, when ctx ends, and in any case once the plugin's
+// own process has exited, so nothing it started outlives the delivery.
+func (p *Plugin) exec(ctx context.Context, req []byte, timeout time.Duration) run {
+	var r run
+	inR, inW, err1 := os.Pipe()
+	outR, outW, err2 := os.Pipe()
+	errR, errW, err3 := os.Pipe()
+	files := []*os.File{inR, inW, outR, outW, errR, errW}
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for _, err := range []error{err1, err2, err3} {
+		if err != nil {
+			r.startErr = err
+			return r
+		}
+	}
+	cmd := &exec.Cmd{
+		Path: p.program, Args: append([]string{p.program}, p.Command[1:]...),
+		Dir: p.Dir, Env: p.environ(),
+		Stdin: inR, Stdout: outW, Stderr: errW,
+	}
+	ownGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		r.startErr = err
+		return r
+	}
+	// The child has its copies; ours would keep the pipes from closing.
+	inR.Close()
+	outW.Close()
+	errW.Close()
+
+	var timedOut atomic.Bool
+	kill := func() { killGroup(cmd) }
+	stdout := &capped{max: protocol.MaxResponse, over: kill}
+	stderr := &headTail{size: stderrKeep}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		_, _ = inW.Write(req) // a plugin that does not read its request fails on its own
+		inW.Close()
+	}()
+	go func() { defer wg.Done(); _, _ = io.Copy(stdout, outR) }()
+	go func() { defer wg.Done(); _, _ = io.Copy(stderr, errR) }()
+	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); kill() })
+	stopOnCancel := context.AfterFunc(ctx, kill)
+	_ = cmd.Wait() // the state says how it ended
+	timer.Stop()
+	stopOnCancel()
+	kill() // whatever the plugin left running in its group
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(pipeGrace):
+		inW.Close()
+		outR.Close()
+		errR.Close()
+		<-done
+	}
+
+	out, overflow := stdout.bytes()
+	r.state = cmd.ProcessState.String()
+	r.stderr = stderr.String()
+	r.timedOut = timedOut.Load()
+	r.cancelled = ctx.Err() != nil
+	r.overflow = overflow
+	if !overflow {
+		r.resp, r.invalid = protocol.DecodeResponse(out)
+		if r.invalid != nil && len(out) > 0 {
+			r.invalid = fmt.Errorf("%w (stdout began %q)", r.invalid, sdk.Truncate(string(out), 80))
+		}
+	}
+	return r
+}
+
+// environ is the plugin's whole environment: the allowed variables that
+// the daemon has, and nothing else. It is never nil: a nil Env would
+// inherit the daemon's environment, secrets and all.
+func (p *Plugin) environ() []string {
+	env := []string{}
+	for _, name := range p.Env {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	return env
+}
+
+// result classifies a run. A valid answer decides, however the process
+// ended. Without one the delivery is retryable: the plugin has not said
+// whether retrying can help, the usual causes (a network call that failed
+// in a script, an out-of-memory kill, a hang) pass, and the retry policy
+// bounds what a plugin that always fails can cost. Only a plugin that
+// cannot be started at all is a permanent failure.
+func (r run) result(timeout time.Duration) action.Result {
+	if r.startErr != nil {
+		return action.Failed(action.Permanent, fmt.Errorf("cannot start the plugin: %w", r.startErr))
+	}
+	if r.overflow {
+		return retryable("its answer exceeded %d bytes; killed it", protocol.MaxResponse)
+	}
+	if r.answered() {
+		res := action.Result{Outcome: outcomes[r.resp.Outcome], Detail: r.resp.Detail, IDs: r.resp.IDs,
+			RetryAfter: time.Duration(min(r.resp.RetryAfter, protocol.MaxRetryAfter) * float64(time.Second))}
+		if res.Outcome != action.Delivered {
+			res.Err = fmt.Errorf("%s", res.Detail)
+		}
+		return res
+	}
+	var why string
+	switch {
+	case r.timedOut:
+		why = fmt.Sprintf("no answer within %s; killed its process group", timeout)
+	case r.cancelled:
+		why = "livehook stopped waiting (shutting down); killed its process group"
+	case errors.Is(r.invalid, protocol.ErrNoAnswer):
+		why = r.state + " without an answer"
+	default:
+		why = fmt.Sprintf("%s; %v", r.state, r.invalid)
+	}
+	if line := lastLine(r.stderr); line != "" {
+		why += "; stderr: " + sdk.Truncate(line, 200)
+	}
+	return retryable("%s", why)
+}
+
+// answered reports whether the run gave a valid answer.
+func (r run) answered() bool { return r.startErr == nil && !r.overflow && r.invalid == nil }
+
+var outcomes = map[protocol.Outcome]action.Outcome{
+	protocol.Delivered: action.Delivered,
+	protocol.Retryable: action.Retryable,
+	protocol.Permanent: action.Permanent,
+}
+
+func retryable(format string, args ...any) action.Result {
+	return action.Failed(action.Retryable, fmt.Errorf(format, args...))
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
