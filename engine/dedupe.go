@@ -13,10 +13,15 @@ import (
 // waits for that outcome, so it is never told 200 for an event that did
 // not make it to disk.
 type dedupe struct {
-	now     func() time.Time
-	mu      sync.Mutex
-	entries map[string]*claim
+	now       func() time.Time
+	mu        sync.Mutex
+	entries   map[string]*claim
+	lastSweep time.Time
 }
+
+// sweepEvery spaces full scans of the index: expired entries are also
+// ignored on lookup, so sweeping only bounds memory.
+const sweepEvery = time.Minute
 
 type claim struct {
 	id      string
@@ -85,10 +90,14 @@ func (d *dedupe) settle(key string, written bool) {
 	close(c.done)
 }
 
-// sweep forgets expired identities.
+// sweep forgets expired identities, at most once a minute.
 func (d *dedupe) sweep(now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if now.Sub(d.lastSweep) < sweepEvery {
+		return
+	}
+	d.lastSweep = now
 	for k, c := range d.entries {
 		if c.ok && !now.Before(c.expires) {
 			delete(d.entries, k)
