@@ -24,6 +24,7 @@ import (
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/mts"
 
+	"github.com/livehook/livehook/actions/internal/aliyun"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
@@ -249,7 +250,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	if err != nil {
 		return action.Plan{}, err
 	}
-	userData, err := render("user_data", &s.params.UserData, data)
+	userData, err := aliyun.Render("user_data", &s.params.UserData, data)
 	if err != nil {
 		return action.Plan{}, err
 	}
@@ -287,7 +288,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 func (s *step) renderFile(side string, f *File, defaultBucket string, data map[string]any) (ossFile, error) {
 	var out ossFile
 	var err error
-	if out.Bucket, err = render(side+".bucket", &f.Bucket, data); err != nil {
+	if out.Bucket, err = aliyun.Render(side+".bucket", &f.Bucket, data); err != nil {
 		return out, err
 	}
 	if out.Bucket == "" {
@@ -296,7 +297,7 @@ func (s *step) renderFile(side string, f *File, defaultBucket string, data map[s
 	if !bucketRE.MatchString(out.Bucket) {
 		return out, fmt.Errorf("%s.bucket: %q is not a bucket name (3-63 lower-case letters, digits and hyphens)", side, out.Bucket)
 	}
-	if out.Location, err = render(side+".location", &f.Location, data); err != nil {
+	if out.Location, err = aliyun.Render(side+".location", &f.Location, data); err != nil {
 		return out, err
 	}
 	if out.Location == "" {
@@ -305,7 +306,7 @@ func (s *step) renderFile(side string, f *File, defaultBucket string, data map[s
 	if !locationRE.MatchString(out.Location) {
 		return out, fmt.Errorf("%s.location: %q: want an OSS location such as oss-%s", side, out.Location, s.i.region)
 	}
-	if out.Object, err = render(side+".object", &f.Object, data); err != nil {
+	if out.Object, err = aliyun.Render(side+".object", &f.Object, data); err != nil {
 		return out, err
 	}
 	switch {
@@ -317,22 +318,6 @@ func (s *step) renderFile(side string, f *File, defaultBucket string, data map[s
 		return out, fmt.Errorf("%s.object: key is not valid UTF-8", side)
 	}
 	return out, nil
-}
-
-// render renders one field, refusing the "<no value>" that a missing map
-// key renders as: in a key it is never meant.
-func render(field string, t *tmpl.Template, data map[string]any) (string, error) {
-	if t.IsZero() { // an unset field; the zero Template cannot execute
-		return "", nil
-	}
-	out, err := t.Render(data)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", field, err)
-	}
-	if strings.Contains(out, "<no value>") {
-		return "", fmt.Errorf("%s: rendered %q: a field it uses is missing from the event", field, out)
-	}
-	return strings.TrimSpace(out), nil
 }
 
 // escapeKey URL-encodes an object key the way MPS decodes it (RFC 3986,
@@ -476,7 +461,7 @@ func failure(err error) action.Result {
 		if se.ErrorCode() == "" { // not MPS's JSON: a proxy or gateway spoke
 			detail = fmt.Sprintf("HTTP %d: %s", se.HttpStatus(), truncate(strings.TrimSpace(se.Message()), 512))
 		}
-		r := action.Result{Outcome: outcomeFor(se.HttpStatus(), se.ErrorCode()), Detail: detail, Err: &opError{detail, err}}
+		r := action.Result{Outcome: outcomeFor(se.HttpStatus(), se.ErrorCode()), Detail: detail, Err: &aliyun.OpError{Service: "mps", Detail: detail, Err: err}}
 		if se.RequestId() != "" {
 			r.IDs = map[string]string{"RequestId": se.RequestId()}
 		}
@@ -487,38 +472,15 @@ func failure(err error) action.Result {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return action.Failed(action.Retryable, &opError{transportDetail(ue), err})
+		return action.Failed(action.Retryable, &aliyun.OpError{Service: "mps", Detail: aliyun.TransportDetail(ue), Err: err})
 	}
 	outcome := action.Permanent
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		outcome = action.Retryable
 	}
-	return action.Failed(outcome, &opError{err.Error(), err})
+	return action.Failed(outcome, &aliyun.OpError{Service: "mps", Detail: err.Error(), Err: err})
 }
-
-// transportDetail describes a failed exchange without its query: the RPC
-// URL carries every parameter, the AccessKey id and signature among them.
-// Timeouts read the same whichever timer fired first.
-func transportDetail(ue *url.Error) string {
-	where := "the endpoint"
-	if u, err := url.Parse(ue.URL); err == nil {
-		where = u.Scheme + "://" + u.Host + u.Path
-	}
-	if ue.Timeout() {
-		return fmt.Sprintf("%s %s: timed out", ue.Op, where)
-	}
-	return fmt.Sprintf("%s %s: %v", ue.Op, where, ue.Err)
-}
-
-// opError shows the service's words and keeps the SDK error for errors.As.
-type opError struct {
-	detail string
-	err    error
-}
-
-func (e *opError) Error() string { return "mps: " + e.detail }
-func (e *opError) Unwrap() error { return e.err }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

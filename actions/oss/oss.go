@@ -22,6 +22,7 @@ import (
 	osssdk "github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss"
 	"github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss/credentials"
 
+	"github.com/livehook/livehook/actions/internal/aliyun"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
@@ -252,7 +253,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	if err != nil {
 		return action.Plan{}, err
 	}
-	process, err := render("process", &s.params.Process, data)
+	process, err := aliyun.Render("process", &s.params.Process, data)
 	if err != nil {
 		return action.Plan{}, err
 	}
@@ -277,7 +278,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 		info["save_as"] = "oss://" + targetBucket + "/" + target
 	}
 	if !s.params.NotifyTopic.IsZero() {
-		topic, err := render("notify_topic", &s.params.NotifyTopic, data)
+		topic, err := aliyun.Render("notify_topic", &s.params.NotifyTopic, data)
 		if err != nil {
 			return action.Plan{}, err
 		}
@@ -304,24 +305,8 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 // URL-safe base64 without padding.
 func b64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
-// render renders one field, refusing the "<no value>" that a missing map
-// key renders as: in a key or a process string it is never meant.
-func render(field string, t *tmpl.Template, data map[string]any) (string, error) {
-	if t.IsZero() { // an unset field; the zero Template cannot execute
-		return "", nil
-	}
-	out, err := t.Render(data)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", field, err)
-	}
-	if strings.Contains(out, "<no value>") {
-		return "", fmt.Errorf("%s: rendered %q: a field it uses is missing from the event", field, out)
-	}
-	return strings.TrimSpace(out), nil
-}
-
 func renderBucket(field string, t *tmpl.Template, data map[string]any) (string, error) {
-	b, err := render(field, t, data)
+	b, err := aliyun.Render(field, t, data)
 	if err != nil {
 		return "", err
 	}
@@ -332,7 +317,7 @@ func renderBucket(field string, t *tmpl.Template, data map[string]any) (string, 
 }
 
 func renderKey(field string, t *tmpl.Template, data map[string]any) (string, error) {
-	k, err := render(field, t, data)
+	k, err := aliyun.Render(field, t, data)
 	if err != nil {
 		return "", err
 	}
@@ -407,7 +392,7 @@ func failure(err error) action.Result {
 			Outcome: action.Permanent,
 			Detail:  detail,
 			IDs:     nonEmpty(map[string]string{"RequestId": se.RequestID}),
-			Err:     &opError{detail: detail, err: err},
+			Err:     &aliyun.OpError{Service: "oss", Detail: detail, Err: err},
 		}
 		if action.RetryableStatus(se.StatusCode) || retryableCodes[se.Code] {
 			r.Outcome = action.Retryable
@@ -417,41 +402,19 @@ func failure(err error) action.Result {
 	}
 	var ce *osssdk.ClientError
 	if errors.As(err, &ce) {
-		return action.Failed(action.Permanent, &opError{detail: err.Error(), err: err})
+		return action.Failed(action.Permanent, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return action.Failed(action.Retryable, &opError{detail: transportDetail(ue), err: err})
+		return action.Failed(action.Retryable, &aliyun.OpError{Service: "oss", Detail: aliyun.TransportDetail(ue), Err: err})
 	}
 	outcome := action.Permanent
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		outcome = action.Retryable
 	}
-	return action.Failed(outcome, &opError{detail: err.Error(), err: err})
+	return action.Failed(outcome, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
 }
-
-// transportDetail describes a failed exchange; timeouts read the same
-// whichever timer fired first.
-func transportDetail(ue *url.Error) string {
-	where := "the endpoint"
-	if u, err := url.Parse(ue.URL); err == nil {
-		where = u.Scheme + "://" + u.Host + u.Path
-	}
-	if ue.Timeout() {
-		return fmt.Sprintf("%s %s: timed out", ue.Op, where)
-	}
-	return fmt.Sprintf("%s %s: %v", ue.Op, where, ue.Err)
-}
-
-// opError shows the service's words and keeps the SDK error for errors.As.
-type opError struct {
-	detail string
-	err    error
-}
-
-func (e *opError) Error() string { return "oss: " + e.detail }
-func (e *opError) Unwrap() error { return e.err }
 
 func nonEmpty(m map[string]string) map[string]string {
 	for k, v := range m {
