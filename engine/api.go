@@ -94,10 +94,12 @@ func (e *Engine) ReplayEvent(id string) ([]*store.Job, error) {
 	for _, r := range matched {
 		jobs = append(jobs, newJobs(id, r, 0, now, fmt.Sprintf(".r%d", rec.Replays))...)
 	}
-	if err := e.store.PutEvent(rec); err != nil {
+	// Jobs first: a pruner running in between sees pending work and keeps
+	// the event.
+	if err := e.store.PutJobs(jobs...); err != nil {
 		return nil, err
 	}
-	if err := e.store.PutJobs(jobs...); err != nil {
+	if err := e.store.PutEvent(rec); err != nil {
 		return nil, err
 	}
 	out := make([]*store.Job, len(jobs))

@@ -89,13 +89,13 @@ func drive(b *testing.B, url string, conns, n int, seq *atomic.Int64) loadResult
 // durableServer is the real accept path: intake in front of an engine
 // with the embedded store, rules loaded (none matches, so the figures are
 // the accept path's own).
-func durableServer(b *testing.B) *httptest.Server {
+func durableServer(b *testing.B, commits *commitStats) *httptest.Server {
 	dir := b.TempDir()
 	rulesPath := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rulesPath, []byte("rules:\n  - name: never\n    when: app == \"none\"\n    do: [ { type: log } ]\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, "data"), store.Options{OnCommit: commits.observe})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +135,8 @@ func logOnlyRegistry(b *testing.B) *action.Registry {
 func benchmarkAccept(b *testing.B, conns, perRound int) {
 	bare := httptest.NewServer(intake.New(intake.Options{Acceptor: &bareAcceptor{}, Logger: slog.New(slog.DiscardHandler)}))
 	defer bare.Close()
-	durable := durableServer(b)
+	var commits commitStats
+	durable := durableServer(b, &commits)
 	var seq atomic.Int64
 	var bareRuns, durableRuns []loadResult
 	drive(b, bare.URL+"/callbacks/record", conns, perRound/4, &seq) // warm both up
@@ -155,6 +156,36 @@ func benchmarkAccept(b *testing.B, conns, perRound int) {
 	b.ReportMetric(float64(bareAll.quantile(0.50).Microseconds()), "bare_p50_µs")
 	b.ReportMetric(float64(bareAll.quantile(0.99).Microseconds()), "bare_p99_µs")
 	b.ReportMetric(float64(durableAll.quantile(0.50))/float64(bareAll.quantile(0.50)), "p50_ratio")
+	b.ReportMetric(commits.recordsPerCommit(), "records/commit")
+	b.ReportMetric(commits.meanMicros(), "commit_µs")
+}
+
+// commitStats observes the journal's group commits.
+type commitStats struct {
+	mu      sync.Mutex
+	commits int
+	records int
+	total   time.Duration
+}
+
+func (c *commitStats) observe(records int, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commits++
+	c.records += records
+	c.total += d
+}
+
+func (c *commitStats) recordsPerCommit() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return float64(c.records) / float64(max(c.commits, 1))
+}
+
+func (c *commitStats) meanMicros() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return float64(c.total.Microseconds()) / float64(max(c.commits, 1))
 }
 
 func merge(runs []loadResult) loadResult {

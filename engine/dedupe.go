@@ -48,43 +48,43 @@ func (d *dedupe) restore(key, id string, expires time.Time) {
 }
 
 // claim returns the first event's id and dup=true when key is already
-// accepted; otherwise it claims key for id, and the caller must settle it.
-func (d *dedupe) claim(ctx context.Context, key, id string, expires time.Time) (first string, dup bool, err error) {
+// accepted; otherwise it claims key for id and returns the claim, which
+// the caller must settle.
+func (d *dedupe) claim(ctx context.Context, key, id string, expires time.Time) (mine *claim, first string, dup bool, err error) {
 	for {
 		d.mu.Lock()
 		c, ok := d.entries[key]
-		if ok && !d.now().Before(c.expires) {
+		// Only a written identity expires: a claim still being written is
+		// waited for however long the write takes.
+		if ok && c.ok && !d.now().Before(c.expires) {
 			delete(d.entries, key)
 			ok = false
 		}
 		if !ok {
-			d.entries[key] = &claim{id: id, expires: expires, done: make(chan struct{})}
+			mine = &claim{id: id, expires: expires, done: make(chan struct{})}
+			d.entries[key] = mine
 			d.mu.Unlock()
-			return "", false, nil
+			return mine, "", false, nil
 		}
 		d.mu.Unlock()
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			return "", false, ctx.Err()
+			return nil, "", false, ctx.Err()
 		}
 		if c.ok {
-			return c.id, true, nil
+			return nil, c.id, true, nil
 		}
 		// The first copy failed to write: try again to be the first.
 	}
 }
 
-// settle ends a claim: kept when written, dropped when not.
-func (d *dedupe) settle(key string, written bool) {
+// settle ends the caller's own claim: kept when written, dropped when not.
+func (d *dedupe) settle(key string, c *claim, written bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c := d.entries[key]
-	if c == nil {
-		return
-	}
 	c.ok = written
-	if !written {
+	if !written && d.entries[key] == c {
 		delete(d.entries, key)
 	}
 	close(c.done)

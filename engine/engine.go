@@ -78,12 +78,13 @@ type Engine struct {
 	unevaluated atomic.Int64
 	runner      *runner
 
-	reloadMu sync.Mutex // one reload at a time
-	replayMu sync.Mutex // one replay at a time, so a dead letter is replayed once
-	mu       sync.RWMutex
-	stopped  bool
-	done     chan struct{} // closed when background work has stopped
-	stopBg   context.CancelFunc
+	reloadMu    sync.Mutex // one reload at a time
+	replayMu    sync.Mutex // one replay at a time, so a dead letter is replayed once
+	mu          sync.RWMutex
+	stopped     bool
+	done        chan struct{} // closed when background work has stopped
+	stopBg      context.CancelFunc
+	abortIngest context.CancelFunc // the shutdown timeout has passed: leave the rest to the journal
 }
 
 // New loads the rules and the store's state and returns an engine ready to
@@ -146,6 +147,12 @@ func (e *Engine) LastReload() ReloadStatus { return *e.status.Load() }
 func (e *Engine) Reload() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
+	e.mu.RLock()
+	stopped := e.stopped && e.current.Load() != nil
+	e.mu.RUnlock()
+	if stopped {
+		return ErrStopped // nothing would retire the new set
+	}
 	now := e.opts.Deps.Now()
 	reg, err := e.opts.Registry()
 	var set *rules.Set
@@ -197,17 +204,29 @@ func (e *Engine) Accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 	if e.stopped {
 		return "", ErrStopped
 	}
+	return e.accept(ctx, ev, dedupeKey)
+}
+
+// acceptFollowUp takes an event an action reported. Unlike Accept it works
+// while stopping: the delivery that produced it may finish in the grace
+// period, and the journal keeps the event for the next start.
+func (e *Engine) acceptFollowUp(ev *event.Event) (string, error) {
+	return e.accept(context.Background(), ev, "")
+}
+
+func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) (string, error) {
 	ev.ID = ulid.Make().String()
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = e.opts.Deps.Now().UTC()
 	}
 	a := &store.Accepted{Event: ev, DedupeKey: dedupeKey}
+	var claimed *claim
 	if dedupeKey != "" {
 		a.DedupeTTL = e.opts.FileDedupe
 		if ev.Source == event.SourceRecord && ev.Kind != event.KindFile {
 			a.DedupeTTL = e.opts.StatusDedupe
 		}
-		first, dup, err := e.dedupe.claim(ctx, dedupeKey, ev.ID, ev.ReceivedAt.Add(a.DedupeTTL))
+		mine, first, dup, err := e.dedupe.claim(ctx, dedupeKey, ev.ID, ev.ReceivedAt.Add(a.DedupeTTL))
 		if err != nil {
 			return "", err
 		}
@@ -216,13 +235,14 @@ func (e *Engine) Accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 			e.log.Info("duplicate callback: answered with the first one's id", "event_id", first, "source", ev.Source)
 			return first, nil
 		}
+		claimed = mine
 	}
 	// A client that hangs up mid-write must not cancel it: a record
 	// written after its caller gave up would leave a hole in the journal
 	// that the ingester's watermark could never pass.
 	err := e.store.Append(context.WithoutCancel(ctx), a)
-	if dedupeKey != "" {
-		e.dedupe.settle(dedupeKey, err == nil)
+	if claimed != nil {
+		e.dedupe.settle(dedupeKey, claimed, err == nil)
 	}
 	if err != nil {
 		e.metrics.storeErrors.Inc()
@@ -262,10 +282,11 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("engine: resume jobs: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.stopBg = cancel
+	ingestCtx, abort := context.WithCancel(context.Background())
+	e.stopBg, e.abortIngest = cancel, abort
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); e.ingestLoop() }()
+	go func() { defer wg.Done(); e.ingestLoop(ingestCtx) }()
 	go func() { defer wg.Done(); e.pruneLoop(ctx) }()
 	go func() { wg.Wait(); close(e.done) }()
 	return nil
@@ -285,7 +306,13 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.ingest.close()
 	if e.stopBg != nil {
 		e.stopBg()
-		<-e.done
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			// Events not yet evaluated stay in the journal for the next start.
+			e.abortIngest()
+			<-e.done
+		}
 	}
 	err := e.runner.stop(ctx)
 	if set := e.current.Load(); set != nil {

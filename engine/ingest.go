@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -75,7 +76,7 @@ const ingestBatch = 256
 // many events and stay out of the way of the request path's fsync, at the
 // price of evaluating an event up to this much later. The event itself is
 // already durable in the journal.
-const ingestPace = 10 * time.Millisecond
+const ingestPace = 50 * time.Millisecond
 
 // watermark tracks the journal position below which every event is
 // applied. Concurrent requests reach the queue in a different order than
@@ -108,9 +109,9 @@ func (w *watermark) advance(batch []*store.Accepted) uint64 {
 // ingestLoop evaluates accepted events, in the order they were accepted,
 // and commits each batch with its jobs in one transaction. It runs until
 // the queue is closed and drained.
-func (e *Engine) ingestLoop() {
+func (e *Engine) ingestLoop(ctx context.Context) {
 	var m rules.Matcher
-	for {
+	for ctx.Err() == nil {
 		batch := e.ingest.take(ingestBatch)
 		if batch == nil {
 			return
@@ -133,7 +134,11 @@ func (e *Engine) ingestLoop() {
 			}
 			e.metrics.storeErrors.Inc()
 			e.log.Error("cannot save evaluated events; retrying", "events", len(records), "attempt", attempt, "err", err)
-			time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
+			select {
+			case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)):
+			case <-ctx.Done():
+				return // still in the journal: the next start evaluates them
+			}
 		}
 		e.dedupe.sweep(e.opts.Deps.Now())
 		byID := make(map[string]*store.EventRecord, len(records))
@@ -145,7 +150,10 @@ func (e *Engine) ingestLoop() {
 			e.runner.add(j, byID[j.EventID])
 		}
 		e.unevaluated.Add(-int64(len(batch)))
-		time.Sleep(ingestPace - time.Since(start)) // a no-op once the commit took longer
+		select {
+		case <-time.After(ingestPace - time.Since(start)): // at once if the commit took longer
+		case <-ctx.Done():
+		}
 	}
 }
 

@@ -2,13 +2,16 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/store"
 )
 
@@ -50,7 +53,17 @@ func (r *runner) resume() error {
 	for _, j := range jobs {
 		rec, ok := events[j.EventID]
 		if !ok {
-			if rec, _, err = r.e.store.Event(j.EventID); err != nil {
+			rec, _, err = r.e.store.Event(j.EventID)
+			if errors.Is(err, store.ErrNotFound) {
+				// Nothing to render it from: a dead letter that says so,
+				// rather than a daemon that cannot start.
+				j.State, j.LastError = store.Dead, "its event is gone from the store"
+				if err := r.e.store.PutJobs(j); err != nil {
+					return fmt.Errorf("job %s: %w", j.ID, err)
+				}
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("job %s: event: %w", j.ID, err)
 			}
 			events[j.EventID] = rec
@@ -121,9 +134,11 @@ func (r *runner) run(j *store.Job, rec *store.EventRecord) {
 	set := e.acquire()
 	defer set.Release()
 	step := set.Step(j.Rule, j.Step)
-	if step == nil {
+	if step == nil || step.Action != j.Action || step.Type != j.Type {
+		// The rules changed before this delivery ran: running another
+		// action under this delivery's id would be wrong.
 		r.settle(j, rec, action.Failed(action.Permanent,
-			fmt.Errorf("rule %q has no step %d any more: the rules changed before this delivery ran", j.Rule, j.Step)),
+			fmt.Errorf("rule %q step %d is no longer %s (%s): the rules changed before this delivery ran", j.Rule, j.Step, j.Action, j.Type)),
 			action.Alerting, 0, func(s string) string { return s })
 		return
 	}
@@ -135,13 +150,24 @@ func (r *runner) run(j *store.Job, rec *store.EventRecord) {
 	}
 	defer func() { <-sem }()
 	start := time.Now()
-	var res action.Result
-	if plan, err := step.Step.Plan(inputFor(j, rec)); err != nil {
-		res = action.Failed(action.Permanent, fmt.Errorf("render: %w", err))
-	} else {
-		res = step.Step.Do(r.deliverCtx, plan)
-	}
+	res := r.attempt(step, j, rec)
 	r.settle(j, rec, res, step.Delivery, time.Since(start), set.Secrets.Redact)
+}
+
+// attempt renders and sends one delivery. A panicking action (a service
+// reply it did not expect) fails that delivery, not the daemon.
+func (r *runner) attempt(step *rules.Step, j *store.Job, rec *store.EventRecord) (res action.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.e.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", p, "stack", string(debug.Stack()))
+			res = action.Failed(action.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
+		}
+	}()
+	plan, err := step.Step.Plan(inputFor(j, rec))
+	if err != nil {
+		return action.Failed(action.Permanent, fmt.Errorf("render: %w", err))
+	}
+	return step.Step.Do(r.deliverCtx, plan)
 }
 
 // settle records an attempt's result and decides what comes next.
@@ -163,6 +189,16 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 		j.State, j.LastError = store.Pending, detail
 		j.NextAt = now.Add(retryDelay(p, j.Tries(), res.RetryAfter))
 	}
+	log := e.log.With("event_id", j.EventID, "rule", j.Rule, "action", j.Action, "type", j.Type, "job", j.ID)
+	// Follow-ups first: once the job is saved as done, a crash must not
+	// have lost what it reported.
+	for _, f := range res.Events {
+		if id, err := e.acceptFollowUp(f); err != nil {
+			log.Error("follow-up event lost", "source", f.Source, "err", err)
+		} else {
+			log.Info("follow-up event accepted", "follow_up_id", id, "source", f.Source)
+		}
+	}
 	if err := e.store.PutJobs(j); err != nil {
 		// The attempt happened; not recording it means it may run again
 		// after a restart, which at-least-once allows.
@@ -171,14 +207,6 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 	}
 	e.metrics.deliveries.WithLabelValues(j.Action, j.Type, res.Outcome.String()).Inc()
 	e.metrics.deliveryTime.WithLabelValues(j.Action, j.Type).Observe(took.Seconds())
-	log := e.log.With("event_id", j.EventID, "rule", j.Rule, "action", j.Action, "type", j.Type, "job", j.ID)
-	for _, f := range res.Events {
-		if id, err := e.Accept(context.Background(), f, ""); err != nil {
-			log.Error("follow-up event lost", "source", f.Source, "err", err)
-		} else {
-			log.Info("follow-up event accepted", "follow_up_id", id, "source", f.Source)
-		}
-	}
 	attrs := []any{"result", res.Outcome.String(), "attempt", j.Tries(), "duration", took.Round(time.Millisecond)}
 	for k, v := range res.IDs {
 		attrs = append(attrs, k, v)
@@ -202,9 +230,9 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 // policy's backoff with jitter, capped, and never shorter than the
 // service asked for.
 func retryDelay(p action.DeliveryPolicy, tries int, retryAfter time.Duration) time.Duration {
-	d := p.Backoff << min(tries-1, 30)
-	if d <= 0 || d > p.MaxBackoff {
-		d = p.MaxBackoff
+	d := p.MaxBackoff
+	if shift := tries - 1; shift < 63 && p.Backoff <= p.MaxBackoff>>shift {
+		d = p.Backoff << shift // cannot overflow: it is at most MaxBackoff
 	}
 	d = d/2 + rand.N(d/2+1)
 	return max(d, retryAfter)

@@ -160,10 +160,9 @@ func (s *Local) Apply(events []*EventRecord, jobs []*Job, dedupe map[string]Dedu
 	if err != nil {
 		return fmt.Errorf("apply events: %w", err)
 	}
-	// The events are in the db now: the journal need not keep them.
-	if err := s.journal.Release(seq); err != nil {
-		return fmt.Errorf("release journal: %w", err)
-	}
+	// The events are in the db now: the journal need not keep them. A
+	// failed release is not a failed apply: the next Apply releases again.
+	_ = s.journal.Release(seq)
 	return nil
 }
 
