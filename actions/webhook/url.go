@@ -85,10 +85,11 @@ func (e endpoint) render(data map[string]any) (*url.URL, error) {
 }
 
 // literalSecrets lists the values in the URL as written that look like
-// credentials: the password, and each query value (or username) that has
-// a credential's name or length. Plain values such as `?app=live` are left
-// out: the Redactor scrubs every text the daemon shows, and "live" would
-// vanish from all of it.
+// credentials: the password, each path segment, query value or username
+// as long as a token (Discord-style `/webhooks/123/<token>`), and query
+// values with a credential's name. Plain values such as `?app=live` are
+// left out: the Redactor scrubs every text the daemon shows, and "live"
+// would vanish from all of it.
 func (e endpoint) literalSecrets() []string {
 	var out []string
 	if u := e.base.User; u != nil {
@@ -100,11 +101,16 @@ func (e endpoint) literalSecrets() []string {
 		}
 	}
 	src := e.rest.Source()
-	i := strings.IndexByte(src, '?')
-	if i < 0 {
+	path, query, _ := strings.Cut(src, "?")
+	for _, seg := range strings.Split(path, "/") {
+		if len(seg) >= minSecretLen && !strings.Contains(seg, "{{") && !strings.Contains(seg, "}}") {
+			out = append(out, seg)
+		}
+	}
+	if query == "" {
 		return out
 	}
-	for _, pair := range strings.Split(src[i+1:], "&") {
+	for _, pair := range strings.Split(query, "&") {
 		k, v, ok := strings.Cut(pair, "=")
 		if !ok || strings.Contains(v, "{{") || strings.Contains(v, "}}") {
 			continue

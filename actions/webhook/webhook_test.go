@@ -565,6 +565,13 @@ func TestURLCredentialsKnownToRedactor(t *testing.T) {
 			wantTarget: "https://example.com/h?app=****&token=****&sig=****&id=****&s=****",
 		},
 		{
+			name:       "token in the path",
+			url:        "https://discord.example.com/api/webhooks/123456/AbCdEfGhIjKlMnOpQrStUvWxYz0123/{{ .app }}",
+			secret:     []string{"AbCdEfGhIjKlMnOpQrStUvWxYz0123"},
+			plain:      []string{"webhooks", "123456", "discord.example.com"},
+			wantTarget: "https://discord.example.com/api/webhooks/123456/****/live",
+		},
+		{
 			name:       "userinfo",
 			url:        "https://robot:pw-12345@example.com/h",
 			secret:     []string{"pw-12345"},

@@ -1,6 +1,8 @@
 package host_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,9 +47,17 @@ func testPlugin(mode string, args []string) int {
 	case "echo": // reports what it was given: its request, environment and arguments
 		req, _ := io.ReadAll(os.Stdin)
 		fmt.Fprintln(os.Stderr, "echo: got a request")
+		// ids are redacted on the way back, so the token's digest proves
+		// what arrived on stdin.
+		var in struct {
+			Settings struct{ Token string } `json:"settings"`
+		}
+		_ = json.Unmarshal(req, &in)
+		digest := sha256.Sum256([]byte(in.Settings.Token))
 		return answer(map[string]any{
 			"outcome": "delivered", "detail": "echoed",
-			"ids":    map[string]string{"request": string(req), "env": strings.Join(os.Environ(), "\n"), "args": strings.Join(os.Args, " ")},
+			"ids": map[string]string{"request": string(req), "env": strings.Join(os.Environ(), "\n"), "args": strings.Join(os.Args, " "),
+				"token_sha256": hex.EncodeToString(digest[:])},
 			"events": []any{map[string]any{"event": "echoed", "stream": "s1"}, map[string]any{"event": "second", "duration": 3}},
 		})
 	case "answer": // writes args[0] verbatim and exits with status args[1]

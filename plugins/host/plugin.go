@@ -261,7 +261,7 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 		return action.Failed(action.Permanent, fmt.Errorf("encode request: %w", err))
 	}
 	r := i.p.exec(ctx, b, i.timeout)
-	res := i.redact(r.result(i.timeout))
+	res := i.redact(r.result(i.timeout, i.secrets.Redact))
 	log := i.logger.With("plugin", i.p.Name, "action", i.name, "rule", req.Rule,
 		"event_id", pl.eventID, "delivery_id", req.DeliveryID)
 	if r.stderr != "" {
@@ -280,6 +280,9 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 // redact removes every known secret from what the plugin said.
 func (i *instance) redact(r action.Result) action.Result {
 	r.Detail = i.secrets.Redact(r.Detail)
+	for k, v := range r.IDs {
+		r.IDs[k] = i.secrets.Redact(v)
+	}
 	if r.Err != nil {
 		r.Err = errors.New(i.secrets.Redact(r.Err.Error()))
 	}

@@ -30,6 +30,7 @@ const (
 type run struct {
 	resp      protocol.Response
 	invalid   error  // why stdout is not a valid answer
+	stdoutTop string // the start of an invalid answer, for the message
 	state     string // how the process ended: "exit status 2", "signal: killed"
 	stderr    string
 	startErr  error
@@ -115,8 +116,8 @@ func (p *Plugin) exec(ctx context.Context, req []byte, timeout time.Duration) ru
 	r.overflow = overflow
 	if !overflow {
 		r.resp, r.invalid = protocol.DecodeResponse(out)
-		if r.invalid != nil && len(out) > 0 {
-			r.invalid = fmt.Errorf("%w (stdout began %q)", r.invalid, sdk.Truncate(string(out), 80))
+		if r.invalid != nil {
+			r.stdoutTop = string(out[:min(len(out), 4<<10)])
 		}
 	}
 	return r
@@ -141,7 +142,10 @@ func (p *Plugin) environ() []string {
 // in a script, an out-of-memory kill, a hang) pass, and the retry policy
 // bounds what a plugin that always fails can cost. Only a plugin that
 // cannot be started at all is a permanent failure.
-func (r run) result(timeout time.Duration) action.Result {
+//
+// hide removes secrets from what the plugin wrote. It runs before any
+// excerpt is cut, so a secret split at the cut cannot leave a prefix.
+func (r run) result(timeout time.Duration, hide func(string) string) action.Result {
 	if r.startErr != nil {
 		return action.Failed(action.Permanent, fmt.Errorf("cannot start the plugin: %w", r.startErr))
 	}
@@ -166,8 +170,11 @@ func (r run) result(timeout time.Duration) action.Result {
 		why = r.state + " without an answer"
 	default:
 		why = fmt.Sprintf("%s; %v", r.state, r.invalid)
+		if r.stdoutTop != "" {
+			why += fmt.Sprintf(" (stdout began %q)", sdk.Truncate(hide(r.stdoutTop), 80))
+		}
 	}
-	if line := lastLine(r.stderr); line != "" {
+	if line := lastLine(hide(r.stderr)); line != "" {
 		why += "; stderr: " + sdk.Truncate(line, 200)
 	}
 	return retryable("%s", why)

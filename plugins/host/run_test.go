@@ -4,6 +4,8 @@ package host_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,9 +70,14 @@ rules:
 	want := map[string]any{
 		"protocol": 1.0, "plugin": "kit", "action": "a", "rule": "failed",
 		"delivery_id": "ev1.failed.0", "timeout_ms": 20000.0,
-		"settings": map[string]any{"token": "t0p-s3cret", "count": 3.0, "wait": 90000.0, "labels": map[string]any{"team": "live"}},
+		// The token reached the plugin (its digest below) and was
+		// redacted when the plugin repeated it in its answer.
+		"settings": map[string]any{"token": "****", "count": 3.0, "wait": 90000.0, "labels": map[string]any{"team": "live"}},
 		"params": map[string]any{"message": "room42 failed", "level": "info", "tags": []any{"live", "fixed"},
 			"extra": map[string]any{"n": 1.0, "ok": true, "list": []any{"play.example.com", nil}}},
+	}
+	if sum := sha256.Sum256([]byte("t0p-s3cret")); res.IDs["token_sha256"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("the plugin did not get the real token on stdin")
 	}
 	evJSON := req["event"]
 	delete(req, "event")
