@@ -74,6 +74,11 @@ func (h hardeningConfig) prepare(adminAddr string, log *slog.Logger) (*hardening
 	switch {
 	case h.maxConcurrent < 0 || h.rateLimit < 0 || h.rateBurst < 0 || h.maxBody < 0:
 		return nil, errors.New("--max-body, --max-concurrent, --rate-limit and --rate-burst cannot be negative")
+	case h.maxBody > maxBodyLimit:
+		// The journal takes records up to 16 MiB, and re-encoding a body
+		// as JSON can grow it sixfold (`<` becomes \u003c): past this a
+		// callback could never be stored, and would get 503 forever.
+		return nil, fmt.Errorf("--max-body %d is over the limit of %d (1MiB)", h.maxBody, maxBodyLimit)
 	case h.readTimeout < 0 || h.readHeaderTimeout < 0:
 		return nil, errors.New("--read-timeout and --read-header-timeout cannot be negative")
 	case (h.tlsCert == "") != (h.tlsKey == ""):
@@ -130,6 +135,9 @@ func (h *hardening) adminHandler(next http.Handler) http.Handler {
 	}
 	return admin.RequireToken(next, h.cfg.adminToken)
 }
+
+// maxBodyLimit is the largest --max-body livehook can store safely.
+const maxBodyLimit = 1 << 20
 
 // byteSize is a flag holding a size: 65536, 64KiB, 64K, 1MiB or 1M.
 type byteSize int64
