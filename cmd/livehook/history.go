@@ -157,16 +157,30 @@ func deadlettersCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return nil
 	case sub == "replay" && *all && fs.NArg() == 0:
-		jobs, err := list(1000)
-		if err != nil {
-			return err
-		}
-		for _, j := range jobs {
-			if err := replay(j.ID); err != nil {
+		// Page until no dead letter is left that this run has not replayed:
+		// one that dies again at once is not replayed twice.
+		done := map[string]bool{}
+		for {
+			jobs, err := list(1000)
+			if err != nil {
 				return err
 			}
+			fresh := 0
+			for _, j := range jobs {
+				if done[j.ID] {
+					continue
+				}
+				if err := replay(j.ID); err != nil {
+					return err
+				}
+				done[j.ID] = true
+				fresh++
+			}
+			if fresh == 0 {
+				break
+			}
 		}
-		fmt.Fprintf(stdout, "%d dead letter(s) replayed\n", len(jobs))
+		fmt.Fprintf(stdout, "%d dead letter(s) replayed\n", len(done))
 		return nil
 	case sub == "replay" && !*all && fs.NArg() == 1:
 		return replay(fs.Arg(0))

@@ -11,7 +11,7 @@ import (
 )
 
 func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
-	fs := newFlagSet("send", "send [--url URL] [--key KEY --host HOST] EVENT.json\n\nPOST an event file to a running daemon and print its reply, signed or\nwith a token as the source's auth: in the rules asks. Give credentials\nthrough their variables, which stay out of the shell history.", stderr)
+	fs := newFlagSet("send", "send [--url URL] [--key KEY [--host HOST] | --token TOKEN | --webhook-secret SECRET] EVENT.json\n\nPOST an event file to a running daemon and print its reply, signed or\nwith a token as the source's auth: in the rules asks. Give credentials\nthrough their variables, which stay out of the shell history.", stderr)
 	url := fs.String("url", "http://127.0.0.1:8080/callbacks/record", "where to POST: /callbacks/record for Aliyun recording callbacks, /events/{source} for generic events")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	var cred sendCredentials
