@@ -214,13 +214,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	var events struct {
 		Events []struct {
-			ID string `json:"id"`
+			Event struct {
+				ID string `json:"id"`
+			} `json:"event"`
 		} `json:"events"`
 	}
 	_, body := admin("GET", d.admURL("/api/events"), adminToken)
-	if json.Unmarshal([]byte(body), &events) == nil {
-		for _, e := range events.Events {
-			admin("GET", d.admURL("/api/events/"+e.ID), adminToken)
+	if err := json.Unmarshal([]byte(body), &events); err != nil || len(events.Events) == 0 {
+		t.Fatalf("/api/events: %v %s", err, body)
+	}
+	// Every event's page, where each delivery attempt's reply is shown.
+	for _, e := range events.Events {
+		if status, body := admin("GET", d.admURL("/api/events/"+e.Event.ID), adminToken); status != 200 || !strings.Contains(body, `"attempts"`) {
+			t.Errorf("GET /api/events/%s: %d %s", e.Event.ID, status, body)
 		}
 	}
 	admin("GET", d.admURL("/api/rules"), "WrongAdmin0123456789")
@@ -231,9 +237,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if out := cli(adminEnv, "deadletters"); !strings.Contains(out, "unreachable") {
 		t.Errorf("livehook deadletters: %s", out)
 	}
-	if len(events.Events) > 0 {
-		cli(adminEnv, "events", "show", events.Events[0].ID)
-	}
+	cli(adminEnv, "events", "show", events.Events[0].Event.ID)
 
 	// A broken reload: the daemon logs every problem and shows them in its
 	// reply and in /api/rules.
