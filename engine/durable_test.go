@@ -159,33 +159,55 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// metric reads one series of a counter or gauge as /metrics shows it.
+// metric reads one series of a counter or gauge as /metrics shows it. A
+// family that is not gathered at all fails the test, so a misspelt name
+// cannot pass a "== 0" check; a labelled family without the asked series
+// reads as zero, as a series never touched is not exported. A labelled
+// family with no series at all is not gathered either: read it only once
+// something was counted in it.
 func metric(t *testing.T, g prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
+	if len(labels)%2 != 0 {
+		t.Fatalf("metric %s: labels %q are not name/value pairs", name, labels)
+	}
 	families, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
-					return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-				}) {
-					continue series
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
+	i := slices.IndexFunc(families, func(f *dto.MetricFamily) bool { return f.GetName() == name })
+	if i < 0 {
+		t.Fatalf("metric %s is not gathered: misspelt, not registered, or a labelled family with no series yet", name)
+	}
+	f := families[i]
+	if f.GetType() != dto.MetricType_COUNTER && f.GetType() != dto.MetricType_GAUGE {
+		t.Fatalf("metric %s is a %s, not a counter or gauge", name, f.GetType())
+	}
+	for j := 0; j < len(labels); j += 2 {
+		if !slices.ContainsFunc(f.GetMetric(), func(m *dto.Metric) bool { return hasLabel(m, labels[j], "") }) {
+			t.Fatalf("metric %s has no label %q", name, labels[j])
 		}
 	}
-	return 0 // a series never touched is not exported: it reads as zero
+series:
+	for _, m := range f.GetMetric() {
+		for j := 0; j < len(labels); j += 2 {
+			if !hasLabel(m, labels[j], labels[j+1]) {
+				continue series
+			}
+		}
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
+}
+
+// hasLabel reports whether m has the label name, with value if value is not
+// empty.
+func hasLabel(m *dto.Metric, name, value string) bool {
+	return slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+		return l.GetName() == name && (value == "" || l.GetValue() == value)
+	})
 }
 
 // noMoreDeliveries checks, once everything accepted is processed, that

@@ -31,18 +31,18 @@ func New(o Options) http.Handler {
 		o.Logger = slog.Default()
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	handle(mux, "GET", "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	handle(mux, "GET", "/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if o.Ready != nil && !o.Ready() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "not ready"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	handle(mux, "GET", "/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
+	handle(mux, "POST", "/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		if err := o.Reloader.Reload(); err != nil {
 			o.Logger.Warn("reload requested over HTTP failed; previous rules kept")
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "error": err.Error()})
@@ -50,7 +50,7 @@ func New(o Options) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
-	mux.HandleFunc("GET /api/rules", func(w http.ResponseWriter, _ *http.Request) {
+	handle(mux, "GET", "/api/rules", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Rules())
 	})
 	if o.Events != nil {
@@ -68,4 +68,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v) // the client may be gone; nothing to do about it
+}
+
+// handle registers h for method on path, and a JSON 405 naming the method
+// to use for any other: the catch-all "/" would otherwise answer 404, and
+// tell an operator who typed `curl /-/reload` that the path does not exist.
+func handle(mux *http.ServeMux, method, path string, h http.HandlerFunc) {
+	mux.HandleFunc(method+" "+path, h)
+	allow := method
+	if method == http.MethodGet {
+		allow += ", " + http.MethodHead
+	}
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"ok": false,
+			"error": "method not allowed: " + r.Method + " " + r.URL.Path + " (use " + method + ")"})
+	})
 }

@@ -21,7 +21,7 @@ type Events interface {
 const maxLimit = 1000
 
 func eventRoutes(mux *http.ServeMux, ev Events) {
-	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "GET", "/api/events", func(w http.ResponseWriter, r *http.Request) {
 		limit, err := limitParam(r, 50)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
@@ -31,15 +31,15 @@ func eventRoutes(mux *http.ServeMux, ev Events) {
 		list, err := ev.Events(store.EventFilter{Limit: limit, Source: q.Get("source"), Rule: q.Get("rule")})
 		reply(w, map[string]any{"events": orEmpty(list)}, err)
 	})
-	mux.HandleFunc("GET /api/events/{id}", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "GET", "/api/events/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := ev.Event(r.PathValue("id"))
 		reply(w, d, err)
 	})
-	mux.HandleFunc("POST /api/events/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "POST", "/api/events/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
 		jobs, err := ev.ReplayEvent(r.PathValue("id"))
 		reply(w, map[string]any{"ok": true, "jobs": orEmpty(jobs)}, err)
 	})
-	mux.HandleFunc("GET /api/deadletters", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "GET", "/api/deadletters", func(w http.ResponseWriter, r *http.Request) {
 		limit, err := limitParam(r, 100)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
@@ -48,7 +48,7 @@ func eventRoutes(mux *http.ServeMux, ev Events) {
 		list, err := ev.DeadLetters(limit)
 		reply(w, map[string]any{"deadletters": orEmpty(list)}, err)
 	})
-	mux.HandleFunc("POST /api/deadletters/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "POST", "/api/deadletters/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
 		j, err := ev.ReplayDeadLetter(r.PathValue("id"))
 		reply(w, map[string]any{"ok": true, "job": j}, err)
 	})
