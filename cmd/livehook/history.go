@@ -98,8 +98,9 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		}
 		for _, r := range out.Events {
 			ev := r.Event
-			fmt.Fprintf(stdout, "%s  %s  %-20s %-7s %s/%s/%s  rules: %s\n", ev.ID, ev.ReceivedAt.Format(time.RFC3339),
-				ev.Source, ev.Kind, ev.Domain, ev.App, ev.Stream, orDash(strings.Join(r.Matched, ",")))
+			stream := strings.Trim(ev.Domain+"/"+ev.App+"/"+ev.Stream, "/")
+			fmt.Fprintf(stdout, "%s  %s  %-20s %-7s %s  rules: %s\n", ev.ID, ev.ReceivedAt.Format(time.RFC3339),
+				ev.Source, ev.Kind, orDash(stream), orDash(strings.Join(r.Matched, ",")))
 		}
 		return nil
 	case sub == "show" && fs.NArg() == 1:
