@@ -32,7 +32,7 @@ Usage:
                                       what happened to recent events, from a running daemon
   livehook deadletters [list|replay ID|replay --all]
                                       deliveries that failed for good, and replaying them
-  livehook actions                    list the action types this build knows
+  livehook actions [--plugins DIR]     list the action types rules can use, plugins included
   livehook version                    print the version
 
 Run 'livehook COMMAND --help' for a command's flags. Every serve flag can
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "send":
 		return sendCmd(ctx, rest, stdout, stderr, getenv)
 	case "actions":
-		return actionsCmd(rest, stdout, stderr)
+		return actionsCmd(rest, stdout, stderr, getenv)
 	case "events":
 		return eventsCmd(ctx, rest, stdout, stderr, getenv)
 	case "deadletters":
