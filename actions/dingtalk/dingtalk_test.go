@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -15,11 +14,10 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
-	"gopkg.in/yaml.v3"
 
+	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/secret"
 )
 
 const testSecret = "SECtestsecret0123456789abcdef"
@@ -33,15 +31,6 @@ var input = action.Input{
 	DeliveryID: "d1",
 }
 
-func node(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("test yaml: %v", err)
-	}
-	return doc.Content[0]
-}
-
 // openYAML opens a dingtalk instance through the registry, as the rules
 // loader does; now is the daemon's clock.
 func openYAML(t *testing.T, src string, now func() time.Time) (*instance, error) {
@@ -50,11 +39,9 @@ func openYAML(t *testing.T, src string, now func() time.Time) (*instance, error)
 	if !ok {
 		t.Fatal("type dingtalk is not registered")
 	}
-	inst, err := typ.Open(action.Settings{
-		Name: "oncall", Type: "dingtalk", File: "rules.yaml", Node: node(t, src),
-		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: now},
-		Secrets: &secret.Redactor{},
-	})
+	s := actiontest.Settings(t, "oncall", "dingtalk", src)
+	s.Deps.Now = now
+	inst, err := typ.Open(s)
 	if err != nil {
 		return nil, err
 	}
@@ -78,31 +65,7 @@ func config(url string, extra ...string) string {
 
 func stepFor(t *testing.T, inst *instance, with string) (action.Step, error) {
 	t.Helper()
-	var p action.Params
-	if with != "" {
-		p = action.Params{File: "rules.yaml", Node: node(t, with)}
-	}
-	return inst.Step(p)
-}
-
-func mustStep(t *testing.T, inst *instance, with string) action.Step {
-	t.Helper()
-	st, err := stepFor(t, inst, with)
-	if err != nil {
-		t.Fatalf("step: %v", err)
-	}
-	return st
-}
-
-func deliver(t *testing.T, st action.Step) (action.Plan, action.Result) {
-	t.Helper()
-	plan, err := st.Plan(input)
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return plan, st.Do(ctx, plan)
+	return inst.Step(action.Params{File: "rules.yaml", Node: actiontest.Node(t, with)})
 }
 
 // The vector was computed independently of sign (see domain.md §2).
@@ -169,7 +132,7 @@ func TestDeliver(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDingTalk(t, tt.robot)
-			_, res := deliver(t, mustStep(t, mustOpen(t, config(f.URL(), tt.settings...)), tt.with))
+			_, res := actiontest.Deliver(t, actiontest.Step(t, mustOpen(t, config(f.URL(), tt.settings...)), tt.with), input)
 			if res.Outcome != action.Delivered || res.Detail != "errcode 0: ok" {
 				t.Fatalf("result = %v %q (%v), want delivered", res.Outcome, res.Detail, res.Err)
 			}
@@ -313,7 +276,7 @@ func TestFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, res := deliver(t, mustStep(t, inst, ""))
+			_, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
 			if res.Outcome != tt.want || !strings.Contains(res.Detail, tt.wantDetail) {
 				t.Fatalf("result = %v %q, want %v containing %q", res.Outcome, res.Detail, tt.want, tt.wantDetail)
 			}
@@ -338,7 +301,7 @@ func TestThrottlePauseEndsWithContext(t *testing.T) {
 	tooFast := errcode(130101, "send too fast")
 	f.play(tooFast, tooFast, tooFast, tooFast, tooFast)
 	inst := mustOpen(t, fmt.Sprintf("url: %s\nretry: {attempts: 5, min_backoff: 1m, max_backoff: 1m}\ntext: hi\n", f.URL()))
-	st := mustStep(t, inst, "")
+	st := actiontest.Step(t, inst, "")
 	plan, err := st.Plan(input)
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +325,7 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 	f := newFakeDingTalk(t, robot{})
 	f.play(f.hang, f.hang)
 	inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", f.URL()))
-	_, res := deliver(t, mustStep(t, inst, ""))
+	_, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
 	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "exceeded") { // "context deadline exceeded" or "Client.Timeout exceeded"
 		t.Fatalf("result = %v %q, want retryable after a client timeout", res.Outcome, res.Detail)
 	}
@@ -395,7 +358,7 @@ func TestOversizeIsTruncated(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDingTalk(t, robot{})
-			st := mustStep(t, mustOpen(t, config(f.URL(), tt.settings...)), "")
+			st := actiontest.Step(t, mustOpen(t, config(f.URL(), tt.settings...)), "")
 			in := input
 			in.Event = &event.Event{Stream: "room42", Payload: map[string]any{"log": long}}
 			plan, err := st.Plan(in)
@@ -429,7 +392,7 @@ func TestOversizeIsTruncated(t *testing.T) {
 }
 
 func TestShortMessageIsNotTruncated(t *testing.T) {
-	plan, err := mustStep(t, mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, "text: hi")), "").Plan(input)
+	plan, err := actiontest.Step(t, mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, "text: hi")), "").Plan(input)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,8 +415,8 @@ func TestRateLimitQueues(t *testing.T) {
 	results := make([]action.Result, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		st := mustStep(t, inst, fmt.Sprintf("text: message %d", i))
-		wg.Go(func() { _, results[i] = deliver(t, st) })
+		st := actiontest.Step(t, inst, fmt.Sprintf("text: message %d", i))
+		wg.Go(func() { _, results[i] = actiontest.Deliver(t, st, input) })
 	}
 	wg.Wait()
 
@@ -493,7 +456,7 @@ func TestDefaultRateFitsDingTalk(t *testing.T) {
 func TestPlan(t *testing.T) {
 	inst := mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken,
 		"secret: "+testSecret, "msgtype: markdown", "title: 录制完成", `text: "{{ .stream }} <font color=\"info\">ok</font> & done"`))
-	plan, err := mustStep(t, inst, "").Plan(input)
+	plan, err := actiontest.Step(t, inst, "").Plan(input)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +512,7 @@ func TestSecretsStayHidden(t *testing.T) {
 				f.play(tt.replies(f)...)
 			}
 			inst := mustOpen(t, fmt.Sprintf("url: %s\nsecret: %s\ntimeout: 200ms\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", url, tt.secret))
-			plan, res := deliver(t, mustStep(t, inst, ""))
+			plan, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
 			if res.Outcome != tt.want {
 				t.Fatalf("outcome = %v %q, want %v", res.Outcome, res.Detail, tt.want)
 			}
@@ -658,7 +621,7 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := mustStep(t, mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, tt.settings...)), "")
+			st := actiontest.Step(t, mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken, tt.settings...)), "")
 			_, err := st.Plan(input)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("plan error = %v, want it to contain %q", err, tt.wantErr)

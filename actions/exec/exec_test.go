@@ -19,24 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/secret"
 )
-
-func node(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	if len(doc.Content) == 0 {
-		return nil
-	}
-	return doc.Content[0]
-}
 
 // openExec opens an exec instance from YAML settings through the registry;
 // logs go to logs.
@@ -49,27 +35,9 @@ func openExec(t *testing.T, settings string, logs *bytes.Buffer) (action.Instanc
 	if logs == nil {
 		logs = &bytes.Buffer{}
 	}
-	return typ.Open(action.Settings{
-		Name: "job", Type: "exec", File: "rules.yaml", Node: node(t, settings),
-		Deps: action.Deps{
-			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			HTTP:   action.NewHTTP(nil), Now: time.Now,
-		},
-		Secrets: &secret.Redactor{},
-	})
-}
-
-func stepOf(t *testing.T, inst action.Instance, with string) action.Step {
-	t.Helper()
-	p := action.Params{File: "rules.yaml"}
-	if with != "" {
-		p.Node = node(t, with)
-	}
-	st, err := inst.Step(p)
-	if err != nil {
-		t.Fatalf("step: %v", err)
-	}
-	return st
+	s := actiontest.Settings(t, "job", "exec", settings)
+	s.Deps.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return typ.Open(s)
 }
 
 func mustStep(t *testing.T, settings string) action.Step {
@@ -78,7 +46,7 @@ func mustStep(t *testing.T, settings string) action.Step {
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	return stepOf(t, inst, "")
+	return actiontest.Step(t, inst, "")
 }
 
 // script writes an executable /bin/sh script into a temporary directory.
@@ -103,15 +71,6 @@ func testEvent() *event.Event {
 
 func input() action.Input {
 	return action.Input{Event: testEvent(), Rule: "archive", DeliveryID: "ev-1.archive.0"}
-}
-
-func deliver(t *testing.T, st action.Step) (action.Plan, action.Result) {
-	t.Helper()
-	p, err := st.Plan(input())
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	return p, st.Do(context.Background(), p)
 }
 
 func wantOutcome(t *testing.T, r action.Result, want action.Outcome) {
@@ -154,7 +113,7 @@ env: {ARCHIVE_BUCKET: 'rec-{{ .app }}', EMPTY: ''}
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, r := deliver(t, stepOf(t, inst, ""))
+	_, r := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input())
 	wantOutcome(t, r, action.Delivered)
 	if !strings.Contains(r.Detail, "stdout: archived room42") {
 		t.Errorf("detail = %q, want the command's output", r.Detail)
@@ -246,7 +205,7 @@ func TestFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, r := deliver(t, mustStep(t, tc.settings))
+			_, r := actiontest.Deliver(t, mustStep(t, tc.settings), input())
 			wantOutcome(t, r, tc.want)
 			if r.Err == nil {
 				t.Error("a failure without an error")
@@ -281,7 +240,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	st := mustStep(t, fmt.Sprintf("command: %s\nargs: [%s]\ntimeout: 1s", cmd, pidFile))
 
 	start := time.Now()
-	_, r := deliver(t, st)
+	_, r := actiontest.Deliver(t, st, input())
 	elapsed := time.Since(start)
 	wantOutcome(t, r, action.Retryable)
 	if !strings.Contains(r.Detail, "killed after 1s") || !strings.Contains(r.Detail, "stdout: started") {
@@ -331,7 +290,7 @@ func TestStoppedByCaller(t *testing.T) {
 
 func TestEndlessOutputIsBounded(t *testing.T) {
 	st := mustStep(t, "command: "+script(t, "yes 'livehook endless output' &\nexec yes 'on stderr too' >&2\n")+"\ntimeout: 1s")
-	_, r := deliver(t, st)
+	_, r := actiontest.Deliver(t, st, input())
 	wantOutcome(t, r, action.Retryable)
 	if max := 2*outputLimit + 200; len(r.Detail) > max {
 		t.Errorf("detail is %d bytes, want at most %d", len(r.Detail), max)
@@ -386,7 +345,7 @@ env: {TOKEN: 'tok-{{ .app }}'}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := stepOf(t, inst, tc.with).Plan(input())
+			p, err := actiontest.Step(t, inst, tc.with).Plan(input())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,8 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
@@ -23,45 +22,9 @@ const (
 	testSK       = "s3cr3t-MPS-key-never-shown-0001"
 	testPipeline = "88c6ca184c0e47098a5b665e2a12****"
 	testTemplate = "S00000001-200010"
-	seedURI      = "live/hello/0_2017-03-08-23:09:46_2017-03-08-23:10:40.flv"
+	seedURI      = actiontest.SeedURI
 	mp4URI       = "live/hello/0_2017-03-08-23:09:46_2017-03-08-23:10:40.mp4"
 )
-
-// seedEvent is the project's seed file-generated callback, the official
-// sample (its key contains ':').
-func seedEvent(t *testing.T) *event.Event {
-	t.Helper()
-	body, err := os.ReadFile("../../testdata/events/file_flv.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := event.DecodeRecord(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev.URI != seedURI {
-		t.Fatalf("seed uri = %q, want %q", ev.URI, seedURI)
-	}
-	return ev
-}
-
-func node(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.Content[0]
-}
-
-func settings(t *testing.T, src string) action.Settings {
-	return action.Settings{
-		Name: "mps-mp4", Type: "mps", File: "rules.yaml",
-		Node:    node(t, src),
-		Deps:    action.Deps{HTTP: action.NewHTTP(nil)},
-		Secrets: &secret.Redactor{},
-	}
-}
 
 func instanceYAML(endpoint, sk, timeout string) string {
 	return fmt.Sprintf(`
@@ -79,25 +42,12 @@ output: { object: '{{ .uri | trimSuffix ".flv" }}.mp4' }
 
 func mustOpen(t *testing.T, src string) action.Instance {
 	t.Helper()
-	inst, err := open(settings(t, src))
+	inst, err := open(actiontest.Settings(t, "mps-mp4", "mps", src))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { inst.Close() })
 	return inst
-}
-
-func mustStep(t *testing.T, inst action.Instance, with string) action.Step {
-	t.Helper()
-	p := action.Params{File: "rules.yaml"}
-	if with != "" {
-		p.Node = node(t, with)
-	}
-	st, err := inst.Step(p)
-	if err != nil {
-		t.Fatalf("Step: %v", err)
-	}
-	return st
 }
 
 func TestDeliver(t *testing.T) {
@@ -144,8 +94,8 @@ func TestDeliver(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeMPS(t, testAK, testSK)
-			st := mustStep(t, mustOpen(t, instanceYAML(f.URL, testSK, "5s")), tc.with)
-			plan, err := st.Plan(action.Input{Event: seedEvent(t), Rule: "mp4"})
+			st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testSK, "5s")), tc.with)
+			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t), Rule: "mp4"})
 			if err != nil {
 				t.Fatalf("Plan: %v", err)
 			}
@@ -321,8 +271,8 @@ func TestFailures(t *testing.T) {
 			if tc.timeout != "" {
 				timeout = tc.timeout
 			}
-			st := mustStep(t, mustOpen(t, instanceYAML(f.URL, sk, timeout)), "")
-			plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+			st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, sk, timeout)), "")
+			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,8 +312,8 @@ func TestCancelStopsRequest(t *testing.T) {
 		close(arrived)
 		<-r.Context().Done()
 	}
-	st := mustStep(t, mustOpen(t, instanceYAML(f.URL, testSK, "10m")), "")
-	plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+	st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testSK, "10m")), "")
+	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,14 +332,14 @@ func TestEnvironmentCredentials(t *testing.T) {
 	t.Setenv(envKeyID, testAK)
 	t.Setenv(envKeySecret, testSK)
 	f := newFakeMPS(t, testAK, testSK)
-	s := settings(t, fmt.Sprintf(`{region: cn-shanghai, endpoint: %q, pipeline_id: p1, template_id: t1,
+	s := actiontest.Settings(t, "mps-mp4", "mps", fmt.Sprintf(`{region: cn-shanghai, endpoint: %q, pipeline_id: p1, template_id: t1,
 		input: {bucket: rec-live}, output: {object: out.mp4}}`, f.URL))
 	inst, err := open(s)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	st := mustStep(t, inst, "")
-	plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+	st := actiontest.Step(t, inst, "")
+	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +368,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(envKeyID, "")
 			t.Setenv(envKeySecret, "")
-			inst, err := open(settings(t, tc.yaml))
+			inst, err := open(actiontest.Settings(t, "mps-mp4", "mps", tc.yaml))
 			if err == nil {
 				inst.Close()
 				t.Fatalf("open succeeded, want error containing %q", tc.want)
@@ -449,13 +399,13 @@ func TestStepAndPlanErrors(t *testing.T) {
 		{"output object missing", `{input: {bucket: rec-live}}`, nil, "output: object is required"},
 		{"unknown param", `{input: {bucket: rec-live, key: a}}`, nil, `unknown key "key"`},
 		{"status event has no uri", `{input: {bucket: rec-live}, output: {object: a.mp4}}`, status, "input.object: rendered empty"},
-		{"location is not an OSS location", `{input: {bucket: rec-live, location: cn-shanghai}, output: {object: a.mp4}}`, seedEvent(t), `input.location: "cn-shanghai": want an OSS location such as oss-cn-shanghai`},
-		{"user data too long", `{input: {bucket: rec-live}, output: {object: a.mp4}, user_data: '{{ repeat 1025 "x" }}'}`, seedEvent(t), "user_data: 1025 bytes, MPS keeps at most 1024"},
-		{"output uses a missing field", `{input: {bucket: rec-live}, output: {object: '{{ .push_args.callback_dir }}/a.mp4'}}`, seedEvent(t), "output.object: rendered \"<no value>/a.mp4\": a field it uses is missing"},
+		{"location is not an OSS location", `{input: {bucket: rec-live, location: cn-shanghai}, output: {object: a.mp4}}`, actiontest.SeedEvent(t), `input.location: "cn-shanghai": want an OSS location such as oss-cn-shanghai`},
+		{"user data too long", `{input: {bucket: rec-live}, output: {object: a.mp4}, user_data: '{{ repeat 1025 "x" }}'}`, actiontest.SeedEvent(t), "user_data: 1025 bytes, MPS keeps at most 1024"},
+		{"output uses a missing field", `{input: {bucket: rec-live}, output: {object: '{{ .push_args.callback_dir }}/a.mp4'}}`, actiontest.SeedEvent(t), "output.object: rendered \"<no value>/a.mp4\": a field it uses is missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := inst.Step(action.Params{File: "rules.yaml", Node: node(t, tc.with)})
+			st, err := inst.Step(action.Params{File: "rules.yaml", Node: actiontest.Node(t, tc.with)})
 			if tc.ev != nil {
 				if err != nil {
 					t.Fatalf("Step: %v", err)
@@ -489,8 +439,8 @@ func TestEscapeKey(t *testing.T) {
 // One instance serves concurrent deliveries.
 func TestConcurrentDeliveries(t *testing.T) {
 	f := newFakeMPS(t, testAK, testSK)
-	st := mustStep(t, mustOpen(t, instanceYAML(f.URL, testSK, "5s")), "")
-	plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+	st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testSK, "5s")), "")
+	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +469,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 
 func TestDefaultEndpoint(t *testing.T) {
 	inst := mustOpen(t, "{region: cn-hangzhou, pipeline_id: p, template_id: t, access_key_id: a, access_key_secret: b, input: {bucket: rec-live}, output: {object: out.mp4}}")
-	plan, err := mustStep(t, inst, "").Plan(action.Input{Event: seedEvent(t)})
+	plan, err := actiontest.Step(t, inst, "").Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

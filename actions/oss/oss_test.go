@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
@@ -26,45 +25,9 @@ const (
 	testSK     = "s3cr3t-OSS-key-never-shown-0001"
 	testRegion = "cn-shanghai"
 	// The official sample recording: keys contain ':'.
-	seedURI = "live/hello/0_2017-03-08-23:09:46_2017-03-08-23:10:40.flv"
+	seedURI = actiontest.SeedURI
 	mp4URI  = "live/hello/0_2017-03-08-23:09:46_2017-03-08-23:10:40.mp4"
 )
-
-// seedEvent is the project's seed file-generated callback, the official
-// sample (its key contains ':').
-func seedEvent(t *testing.T) *event.Event {
-	t.Helper()
-	body, err := os.ReadFile("../../testdata/events/file_flv.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := event.DecodeRecord(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev.URI != seedURI {
-		t.Fatalf("seed uri = %q, want %q", ev.URI, seedURI)
-	}
-	return ev
-}
-
-func node(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.Content[0]
-}
-
-func settings(t *testing.T, src string) action.Settings {
-	return action.Settings{
-		Name: "transcode", Type: "oss", File: "rules.yaml",
-		Node:    node(t, src),
-		Deps:    action.Deps{HTTP: action.NewHTTP(nil)},
-		Secrets: &secret.Redactor{},
-	}
-}
 
 // instanceYAML points an instance at the fake with the given credentials.
 func instanceYAML(endpoint, ak, sk, extra string) string {
@@ -78,22 +41,9 @@ timeout: 2s
 %s`, testRegion, endpoint, ak, sk, extra)
 }
 
-func mustStep(t *testing.T, inst action.Instance, with string) action.Step {
-	t.Helper()
-	p := action.Params{File: "rules.yaml"}
-	if with != "" {
-		p.Node = node(t, with)
-	}
-	st, err := inst.Step(p)
-	if err != nil {
-		t.Fatalf("Step: %v", err)
-	}
-	return st
-}
-
 func mustOpen(t *testing.T, src string) action.Instance {
 	t.Helper()
-	inst, err := open(settings(t, src))
+	inst, err := open(actiontest.Settings(t, "transcode", "oss", src))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -165,8 +115,8 @@ save_as: { object: 'thumbs/{{ .stream }}.jpg' }`,
 			if tc.localhost {
 				endpoint = strings.Replace(endpoint, "127.0.0.1", "localhost", 1)
 			}
-			st := mustStep(t, mustOpen(t, instanceYAML(endpoint, testAK, testSK, "")), tc.with)
-			plan, err := st.Plan(action.Input{Event: seedEvent(t), Rule: "transcode-flv"})
+			st := actiontest.Step(t, mustOpen(t, instanceYAML(endpoint, testAK, testSK, "")), tc.with)
+			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t), Rule: "transcode-flv"})
 			if err != nil {
 				t.Fatalf("Plan: %v", err)
 			}
@@ -326,8 +276,8 @@ func TestFailures(t *testing.T) {
 				timeout = tc.timeout
 			}
 			src := strings.Replace(instanceYAML(f.URL, testAK, sk, ""), "timeout: 2s", "timeout: "+timeout, 1)
-			st := mustStep(t, mustOpen(t, src), `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
-			plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+			st := actiontest.Step(t, mustOpen(t, src), `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
+			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -358,13 +308,13 @@ func TestEnvironmentCredentials(t *testing.T) {
 	t.Setenv(envKeyID, testAK)
 	t.Setenv(envKeySecret, testSK)
 	f := newFakeOSS(t, testAK, testSK, testRegion)
-	s := settings(t, fmt.Sprintf("{region: %s, endpoint: %q, bucket: rec-live}", testRegion, f.URL))
+	s := actiontest.Settings(t, "transcode", "oss", fmt.Sprintf("{region: %s, endpoint: %q, bucket: rec-live}", testRegion, f.URL))
 	inst, err := open(s)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	st := mustStep(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
-	plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+	st := actiontest.Step(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
+	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +344,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(envKeyID, "")
 			t.Setenv(envKeySecret, "")
-			inst, err := open(settings(t, tc.yaml))
+			inst, err := open(actiontest.Settings(t, "transcode", "oss", tc.yaml))
 			if err == nil {
 				inst.Close()
 				t.Fatalf("open succeeded, want error containing %q", tc.want)
@@ -422,7 +372,7 @@ func TestStepErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := inst.Step(action.Params{File: "rules.yaml", Node: node(t, tc.with)})
+			_, err := inst.Step(action.Params{File: "rules.yaml", Node: actiontest.Node(t, tc.with)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Step error = %v, want it to contain %q", err, tc.want)
 			}
@@ -446,14 +396,14 @@ func TestPlanErrors(t *testing.T) {
 		want       string
 	}{
 		{"status event has no uri", `{process: "video/convert,f_mp4", save_as: {object: a.mp4}}`, status, "object: rendered empty"},
-		{"save_as bucket renders invalid", `{process: "video/convert,f_mp4", save_as: {bucket: "{{ .stream }}_Bucket", object: a.mp4}}`, seedEvent(t), `save_as.bucket: "hello_Bucket" is not a bucket name`},
-		{"object with a leading slash", `{object: "/{{ .uri }}", process: "video/convert,f_mp4"}`, seedEvent(t), "must not start with /"},
-		{"process renders empty", `{process: '{{ .app | trimPrefix "live" }}'}`, seedEvent(t), "process: rendered empty"},
-		{"process uses a missing field", `{process: "video/convert,{{ .push_args.callback_profile }}"}`, seedEvent(t), `process: rendered "video/convert,<no value>": a field it uses is missing`},
+		{"save_as bucket renders invalid", `{process: "video/convert,f_mp4", save_as: {bucket: "{{ .stream }}_Bucket", object: a.mp4}}`, actiontest.SeedEvent(t), `save_as.bucket: "hello_Bucket" is not a bucket name`},
+		{"object with a leading slash", `{object: "/{{ .uri }}", process: "video/convert,f_mp4"}`, actiontest.SeedEvent(t), "must not start with /"},
+		{"process renders empty", `{process: '{{ .app | trimPrefix "live" }}'}`, actiontest.SeedEvent(t), "process: rendered empty"},
+		{"process uses a missing field", `{process: "video/convert,{{ .push_args.callback_profile }}"}`, actiontest.SeedEvent(t), `process: rendered "video/convert,<no value>": a field it uses is missing`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := mustStep(t, inst, tc.with).Plan(action.Input{Event: tc.ev})
+			_, err := actiontest.Step(t, inst, tc.with).Plan(action.Input{Event: tc.ev})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Plan error = %v, want it to contain %q", err, tc.want)
 			}
@@ -466,9 +416,9 @@ func TestPlanErrors(t *testing.T) {
 func TestStepOverridesStayPerStep(t *testing.T) {
 	inst := mustOpen(t, instanceYAML("http://127.0.0.1:9", testAK, testSK,
 		"process: video/convert,f_mp4\nsave_as: {object: '{{ .uri }}.mp4'}"))
-	override := mustStep(t, inst, `{process: "video/convert,f_mkv", save_as: {object: "{{ .uri }}.mkv"}}`)
-	plain := mustStep(t, inst, "")
-	ev := seedEvent(t)
+	override := actiontest.Step(t, inst, `{process: "video/convert,f_mkv", save_as: {object: "{{ .uri }}.mkv"}}`)
+	plain := actiontest.Step(t, inst, "")
+	ev := actiontest.SeedEvent(t)
 	for _, c := range []struct {
 		name string
 		st   action.Step
@@ -490,8 +440,8 @@ func TestStepOverridesStayPerStep(t *testing.T) {
 // One instance serves concurrent deliveries.
 func TestConcurrentDeliveries(t *testing.T) {
 	f := newFakeOSS(t, testAK, testSK, testRegion)
-	st := mustStep(t, mustOpen(t, instanceYAML(f.URL, testAK, testSK, "")), `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
-	plan, err := st.Plan(action.Input{Event: seedEvent(t)})
+	st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testAK, testSK, "")), `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
+	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +470,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 
 func TestDefaultEndpoint(t *testing.T) {
 	inst := mustOpen(t, "{region: cn-hangzhou, bucket: rec-live, access_key_id: a, access_key_secret: b}")
-	plan, err := mustStep(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`).Plan(action.Input{Event: seedEvent(t)})
+	plan, err := actiontest.Step(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`).Plan(action.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package slack
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -14,11 +12,10 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-	"gopkg.in/yaml.v3"
 
+	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/secret"
 )
 
 var input = action.Input{
@@ -30,15 +27,6 @@ var input = action.Input{
 	DeliveryID: "d1",
 }
 
-func node(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("test yaml: %v", err)
-	}
-	return doc.Content[0]
-}
-
 // openYAML opens a slack instance through the registry, as the rules loader does.
 func openYAML(t *testing.T, src string) (*instance, error) {
 	t.Helper()
@@ -46,11 +34,7 @@ func openYAML(t *testing.T, src string) (*instance, error) {
 	if !ok {
 		t.Fatal("type slack is not registered")
 	}
-	inst, err := typ.Open(action.Settings{
-		Name: "oncall", Type: "slack", File: "rules.yaml", Node: node(t, src),
-		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: time.Now},
-		Secrets: &secret.Redactor{},
-	})
+	inst, err := typ.Open(actiontest.Settings(t, "oncall", "slack", src))
 	if err != nil {
 		return nil, err
 	}
@@ -70,30 +54,6 @@ func mustOpen(t *testing.T, src string) *instance {
 		t.Fatalf("open: %v", err)
 	}
 	return inst
-}
-
-func mustStep(t *testing.T, inst *instance, with string) action.Step {
-	t.Helper()
-	var p action.Params
-	if with != "" {
-		p = action.Params{File: "rules.yaml", Node: node(t, with)}
-	}
-	st, err := inst.Step(p)
-	if err != nil {
-		t.Fatalf("step: %v", err)
-	}
-	return st
-}
-
-func deliver(t *testing.T, st action.Step) (action.Plan, action.Result) {
-	t.Helper()
-	plan, err := st.Plan(input)
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return plan, st.Do(ctx, plan)
 }
 
 func TestDeliver(t *testing.T) {
@@ -136,7 +96,7 @@ func TestDeliver(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeSlack(t)
-			_, res := deliver(t, mustStep(t, mustOpen(t, config(f.URL(), tt.params...)), tt.with))
+			_, res := actiontest.Deliver(t, actiontest.Step(t, mustOpen(t, config(f.URL(), tt.params...)), tt.with), input)
 			if res.Outcome != action.Delivered || res.Detail != "ok" {
 				t.Fatalf("result = %v %q (%v), want delivered ok", res.Outcome, res.Detail, res.Err)
 			}
@@ -168,8 +128,8 @@ func TestDeliver(t *testing.T) {
 // steps share.
 func TestWithLeavesDefaultsAlone(t *testing.T) {
 	inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, `text: "default {{ .stream }}"`))
-	override := mustStep(t, inst, `text: "override"`)
-	plain := mustStep(t, inst, "")
+	override := actiontest.Step(t, inst, `text: "override"`)
+	plain := actiontest.Step(t, inst, "")
 	for _, c := range []struct {
 		name string
 		st   action.Step
@@ -217,7 +177,7 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := mustStep(t, mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, tt.params...)), "")
+			st := actiontest.Step(t, mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, tt.params...)), "")
 			_, err := st.Plan(input)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("plan error = %v, want it to contain %q", err, tt.wantErr)
@@ -318,9 +278,9 @@ func TestFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeSlack(t)
 			f.play(tt.replies...)
-			st := mustStep(t, mustOpen(t, config(f.URL(), `text: "{{ .stream }} ready"`)), "")
+			st := actiontest.Step(t, mustOpen(t, config(f.URL(), `text: "{{ .stream }} ready"`)), "")
 			start := time.Now()
-			_, res := deliver(t, st)
+			_, res := actiontest.Deliver(t, st, input)
 			elapsed := time.Since(start)
 			if res.Outcome != tt.want || !strings.Contains(res.Detail, tt.wantDetail) {
 				t.Fatalf("result = %v %q, want %v containing %q", res.Outcome, res.Detail, tt.want, tt.wantDetail)
@@ -347,7 +307,7 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 	f := newFakeSlack(t)
 	f.play(f.hang, f.hang)
 	inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", f.URL()))
-	_, res := deliver(t, mustStep(t, inst, ""))
+	_, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
 	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "exceeded") { // "context deadline exceeded" or "Client.Timeout exceeded"
 		t.Fatalf("result = %v %q, want retryable after a client timeout", res.Outcome, res.Detail)
 	}
@@ -370,8 +330,8 @@ func TestRateLimitQueues(t *testing.T) {
 	results := make([]action.Result, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		st := mustStep(t, inst, fmt.Sprintf("text: message %d", i))
-		wg.Go(func() { _, results[i] = deliver(t, st) })
+		st := actiontest.Step(t, inst, fmt.Sprintf("text: message %d", i))
+		wg.Go(func() { _, results[i] = actiontest.Deliver(t, st, input) })
 	}
 	wg.Wait()
 
@@ -418,7 +378,7 @@ func TestTarget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := mustStep(t, mustOpen(t, config(tt.url, "text: hi")), "").Plan(input)
+			plan, err := actiontest.Step(t, mustOpen(t, config(tt.url, "text: hi")), "").Plan(input)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -472,7 +432,7 @@ func TestSecretsStayHidden(t *testing.T) {
 				f.play(tt.replies(f)...)
 			}
 			inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", url))
-			plan, res := deliver(t, mustStep(t, inst, ""))
+			plan, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
 			if res.Outcome != tt.want {
 				t.Fatalf("outcome = %v %q, want %v", res.Outcome, res.Detail, tt.want)
 			}
@@ -536,7 +496,7 @@ func TestStepErrors(t *testing.T) {
 			inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, tt.instance))
 			var p action.Params
 			if tt.with != "" {
-				p = action.Params{File: "rules.yaml", Node: node(t, tt.with)}
+				p = action.Params{File: "rules.yaml", Node: actiontest.Node(t, tt.with)}
 			}
 			_, err := inst.Step(p)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

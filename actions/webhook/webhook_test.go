@@ -1,40 +1,24 @@
 package webhook
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-// node parses a YAML mapping as the loader hands it over.
-func node(t *testing.T, src string) *yaml.Node {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	if len(doc.Content) == 0 {
-		return nil
-	}
-	return doc.Content[0]
-}
 
 // openHook opens a webhook instance from YAML settings through the registry.
 func openHook(t *testing.T, settings string) (action.Instance, *secret.Redactor, error) {
@@ -43,13 +27,9 @@ func openHook(t *testing.T, settings string) (action.Instance, *secret.Redactor,
 	if !ok {
 		t.Fatal("webhook is not registered")
 	}
-	red := &secret.Redactor{}
-	inst, err := typ.Open(action.Settings{
-		Name: "hook", Type: "webhook", File: "rules.yaml", Node: node(t, settings),
-		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: time.Now},
-		Secrets: red,
-	})
-	return inst, red, err
+	s := actiontest.Settings(t, "hook", "webhook", settings)
+	inst, err := typ.Open(s)
+	return inst, s.Secrets, err
 }
 
 func mustStep(t *testing.T, settings, with string) action.Step {
@@ -58,20 +38,7 @@ func mustStep(t *testing.T, settings, with string) action.Step {
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	return stepOf(t, inst, with)
-}
-
-func stepOf(t *testing.T, inst action.Instance, with string) action.Step {
-	t.Helper()
-	p := action.Params{File: "rules.yaml"}
-	if with != "" {
-		p.Node = node(t, with)
-	}
-	st, err := inst.Step(p)
-	if err != nil {
-		t.Fatalf("step: %v", err)
-	}
-	return st
+	return actiontest.Step(t, inst, with)
 }
 
 func testEvent() *event.Event {
@@ -88,17 +55,6 @@ func input() action.Input {
 	return action.Input{Event: testEvent(), Rule: "failed", DeliveryID: "dlv-1"}
 }
 
-func deliver(t *testing.T, st action.Step, in action.Input) (action.Plan, action.Result) {
-	t.Helper()
-	p, err := st.Plan(in)
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return p, st.Do(ctx, p)
-}
-
 func wantOutcome(t *testing.T, r action.Result, want action.Outcome) {
 	t.Helper()
 	if r.Outcome != want {
@@ -109,7 +65,7 @@ func wantOutcome(t *testing.T, r action.Result, want action.Outcome) {
 func TestDefaultBodyIsEventJSON(t *testing.T) {
 	rc := newReceiver(t, "")
 	st := mustStep(t, fmt.Sprintf("url: %s/hook", rc.srv.URL), "")
-	p, r := deliver(t, st, input())
+	p, r := actiontest.Deliver(t, st, input())
 	wantOutcome(t, r, action.Delivered)
 
 	got := rc.requests()
@@ -181,7 +137,7 @@ func TestTemplatedURL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(rc.requests())
 			st := mustStep(t, fmt.Sprintf(tc.settings, rc.srv.URL), "")
-			p, r := deliver(t, st, input())
+			p, r := actiontest.Deliver(t, st, input())
 			wantOutcome(t, r, action.Delivered)
 			got := rc.requests()[before:]
 			if len(got) != 1 {
@@ -282,7 +238,7 @@ body: '{"text": "{{ .event }}"}'
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(rc.requests())
-			p, r := deliver(t, stepOf(t, inst, tc.with), input())
+			p, r := actiontest.Deliver(t, actiontest.Step(t, inst, tc.with), input())
 			wantOutcome(t, r, action.Delivered)
 			req := rc.requests()[before]
 			for k, v := range tc.wantHeaders {
@@ -314,7 +270,7 @@ func TestPlanErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			inst, _, err := openHook(t, tc.settings)
 			if err == nil {
-				_, err = stepOf(t, inst, "").Plan(input())
+				_, err = actiontest.Step(t, inst, "").Plan(input())
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
@@ -339,7 +295,7 @@ func TestSignedDelivery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := newReceiver(t, tc.receiverKey)
 			st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s", rc.srv.URL, tc.secret), "")
-			p, r := deliver(t, st, input())
+			p, r := actiontest.Deliver(t, st, input())
 			wantOutcome(t, r, tc.want)
 			if !strings.Contains(r.Detail, tc.wantInDetail) {
 				t.Errorf("detail = %q, want it to contain %q", r.Detail, tc.wantInDetail)
@@ -390,7 +346,7 @@ func TestSignatureVector(t *testing.T) {
 func TestSameIDAcrossRetries(t *testing.T) {
 	rc := newReceiver(t, testSecret, reply{status: http.StatusInternalServerError, body: "busy"})
 	st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 50ms}", rc.srv.URL, testSecret), "")
-	_, r := deliver(t, st, input())
+	_, r := actiontest.Deliver(t, st, input())
 	wantOutcome(t, r, action.Delivered)
 	got := rc.requests()
 	if len(got) != 2 {
@@ -411,7 +367,7 @@ func TestDeliveryIDFallback(t *testing.T) {
 	st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s", rc.srv.URL, testSecret), "")
 	in := input()
 	in.DeliveryID = ""
-	_, r := deliver(t, st, in)
+	_, r := actiontest.Deliver(t, st, in)
 	wantOutcome(t, r, action.Delivered)
 	if id := rc.requests()[0].header.Get("webhook-id"); id != "ev-1:failed" {
 		t.Errorf("webhook-id = %q, want the event id and rule", id)
@@ -421,7 +377,7 @@ func TestDeliveryIDFallback(t *testing.T) {
 func TestRetryAfter(t *testing.T) {
 	rc := newReceiver(t, "", reply{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, body: "slow down"})
 	st := mustStep(t, fmt.Sprintf("url: %s/hook\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}", rc.srv.URL), "")
-	_, r := deliver(t, st, input())
+	_, r := actiontest.Deliver(t, st, input())
 	wantOutcome(t, r, action.Delivered)
 	got := rc.requests()
 	if len(got) != 2 {
@@ -474,7 +430,7 @@ func TestFailures(t *testing.T) {
 				retry = "retry: {attempts: 3, min_backoff: 10ms, max_backoff: 20ms}"
 			}
 			st := mustStep(t, fmt.Sprintf("url: %s/hook\n%s", rc.srv.URL, retry), "")
-			_, r := deliver(t, st, input())
+			_, r := actiontest.Deliver(t, st, input())
 			wantOutcome(t, r, tc.want)
 			if n := len(rc.requests()); n != tc.wantRequests {
 				t.Errorf("receiver saw %d requests, want %d", n, tc.wantRequests)
@@ -514,7 +470,7 @@ retry: {attempts: 1}
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, r := deliver(t, stepOf(t, inst, ""), input())
+			p, r := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input())
 			if tc.replies == nil {
 				wantOutcome(t, r, action.Delivered)
 			} else {
@@ -595,7 +551,7 @@ func TestURLCredentialsKnownToRedactor(t *testing.T) {
 					t.Errorf("redactor scrubs plain %q", s)
 				}
 			}
-			p, err := stepOf(t, inst, "").Plan(input())
+			p, err := actiontest.Step(t, inst, "").Plan(input())
 			if err != nil {
 				t.Fatal(err)
 			}
