@@ -217,3 +217,17 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		t.Errorf("bad LIVEHOOK_SHUTDOWN_TIMEOUT: exit %d, %q", code, stderr)
 	}
 }
+
+func TestNamedPluginsFolderMustExist(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "plugins.d")
+	if _, stderr, code := runCLI(t, nil, "actions", "--plugins", missing); code == 0 || !strings.Contains(stderr, "no such file") {
+		t.Errorf("actions --plugins %s: exit %d %q, want an error: a folder the user names must exist", missing, code, stderr)
+	}
+	if _, stderr, code := runCLI(t, map[string]string{"LIVEHOOK_PLUGINS": missing}, "actions"); code == 0 {
+		t.Errorf("LIVEHOOK_PLUGINS=%s: exit 0 (%q), want an error", missing, stderr)
+	}
+	// With neither, the default folder may be absent (it is, in the tests' directory).
+	if stdout, stderr, code := runCLI(t, nil, "actions"); code != 0 || !strings.Contains(stdout, "webhook") {
+		t.Errorf("actions without --plugins: exit %d %q %q", code, stdout, stderr)
+	}
+}

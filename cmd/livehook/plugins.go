@@ -13,19 +13,26 @@ const defaultPlugins = "./plugins.d"
 
 // pluginsFlag registers --plugins on fs. Its default comes from
 // LIVEHOOK_PLUGINS, for the commands whose other flags take no variables.
+//
+// The flag's default is empty, meaning "not given": then defaultPlugins is
+// used and may be missing, while a folder the user names must exist.
 func pluginsFlag(fs *flag.FlagSet, dir *string, getenv func(string) (string, bool)) {
-	def := defaultPlugins
+	def := ""
 	if getenv != nil {
 		if v, ok := getenv(envName("plugins")); ok {
 			def = v
 		}
 	}
-	fs.StringVar(dir, "plugins", def, "plugins `DIR`: each folder in it with a plugin.yaml adds an action type; rescanned on reload (env LIVEHOOK_PLUGINS)")
+	fs.StringVar(dir, "plugins", def, "plugins `DIR`: each folder in it with a plugin.yaml adds an action type; rescanned on reload (default "+defaultPlugins+", env LIVEHOOK_PLUGINS)")
 }
 
 // pluginRegistry returns the action types for each load: the built-ins
 // plus the plugins in dir, scanned again on every call. An empty dir means
-// built-ins only.
+// the default folder, which may be missing.
 func pluginRegistry(dir string) func() (*action.Registry, error) {
-	return host.Provider(host.Options{Dir: dir, Base: action.Default(), MissingOK: dir == defaultPlugins})
+	missingOK := dir == ""
+	if missingOK {
+		dir = defaultPlugins
+	}
+	return host.Provider(host.Options{Dir: dir, Base: action.Default(), MissingOK: missingOK})
 }
