@@ -70,11 +70,11 @@ func (r *runner) resume() error {
 		}
 		r.add(j, rec)
 	}
-	dead, err := r.e.store.DeadLetters(1 << 30)
+	dead, err := r.e.store.DeadCount()
 	if err != nil {
 		return err
 	}
-	r.dead.Store(int64(len(dead)))
+	r.dead.Store(int64(dead))
 	if len(jobs) > 0 {
 		r.e.log.Info("resumed pending deliveries", "jobs", len(jobs))
 	}

@@ -317,6 +317,16 @@ func (s *Local) DeadLetters(limit int) ([]*Job, error) {
 	return out, err
 }
 
+// DeadCount implements Store.
+func (s *Local) DeadCount() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketDead).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
 // Prune implements Store.
 func (s *Local) Prune(cutoff, now time.Time) (int, error) {
 	pruned := 0

@@ -242,6 +242,9 @@ func TestJobStatesKeepPendingAndDeadIndexes(t *testing.T) {
 			if got := jobIDs(dead); !slices.Equal(got, tc.wantDead) {
 				t.Errorf("DeadLetters(10) = %v, want %v", got, tc.wantDead)
 			}
+			if n, err := s.DeadCount(); err != nil || n != len(tc.wantDead) {
+				t.Errorf("DeadCount() = %d, %v; want %d", n, err, len(tc.wantDead))
+			}
 			for _, d := range dead {
 				if d.State != store.Dead {
 					t.Errorf("dead letter %s has state %s", d.ID, d.State)

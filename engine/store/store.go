@@ -125,6 +125,8 @@ type Store interface {
 	Events(f EventFilter) ([]*EventRecord, error)
 	// DeadLetters lists dead jobs, newest first.
 	DeadLetters(limit int) ([]*Job, error)
+	// DeadCount counts the dead jobs.
+	DeadCount() (int, error)
 	// Prune deletes events received before cutoff whose jobs are all
 	// delivered, with those jobs, and expired dedupe entries.
 	Prune(cutoff, now time.Time) (int, error)
