@@ -1,12 +1,12 @@
 // Package journal is livehook's write-ahead log. Append returns only once the
-// record is on stable storage (fdatasync), so intake answers Aliyun with 200
+// record is on stable storage (fsync), so intake answers Aliyun with 200
 // only for callbacks that survive a crash or power loss.
 //
 // # Group commit
 //
 // Appends are queued to one committer goroutine. It takes one queued record,
 // then drains whatever else is already queued without waiting (at most 1024
-// records or about 4 MiB), writes the batch with one write and one fdatasync,
+// records or about 4 MiB), writes the batch with one write and one fsync,
 // then acknowledges every record in it. There is no timer: a lone client pays
 // one write+fsync plus two goroutine hand-offs, and under load the batch grows
 // with the queue. On a 2-core VM where an fsync costs ~80 µs of sys CPU this
@@ -32,7 +32,7 @@
 //     returns the error, no sequence number is used, and the segment is
 //     truncated back to the batch's start so the next batch can try again.
 //     If that truncate fails, the log is poisoned as below.
-//   - fdatasync fails (of the segment, or of the directory after a new
+//   - fsync fails (of the segment, or of the directory after a new
 //     segment): the log is poisoned, and that batch's and every later Append
 //     return an error wrapping the first fsync error. After a failed fsync
 //     the kernel may have dropped the dirty pages and marked them clean
