@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,10 +36,14 @@ func (a *bareAcceptor) Accept(context.Context, *event.Event, string) (string, er
 // loadResult is one measured run.
 type loadResult struct {
 	elapsed   time.Duration
+	cpu       time.Duration // the process's user+system CPU: client and server share it
 	latencies []time.Duration
 }
 
 func (r loadResult) perSecond() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
+func (r loadResult) cpuPerEvent() float64 {
+	return float64(r.cpu.Microseconds()) / float64(len(r.latencies))
+}
 func (r loadResult) quantile(q float64) time.Duration {
 	return r.latencies[min(int(q*float64(len(r.latencies))), len(r.latencies)-1)]
 }
@@ -53,6 +58,7 @@ func drive(b *testing.B, url string, conns, n int, seq *atomic.Int64) loadResult
 	var wg sync.WaitGroup
 	var left atomic.Int64
 	left.Store(int64(n))
+	cpu0 := processCPU(b)
 	start := time.Now()
 	for range conns {
 		wg.Add(1)
@@ -83,7 +89,7 @@ func drive(b *testing.B, url string, conns, n int, seq *atomic.Int64) loadResult
 	wg.Wait()
 	elapsed := time.Since(start)
 	slices.Sort(all)
-	return loadResult{elapsed: elapsed, latencies: all}
+	return loadResult{elapsed: elapsed, cpu: processCPU(b) - cpu0, latencies: all}
 }
 
 // durableServer is the real accept path: intake in front of an engine
@@ -156,6 +162,8 @@ func benchmarkAccept(b *testing.B, conns, perRound int) {
 	b.ReportMetric(float64(bareAll.quantile(0.50).Microseconds()), "bare_p50_µs")
 	b.ReportMetric(float64(bareAll.quantile(0.99).Microseconds()), "bare_p99_µs")
 	b.ReportMetric(float64(durableAll.quantile(0.50))/float64(bareAll.quantile(0.50)), "p50_ratio")
+	b.ReportMetric(durableAll.cpuPerEvent(), "durable_cpu_µs/event")
+	b.ReportMetric(bareAll.cpuPerEvent(), "bare_cpu_µs/event")
 	b.ReportMetric(commits.recordsPerCommit(), "records/commit")
 	b.ReportMetric(commits.meanMicros(), "commit_µs")
 }
@@ -192,6 +200,7 @@ func merge(runs []loadResult) loadResult {
 	var out loadResult
 	for _, r := range runs {
 		out.elapsed += r.elapsed
+		out.cpu += r.cpu
 		out.latencies = append(out.latencies, r.latencies...)
 	}
 	slices.Sort(out.latencies)
@@ -205,3 +214,12 @@ func BenchmarkAcceptPath64(b *testing.B) { benchmarkAccept(b, 64, 20000) }
 // BenchmarkAcceptPath1 is one connection: the latency floor. Target:
 // p50_ratio ≤ 5 (no fixed batch timer).
 func BenchmarkAcceptPath1(b *testing.B) { benchmarkAccept(b, 1, 2000) }
+
+// processCPU is the user+system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -21,8 +21,8 @@ type appender interface {
 	Close() error
 }
 
-// baseline is what the journal is measured against: one mutex, one write
-// (and, if sync, one fdatasync) per record, same framing.
+// baseline is what the journal is measured against: one mutex, one
+// appending write (and, if sync, one fsync) per record, same framing.
 type baseline struct {
 	mu      sync.Mutex
 	f       *os.File
@@ -111,8 +111,9 @@ func BenchmarkAppendParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkAppendSerial is one client: the durable latency floor, where
-// group commit pays two goroutine hand-offs over fsync-per-append.
+// BenchmarkAppendSerial is one client: the durable latency floor. The
+// caller commits its own record, so group commit costs no hand-off here,
+// and the preallocated segment makes its flush cheaper than the baseline's.
 func BenchmarkAppendSerial(b *testing.B) {
 	runStores(b, func(b *testing.B, s appender) {
 		ctx := context.Background()

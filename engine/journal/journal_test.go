@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -109,6 +110,32 @@ func segments(t *testing.T, dir string) (firsts []uint64, size int64) {
 	return firsts, size
 }
 
+// recordBytes returns the bytes of records the segment files in dir hold. It
+// fails the test unless only zeros (preallocated space) follow the records of
+// the last segment, and nothing follows those of the others.
+func recordBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	firsts, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for i, first := range firsts {
+		path := segPath(dir, first)
+		_, end, size, bad, err := scanFile(path)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case bad != "":
+			t.Fatalf("%s: %s at offset %d", path, bad, end)
+		case end != size && i < len(firsts)-1:
+			t.Errorf("%s: %d bytes of zeros after its records, but it is not the last segment", path, size-end)
+		}
+		total += end
+	}
+	return total
+}
+
 func TestRoundTripAcrossSegmentsAndRestarts(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{SegmentBytes: 100}
@@ -132,7 +159,7 @@ func TestRoundTripAcrossSegmentsAndRestarts(t *testing.T) {
 	checkEntries(t, replayAll(t, l, 40), nil)
 
 	// Every segment name is the seq of its first record.
-	firsts, size := segments(t, dir)
+	firsts, _ := segments(t, dir)
 	for _, first := range firsts {
 		var seen []uint64
 		f, err := os.Open(segPath(dir, first))
@@ -152,8 +179,8 @@ func TestRoundTripAcrossSegmentsAndRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := l.Size(); got != size {
-		t.Errorf("Size() = %d, files hold %d bytes", got, size)
+	if got, size := l.Size(), recordBytes(t, dir); got != size {
+		t.Errorf("Size() = %d, files hold %d bytes of records", got, size)
 	}
 
 	stop := errors.New("stop")
@@ -182,7 +209,7 @@ func TestTornTailOfLastSegmentIsTruncated(t *testing.T) {
 		{"garbage appended", appendBytes([]byte("\xab\xcd not a record")), records, 15},
 		{"half a record appended", appendBytes(frame(payload(99))[:frameLen/2]), records, frameLen / 2},
 		{"part of a header appended", appendBytes([]byte{0, 0, 1}), records, 3},
-		{"zero-filled tail", appendBytes(make([]byte, 4096)), records, 4096},
+		{"garbage after zeros", appendBytes(append(make([]byte, 4096), 'x')), records, 4097},
 		{"length over the limit", appendBytes([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5}), records, 9},
 		{"last record cut short", cutBytes(10), records - 1, lastFrame - 10},
 		{"checksum mismatch in the last record", flipByteFromEnd(1), records - 1, lastFrame},
@@ -228,6 +255,58 @@ func TestTornTailOfLastSegmentIsTruncated(t *testing.T) {
 			checkEntries(t, replayAll(t, l, 0), entries(1, tc.keep+1))
 		})
 	}
+}
+
+// A crash leaves the active segment with its preallocated tail: recovery
+// keeps it as it is, says nothing, and appends after the last record.
+func TestPreallocatedTailSurvivesACrash(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, Options{})
+	for i := 1; i <= 5; i++ {
+		mustAppend(t, l, payload(i), uint64(i))
+	}
+	path := segPath(dir, 1)
+	if size := fileSize(t, path); runtime.GOOS == "linux" && size != allocStep {
+		t.Errorf("active segment is %d bytes, want %d preallocated", size, allocStep)
+	}
+	// The files as a kill -9 leaves them: copied while the log is open.
+	crashed := t.TempDir()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segPath(crashed, 1), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var logged bytes.Buffer
+	l = openT(t, crashed, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if logged.Len() != 0 {
+		t.Errorf("recovery logged %q, want nothing: a zero tail is preallocated space", logged.String())
+	}
+	if size := fileSize(t, segPath(crashed, 1)); size != int64(len(data)) {
+		t.Errorf("recovery changed the segment's size to %d, want %d kept", size, len(data))
+	}
+	mustAppend(t, l, payload(6), 6)
+	checkEntries(t, replayAll(t, l, 0), entries(1, 6))
+	if got := recordBytes(t, crashed); got != 6*frameLen {
+		t.Errorf("segment holds %d bytes of records, want %d", got, 6*frameLen)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if size := fileSize(t, segPath(crashed, 1)); size != 6*frameLen {
+		t.Errorf("after Close the segment is %d bytes, want its %d bytes of records", size, 6*frameLen)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }
 
 func appendBytes(b []byte) func(*testing.T, string) {
@@ -358,12 +437,12 @@ func TestReleaseDeletesOnlyWholeOldSegments(t *testing.T) {
 		if err := l.Release(s.upTo); err != nil {
 			t.Fatalf("%s: Release(%d): %v", s.name, s.upTo, err)
 		}
-		firsts, size := segments(t, dir)
+		firsts, _ := segments(t, dir)
 		if !slices.Equal(firsts, s.files) {
 			t.Errorf("%s: after Release(%d) segments %v, want %v", s.name, s.upTo, firsts, s.files)
 		}
-		if got := l.Size(); got != size {
-			t.Errorf("%s: Size() = %d, files hold %d bytes", s.name, got, size)
+		if got, size := l.Size(), recordBytes(t, dir); got != size {
+			t.Errorf("%s: Size() = %d, files hold %d bytes of records", s.name, got, size)
 		}
 		checkEntries(t, replayAll(t, l, 0), s.replayAll)
 	}
@@ -446,8 +525,8 @@ func TestConcurrentAppendsAreDenseAndReplayExactlyOnce(t *testing.T) {
 type faults struct {
 	mu       sync.Mutex
 	writeErr error         // next WriteAt writes half its bytes, then fails with this
-	syncErr  error         // next Sync fails with this, writing nothing
-	gate     chan struct{} // next Sync signals entered, then waits until gate is closed
+	syncErr  error         // next Sync or Datasync fails with this, writing nothing
+	gate     chan struct{} // next Sync or Datasync signals entered, then waits until gate is closed
 	entered  chan struct{}
 }
 
@@ -469,18 +548,30 @@ func (f faultyFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f faultyFile) Sync() error {
-	f.fl.mu.Lock()
-	err, gate := f.fl.syncErr, f.fl.gate
-	f.fl.syncErr, f.fl.gate = nil, nil
-	f.fl.mu.Unlock()
-	if gate != nil {
-		f.fl.entered <- struct{}{}
-		<-gate
-	}
-	if err != nil {
+	if err := f.fl.beforeSync(); err != nil {
 		return err
 	}
 	return f.segmentFile.Sync()
+}
+
+func (f faultyFile) Datasync() error {
+	if err := f.fl.beforeSync(); err != nil {
+		return err
+	}
+	return f.segmentFile.Datasync()
+}
+
+// beforeSync fires the sync faults.
+func (fl *faults) beforeSync() error {
+	fl.mu.Lock()
+	err, gate := fl.syncErr, fl.gate
+	fl.syncErr, fl.gate = nil, nil
+	fl.mu.Unlock()
+	if gate != nil {
+		fl.entered <- struct{}{}
+		<-gate
+	}
+	return err
 }
 
 func openFaulty(t *testing.T, dir string, o Options, fl *faults) *Log {
@@ -500,7 +591,7 @@ func openFaulty(t *testing.T, dir string, o Options, fl *faults) *Log {
 	return l
 }
 
-// holdNextSync makes the committer's next fsync wait until the returned
+// holdNextSync makes the next commit's flush wait until the returned
 // release is called, and returns once the committer is inside it.
 func holdNextSync(fl *faults) (entered <-chan struct{}, release func()) {
 	gate := make(chan struct{})
@@ -514,9 +605,9 @@ func holdNextSync(fl *faults) (entered <-chan struct{}, release func()) {
 func waitQueued(t *testing.T, l *Log, n int) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
-	for len(l.reqs) < n {
+	for l.queued() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d appends queued after %v, want %d", len(l.reqs), waitFor, n)
+			t.Fatalf("%d appends queued after %v, want %d", l.queued(), waitFor, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -594,7 +685,7 @@ func TestStoreFailures(t *testing.T) {
 			if seq, err := l.Append(ctx, []byte("b")); !errors.Is(err, tc.want) || seq != 0 {
 				t.Fatalf("append during the fault: seq %d, err %v; want seq 0, err wrapping %v", seq, err, tc.want)
 			}
-			if _, size := segments(t, dir); size != tc.kept {
+			if size := recordBytes(t, dir); size != tc.kept {
 				t.Errorf("after the failed append the segment holds %d bytes, want %d", size, tc.kept)
 			}
 			if tc.poisoned {
@@ -619,7 +710,7 @@ func TestStoreFailures(t *testing.T) {
 			if !slices.Equal(got, tc.onDisk) {
 				t.Errorf("after restart the journal holds %q, want %q", got, tc.onDisk)
 			}
-			_, size := segments(t, dir)
+			size := recordBytes(t, dir)
 			if want := int64(len(tc.onDisk) * (headerSize + 1)); size != want {
 				t.Errorf("segment holds %d bytes, want %d (the half-written batch truncated away)", size, want)
 			}
@@ -680,7 +771,7 @@ func TestCloseCommitsQueuedAppends(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
 	deadline := time.Now().Add(waitFor)
-	for !isClosed(l) {
+	for !l.isClosed() {
 		if time.Now().After(deadline) {
 			t.Fatal("Close did not start")
 		}
@@ -714,10 +805,10 @@ func TestCloseCommitsQueuedAppends(t *testing.T) {
 	}
 }
 
-func isClosed(l *Log) bool {
-	l.closeMu.RLock()
-	defer l.closeMu.RUnlock()
-	return l.closed
+func (l *Log) queued() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return len(l.queue)
 }
 
 func TestRefusedRecordsUseNoSeq(t *testing.T) {
@@ -793,8 +884,8 @@ func FuzzRecover(f *testing.F) {
 		if !bytes.HasPrefix(data, kept) {
 			t.Fatalf("recovered records are not a prefix of the segment")
 		}
-		if _, size := segments(t, dir); size != int64(len(kept)) || l.Size() != size {
-			t.Fatalf("after recovery the segment holds %d bytes (Size %d), want the %d-byte recovered prefix", size, l.Size(), len(kept))
+		if size := recordBytes(t, dir); size != int64(len(kept)) || l.Size() != size {
+			t.Fatalf("after recovery the segment holds %d bytes of records (Size %d), want the %d-byte recovered prefix", size, l.Size(), len(kept))
 		}
 		mustAppend(t, l, []byte("next"), n+1)
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -30,18 +31,41 @@ func frame(rec []byte) []byte {
 }
 
 // segmentFile is the active segment as the committer uses it. It is an
-// interface only so tests can inject write and fsync failures.
+// interface only so tests can inject write and sync failures.
 type segmentFile interface {
 	WriteAt(p []byte, off int64) (int, error)
 	Truncate(size int64) error
-	Sync() error
+	Sync() error     // data and metadata: after a truncate
+	Datasync() error // data, and metadata only as far as reading it back needs: after a write
+	Allocate(size int64) error
 	Close() error
 }
 
 // openSegmentFile opens (creating if needed) a segment for writing. Writes go
 // through WriteAt at offsets the Log tracks, so no O_APPEND.
 func openSegmentFile(path string) (segmentFile, error) {
-	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return osSegment{f}, nil
+}
+
+// zeroFrom reports whether bytes [from, size) of f are all zero.
+func zeroFrom(f io.ReaderAt, from, size int64, path string) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for off := from; off < size; {
+		chunk := buf[:min(int64(len(buf)), size-off)]
+		n, err := f.ReadAt(chunk, off)
+		if slices.ContainsFunc(chunk[:n], func(b byte) bool { return b != 0 }) {
+			return false, nil
+		}
+		if n < len(chunk) {
+			return false, fmt.Errorf("journal: read %s: %w", path, err)
+		}
+		off += int64(n)
+	}
+	return true, nil
 }
 
 func segName(first uint64) string {

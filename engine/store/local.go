@@ -19,15 +19,21 @@ import (
 )
 
 var (
-	bucketEvents  = []byte("events")  // event id → EventRecord
-	bucketJobs    = []byte("jobs")    // job id (event id first) → Job
-	bucketPending = []byte("pending") // job id → nothing: the jobs still to run
-	bucketDead    = []byte("dead")    // job id → nothing: dead letters
-	bucketDedupe  = []byte("dedupe")  // dedupe key → DedupeEntry
+	bucketEvents  = []byte("events")           // event id → EventRecord
+	bucketJobs    = []byte("jobs")             // job id (event id first) → Job
+	bucketPending = []byte("pending")          // job id → nothing: the jobs still to run
+	bucketDead    = []byte("dead")             // job id → nothing: dead letters
+	bucketDedupe  = []byte("dedupe-by-expiry") // expiry (8-byte big-endian Unix ns) + dedupe key → event id
 	bucketMeta    = []byte("meta")
 	keyApplied    = []byte("applied") // journal seq up to which events are in the db
 	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDead, bucketDedupe, bucketMeta}
 )
+
+// appendOnlyFill is how full bbolt packs the pages of buckets whose keys
+// arrive in increasing order (ULIDs, expiry times). Its default of one half
+// suits random inserts; here the tree grows at its right edge only, and
+// half-empty pages would double what every commit writes.
+const appendOnlyFill = 0.95
 
 // maxScan bounds how many events a filtered listing looks at.
 const maxScan = 100_000
@@ -137,18 +143,18 @@ func readApplied(tx *bolt.Tx) uint64 {
 // Apply implements Store.
 func (s *Local) Apply(events []*EventRecord, jobs []*Job, dedupe map[string]DedupeEntry, seq uint64) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		b.FillPercent = appendOnlyFill
 		for _, ev := range events {
-			if err := putJSON(tx.Bucket(bucketEvents), ev.Event.ID, ev); err != nil {
+			if err := putJSON(b, ev.Event.ID, ev); err != nil {
 				return err
 			}
 		}
 		if err := putJobs(tx, jobs); err != nil {
 			return err
 		}
-		for k, d := range dedupe {
-			if err := putJSON(tx.Bucket(bucketDedupe), k, d); err != nil {
-				return err
-			}
+		if err := putDedupe(tx.Bucket(bucketDedupe), dedupe); err != nil {
+			return err
 		}
 		if seq > readApplied(tx) {
 			var b [8]byte
@@ -222,15 +228,40 @@ func (s *Local) PendingJobs() ([]*Job, error) {
 func (s *Local) Dedupe(now time.Time) (map[string]DedupeEntry, error) {
 	out := map[string]DedupeEntry{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDedupe).ForEach(func(k, v []byte) error {
-			var d DedupeEntry
-			if json.Unmarshal(v, &d) == nil && now.Before(d.Expires) {
-				out[string(k)] = d
+		c := tx.Bucket(bucketDedupe).Cursor()
+		for k, v := c.Seek(expiryKey(now, "")); k != nil; k, v = c.Next() {
+			expires, key := splitExpiryKey(k)
+			if now.Before(expires) && expires.After(out[key].Expires) {
+				out[key] = DedupeEntry{ID: string(v), Expires: expires}
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 	return out, err
+}
+
+// putDedupe adds identities keyed by expiry first: new ones land at the
+// end of the bucket, whatever their keys, so a commit dirties few pages,
+// and expired ones are a prefix that pruning cuts off.
+func putDedupe(b *bolt.Bucket, entries map[string]DedupeEntry) error {
+	b.FillPercent = appendOnlyFill
+	for k, d := range entries {
+		if err := b.Put(expiryKey(d.Expires, k), []byte(d.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func expiryKey(expires time.Time, key string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(max(expires.UnixNano(), 0))), key...)
+}
+
+func splitExpiryKey(k []byte) (time.Time, string) {
+	if len(k) < 8 {
+		return time.Time{}, ""
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k))), string(k[8:])
 }
 
 // Event implements Store.
@@ -380,18 +411,16 @@ func finished(jobs *bolt.Bucket, eventID []byte) bool {
 }
 
 func pruneDedupe(b *bolt.Bucket, now time.Time) error {
-	var expired [][]byte
-	err := b.ForEach(func(k, v []byte) error {
-		var d DedupeEntry
-		if json.Unmarshal(v, &d) != nil || !now.Before(d.Expires) {
-			expired = append(expired, k)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.First() {
+		if expires, _ := splitExpiryKey(k); now.Before(expires) {
+			return nil // keys are in expiry order: the rest are live
 		}
-		return nil
-	})
-	for _, k := range expired {
-		err = errors.Join(err, b.Delete(k))
+		if err := c.Delete(); err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Size implements Store.

@@ -472,6 +472,25 @@ func TestPruneDeletesOnlyFinishedOldEvents(t *testing.T) {
 	}
 }
 
+// A key seen again after its first window ended (a new file with the same
+// name a day later) is stored twice; the later identity is the one in force.
+func TestDedupeKeyRecordedTwiceKeepsTheLaterIdentity(t *testing.T) {
+	s := open(t, t.TempDir())
+	first, second := eventAt(base, "record"), eventAt(base.Add(2*time.Hour), "record")
+	for _, d := range []store.DedupeEntry{
+		{ID: second.ID, Expires: base.Add(3 * time.Hour)},
+		{ID: first.ID, Expires: base.Add(time.Hour)},
+	} {
+		if err := s.Apply(nil, nil, map[string]store.DedupeEntry{"k": d}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := store.DedupeEntry{ID: second.ID, Expires: base.Add(3 * time.Hour)}
+	if d, err := s.Dedupe(base); err != nil || len(d) != 1 || d["k"].ID != want.ID || !d["k"].Expires.Equal(want.Expires) {
+		t.Errorf("Dedupe = %v, %v; want only k → %v", d, err, want)
+	}
+}
+
 func TestSizeGrowsWithWrites(t *testing.T) {
 	s := open(t, t.TempDir())
 	before := s.Size()
