@@ -33,6 +33,19 @@ func (a *bareAcceptor) Accept(context.Context, *event.Event, string) (string, er
 	return fmt.Sprint(a.n.Add(1)), nil
 }
 
+// journalAcceptor only appends each event to a store's journal: no dedupe,
+// no evaluation, no state commits. Measured beside the others, it shows how
+// much of the durable path's cost is the journal's flush itself.
+type journalAcceptor struct{ st store.Store }
+
+func (a journalAcceptor) Accept(ctx context.Context, ev *event.Event, _ string) (string, error) {
+	acc := &store.Accepted{Event: ev}
+	if err := a.st.Append(context.WithoutCancel(ctx), acc); err != nil {
+		return "", err
+	}
+	return fmt.Sprint(acc.Seq), nil
+}
+
 // loadResult is one measured run.
 type loadResult struct {
 	elapsed   time.Duration
@@ -135,25 +148,43 @@ func logOnlyRegistry(b *testing.B) *action.Registry {
 	return reg
 }
 
-// benchmarkAccept alternates the bare and the durable handler within
-// every iteration, so both see the same machine, and reports the durable
-// path's throughput and latency as ratios of the bare one's.
+// journalServer is intake in front of journalAcceptor.
+func journalServer(b *testing.B) *httptest.Server {
+	st, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(intake.New(intake.Options{Acceptor: journalAcceptor{st}, Logger: slog.New(slog.DiscardHandler)}))
+	b.Cleanup(func() {
+		srv.Close()
+		st.Close()
+	})
+	return srv
+}
+
+// benchmarkAccept alternates the bare, journal-only and durable handlers
+// within every iteration, so all see the same machine, and reports the
+// durable path's throughput and latency as ratios of the bare one's.
 func benchmarkAccept(b *testing.B, conns, perRound int) {
 	bare := httptest.NewServer(intake.New(intake.Options{Acceptor: &bareAcceptor{}, Logger: slog.New(slog.DiscardHandler)}))
 	defer bare.Close()
 	var commits commitStats
-	durable := durableServer(b, &commits)
+	servers := []*httptest.Server{bare, journalServer(b), durableServer(b, &commits)}
+	runs := make([][]loadResult, len(servers))
 	var seq atomic.Int64
-	var bareRuns, durableRuns []loadResult
-	drive(b, bare.URL+"/callbacks/record", conns, perRound/4, &seq) // warm both up
-	drive(b, durable.URL+"/callbacks/record", conns, perRound/4, &seq)
+	for _, srv := range servers { // warm up
+		drive(b, srv.URL+"/callbacks/record", conns, perRound/4, &seq)
+	}
 	b.ResetTimer()
 	for range b.N {
-		bareRuns = append(bareRuns, drive(b, bare.URL+"/callbacks/record", conns, perRound, &seq))
-		durableRuns = append(durableRuns, drive(b, durable.URL+"/callbacks/record", conns, perRound, &seq))
+		for i, srv := range servers {
+			runs[i] = append(runs[i], drive(b, srv.URL+"/callbacks/record", conns, perRound, &seq))
+		}
 	}
 	b.StopTimer()
-	bareAll, durableAll := merge(bareRuns), merge(durableRuns)
+	bareAll, journalAll, durableAll := merge(runs[0]), merge(runs[1]), merge(runs[2])
+	b.ReportMetric(journalAll.perSecond()/bareAll.perSecond(), "journal_only_ratio")
+	b.ReportMetric(float64(journalAll.quantile(0.50).Microseconds()), "journal_only_p50_µs")
 	b.ReportMetric(durableAll.perSecond(), "durable_events/s")
 	b.ReportMetric(bareAll.perSecond(), "bare_events/s")
 	b.ReportMetric(durableAll.perSecond()/bareAll.perSecond(), "throughput_ratio")
