@@ -44,6 +44,7 @@ type Local struct {
 	dir     string
 	journal *journal.Log
 	db      *bolt.DB
+	saves   *saves
 }
 
 var _ Store = (*Local)(nil)
@@ -72,8 +73,6 @@ func Open(dir string, o Options) (*Local, error) {
 		j.Close()
 		return nil, fmt.Errorf("open store: %s: %w", filepath.Join(dir, "livehook.db"), err)
 	}
-	// Job updates come from many goroutines; group them into few commits.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -87,7 +86,7 @@ func Open(dir string, o Options) (*Local, error) {
 		j.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &Local{dir: dir, journal: j, db: db}, nil
+	return &Local{dir: dir, journal: j, db: db, saves: &saves{db: db}}, nil
 }
 
 // Append implements Store.
@@ -174,7 +173,7 @@ func (s *Local) Apply(events []*EventRecord, jobs []*Job, dedupe map[string]Dedu
 
 // PutJobs implements Store. Calls from many goroutines share commits.
 func (s *Local) PutJobs(jobs ...*Job) error {
-	if err := s.db.Batch(func(tx *bolt.Tx) error { return putJobs(tx, jobs) }); err != nil {
+	if err := s.saves.put(jobs); err != nil {
 		return fmt.Errorf("save jobs: %w", err)
 	}
 	return nil

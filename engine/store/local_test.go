@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -488,6 +489,40 @@ func TestDedupeKeyRecordedTwiceKeepsTheLaterIdentity(t *testing.T) {
 	want := store.DedupeEntry{ID: second.ID, Expires: base.Add(3 * time.Hour)}
 	if d, err := s.Dedupe(base); err != nil || len(d) != 1 || d["k"].ID != want.ID || !d["k"].Expires.Equal(want.Expires) {
 		t.Errorf("Dedupe = %v, %v; want only k → %v", d, err, want)
+	}
+}
+
+// Job saves from many goroutines share commits; a save that cannot be
+// stored fails alone.
+func TestConcurrentJobSaves(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	const n = 64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	var want []string
+	for i := range n {
+		j := job(fmt.Sprintf("ev%02d", i), "r", 0, store.Pending)
+		if i == n/2 {
+			j.ID = "" // bbolt refuses an empty key
+		} else {
+			want = append(want, j.ID)
+		}
+		wg.Go(func() { errs[i] = s.PutJobs(j) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == n/2) {
+			t.Errorf("save %d: %v; want an error only for the job with no id (%d)", i, err, n/2)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	pending, err := s.PendingJobs()
+	if got := jobIDs(pending); err != nil || !slices.Equal(got, want) {
+		t.Errorf("after reopen PendingJobs = %v, %v; want the %d saved jobs", got, err, len(want))
 	}
 }
 
