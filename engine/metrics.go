@@ -77,10 +77,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 }
 
 // CommitObserver returns a journal OnCommit hook that records each group
-// commit's size and write+fsync latency.
+// commit's size and write+flush latency.
 func CommitObserver(reg prometheus.Registerer) func(records int, d time.Duration) {
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "livehook_journal_commit_seconds", Help: "Write plus fsync time of one group commit of accepted events.",
+		Name: "livehook_journal_commit_seconds", Help: "Write plus flush (fdatasync) time of one group commit of accepted events.",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 	})
 	size := prometheus.NewHistogram(prometheus.HistogramOpts{

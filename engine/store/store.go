@@ -1,6 +1,6 @@
 // Package store keeps what livehook must not lose: every accepted event,
 // and every delivery job with its attempts. Store is the interface the
-// engine uses; Local is the embedded implementation (an fsynced journal for
+// engine uses; Local is the embedded implementation (a journal flushed to disk for
 // the request path, bbolt for state and indexes), and a networked backend
 // can implement the same interface later.
 package store
