@@ -171,7 +171,7 @@ func (e *Engine) evaluate(m *rules.Matcher, batch []*store.Accepted) ([]*store.E
 	var jobs []*store.Job
 	for _, a := range batch {
 		ev := a.Event
-		rec := &store.EventRecord{Event: ev, DedupeKey: a.DedupeKey, Matched: []string{}}
+		rec := &store.EventRecord{Event: ev, DedupeKey: a.DedupeKey, Matched: []string{}, Encoded: a.Encoded}
 		matched, errs := m.Match(set, ev)
 		for _, err := range errs {
 			e.metrics.ruleErrors.WithLabelValues(err.Rule.Name).Inc()

@@ -34,8 +34,8 @@
 // index, so they are dense, start at 1 and keep increasing across restarts.
 // Empty records are refused, so a zero-filled tail (preallocated space, or
 // what some file systems show after a crash) can never read as records. A
-// new segment is started
-// once the active one reaches Options.SegmentBytes; Release deletes old ones.
+// new segment is started once the active one reaches Options.SegmentBytes;
+// Release deletes old ones.
 // dir/LOCK is flocked so two processes cannot share a journal.
 //
 // # Failure semantics
@@ -58,7 +58,8 @@
 //     the write appends instead, and the commit pays for the size flush.
 //
 // So every Append that returned nil survives, and a record whose Append
-// failed may still reappear after a restart (poisoned or cancelled batches):
+// failed may still reappear after a restart (poisoned or cancelled batches,
+// and a failed write whose truncation a crash undid):
 // delivery is at least once, and consumers dedupe by event ID.
 //
 // # Recovery
@@ -331,8 +332,10 @@ func (l *Log) Append(ctx context.Context, rec []byte) (seq uint64, err error) {
 		// Nothing in progress, so nothing queued: commit it here.
 		l.leading = true
 		l.qmu.Unlock()
-		l.commit([]*request{r})
-		l.endLead()
+		func() {
+			defer l.endLead() // even if commit panics, or later appends would wait for good
+			l.commit([]*request{r})
+		}()
 		res := <-r.done
 		return res.seq, res.err
 	}
@@ -485,11 +488,9 @@ func (l *Log) write(batch []*request) error {
 }
 
 // seal cuts the preallocated tail off the active segment, durably, so that
-// only the last segment ever has one.
+// only the last segment ever has one. It truncates even when nothing was
+// allocated: a fallocate that failed may still have grown the file.
 func (l *Log) seal() error {
-	if l.alloc == l.size {
-		return nil
-	}
 	if err := truncate(l.f, l.path, l.size); err != nil {
 		return l.poisonWith(err)
 	}

@@ -526,6 +526,7 @@ type faults struct {
 	mu       sync.Mutex
 	writeErr error         // next WriteAt writes half its bytes, then fails with this
 	syncErr  error         // next Sync or Datasync fails with this, writing nothing
+	allocErr error         // every Allocate grows the file as asked, then fails with this
 	gate     chan struct{} // next Sync or Datasync signals entered, then waits until gate is closed
 	entered  chan struct{}
 }
@@ -545,6 +546,16 @@ func (f faultyFile) WriteAt(p []byte, off int64) (int, error) {
 		return n, err
 	}
 	return f.segmentFile.WriteAt(p, off)
+}
+
+func (f faultyFile) Allocate(size int64) error {
+	f.fl.mu.Lock()
+	err := f.fl.allocErr
+	f.fl.mu.Unlock()
+	if aerr := f.segmentFile.Allocate(size); err == nil {
+		return aerr
+	}
+	return err
 }
 
 func (f faultyFile) Sync() error {
@@ -716,6 +727,24 @@ func TestStoreFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A preallocation can fail after growing the file (ext4 out of space does);
+// the segment is still cut to its records before the next one starts.
+func TestFailedPreallocationIsCutOffWhenSealing(t *testing.T) {
+	dir := t.TempDir()
+	fl := &faults{allocErr: syscall.ENOSPC}
+	l := openFaulty(t, dir, Options{SegmentBytes: 100}, fl)
+	for i := 1; i <= 12; i++ {
+		mustAppend(t, l, payload(i), uint64(i))
+	}
+	if firsts, _ := segments(t, dir); len(firsts) < 2 {
+		t.Fatalf("segments %v: want a rotation", firsts)
+	}
+	if got := recordBytes(t, dir); got != l.Size() { // fails on a zero tail in a sealed segment
+		t.Errorf("files hold %d bytes of records, Size() = %d", got, l.Size())
+	}
+	checkEntries(t, replayAll(t, l, 0), entries(1, 12))
 }
 
 func TestCancelledWhileQueuedIsNotWritten(t *testing.T) {

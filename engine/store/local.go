@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,7 +100,7 @@ func (s *Local) Append(ctx context.Context, a *Accepted) error {
 	if err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
-	a.Seq = seq
+	a.Seq, a.Encoded = seq, rec
 	return nil
 }
 
@@ -117,7 +118,7 @@ func (s *Local) Unapplied(fn func(*Accepted) error) (uint64, error) {
 		if err := json.Unmarshal(rec, &a); err != nil || a.Event == nil {
 			return fmt.Errorf("journal record %d: not an accepted event: %v", seq, err)
 		}
-		a.Seq = seq
+		a.Seq, a.Encoded = seq, rec
 		a.Stored = s.has(a.Event.ID) // applied ahead of the watermark before the crash
 		return fn(&a)
 	})
@@ -145,7 +146,7 @@ func (s *Local) Apply(events []*EventRecord, jobs []*Job, dedupe map[string]Dedu
 		b := tx.Bucket(bucketEvents)
 		b.FillPercent = appendOnlyFill
 		for _, ev := range events {
-			if err := putJSON(b, ev.Event.ID, ev); err != nil {
+			if err := putEvent(b, ev); err != nil {
 				return err
 			}
 		}
@@ -203,7 +204,30 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 
 // PutEvent implements Store.
 func (s *Local) PutEvent(ev *EventRecord) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketEvents), ev.Event.ID, ev) })
+	return s.db.Update(func(tx *bolt.Tx) error { return putEvent(tx.Bucket(bucketEvents), ev) })
+}
+
+// putEvent stores ev as JSON. With its journal record at hand, it splices
+// the record's bytes (the event and its dedupe key) into the encoded
+// outcome rather than encoding the event again, which was most of what
+// applying an event cost: both are JSON objects with no key in common, so
+// the result reads back as one EventRecord.
+func putEvent(b *bolt.Bucket, ev *EventRecord) error {
+	if ev.Encoded == nil {
+		return putJSON(b, ev.Event.ID, ev)
+	}
+	outcome, err := json.Marshal(struct {
+		*EventRecord
+		Event     json.RawMessage `json:"event,omitempty"`      // left out: in the journal record
+		DedupeKey string          `json:"dedupe_key,omitempty"` // likewise
+	}{EventRecord: ev})
+	if err != nil {
+		return err
+	}
+	// outcome always has "matched", so it is never the empty object.
+	v := make([]byte, 0, len(outcome)+len(ev.Encoded))
+	v = append(append(append(v, outcome[:len(outcome)-1]...), ','), ev.Encoded[1:]...)
+	return b.Put([]byte(ev.Event.ID), v)
 }
 
 // PendingJobs implements Store.
@@ -253,7 +277,14 @@ func putDedupe(b *bolt.Bucket, entries map[string]DedupeEntry) error {
 }
 
 func expiryKey(expires time.Time, key string) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(max(expires.UnixNano(), 0))), key...)
+	ns := expires.UnixNano() // meaningless outside 1678–2262
+	switch {
+	case expires.Before(time.Unix(0, 0)):
+		ns = 0
+	case expires.After(time.Unix(0, math.MaxInt64)):
+		ns = math.MaxInt64
+	}
+	return append(binary.BigEndian.AppendUint64(nil, uint64(ns)), key...)
 }
 
 func splitExpiryKey(k []byte) (time.Time, string) {

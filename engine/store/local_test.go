@@ -103,7 +103,11 @@ func TestAppendApplyAndReopen(t *testing.T) {
 
 	j := job(a1.Event.ID, "r", 0, store.Pending)
 	dd := map[string]store.DedupeEntry{"k1": {ID: a1.Event.ID, Expires: base.Add(time.Hour)}}
-	if err := s.Apply([]*store.EventRecord{record(a1.Event, "r"), record(a2.Event)}, []*store.Job{j}, dd, a2.Seq); err != nil {
+	// The first record comes with its journal bytes, as the ingester passes
+	// them; the second is encoded from its fields.
+	r1 := record(a1.Event, "r")
+	r1.DedupeKey, r1.Throttled, r1.Errors, r1.Encoded = a1.DedupeKey, []string{"t"}, []string{"boom"}, a1.Encoded
+	if err := s.Apply([]*store.EventRecord{r1, record(a2.Event)}, []*store.Job{j}, dd, a2.Seq); err != nil {
 		t.Fatal(err)
 	}
 	check := func(when string) {
@@ -112,8 +116,13 @@ func TestAppendApplyAndReopen(t *testing.T) {
 			t.Errorf("%s: Unapplied gave %v applied %d; want nothing, applied %d", when, ids, applied, a2.Seq)
 		}
 		rec, jobs, err := s.Event(a1.Event.ID)
-		if err != nil || rec.Event.Stream != "room" || !slices.Equal(rec.Matched, []string{"r"}) || !slices.Equal(jobIDs(jobs), []string{j.ID}) {
+		if err != nil || rec.Event.ID != a1.Event.ID || rec.Event.Stream != "room" || rec.DedupeKey != "k1" ||
+			!slices.Equal(rec.Matched, []string{"r"}) || !slices.Equal(rec.Throttled, []string{"t"}) ||
+			!slices.Equal(rec.Errors, []string{"boom"}) || !slices.Equal(jobIDs(jobs), []string{j.ID}) {
 			t.Errorf("%s: Event = %+v, jobs %v, %v", when, rec, jobIDs(jobs), err)
+		}
+		if rec, _, err := s.Event(a2.Event.ID); err != nil || rec.Event.ID != a2.Event.ID || rec.Matched == nil {
+			t.Errorf("%s: second Event = %+v, %v", when, rec, err)
 		}
 		if pending, err := s.PendingJobs(); err != nil || !slices.Equal(jobIDs(pending), []string{j.ID}) {
 			t.Errorf("%s: PendingJobs = %v, %v; want [%s]", when, jobIDs(pending), err, j.ID)
@@ -475,6 +484,7 @@ func TestPruneDeletesOnlyFinishedOldEvents(t *testing.T) {
 
 // A key seen again after its first window ended (a new file with the same
 // name a day later) is stored twice; the later identity is the one in force.
+// An expiry past what the key encodes stays in the future.
 func TestDedupeKeyRecordedTwiceKeepsTheLaterIdentity(t *testing.T) {
 	s := open(t, t.TempDir())
 	first, second := eventAt(base, "record"), eventAt(base.Add(2*time.Hour), "record")
@@ -486,9 +496,18 @@ func TestDedupeKeyRecordedTwiceKeepsTheLaterIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A window too long for nanoseconds since 1970 is as good as forever.
+	forever := store.DedupeEntry{ID: first.ID, Expires: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := s.Apply(nil, nil, map[string]store.DedupeEntry{"far": forever}, 0); err != nil {
+		t.Fatal(err)
+	}
 	want := store.DedupeEntry{ID: second.ID, Expires: base.Add(3 * time.Hour)}
-	if d, err := s.Dedupe(base); err != nil || len(d) != 1 || d["k"].ID != want.ID || !d["k"].Expires.Equal(want.Expires) {
-		t.Errorf("Dedupe = %v, %v; want only k → %v", d, err, want)
+	d, err := s.Dedupe(base)
+	if err != nil || len(d) != 2 || d["k"].ID != want.ID || !d["k"].Expires.Equal(want.Expires) {
+		t.Errorf("Dedupe = %v, %v; want k → %v", d, err, want)
+	}
+	if d["far"].ID != forever.ID || d["far"].Expires.Year() < 2262 {
+		t.Errorf("Dedupe = %v; want far → %s, expiring after 2262", d, forever.ID)
 	}
 }
 
@@ -503,17 +522,20 @@ func TestConcurrentJobSaves(t *testing.T) {
 	var want []string
 	for i := range n {
 		j := job(fmt.Sprintf("ev%02d", i), "r", 0, store.Pending)
-		if i == n/2 {
+		switch i {
+		case n / 2:
 			j.ID = "" // bbolt refuses an empty key
-		} else {
+		case n/2 + 1:
+			j = nil // a caller's bug: an error for it, not a crash or a hang
+		default:
 			want = append(want, j.ID)
 		}
 		wg.Go(func() { errs[i] = s.PutJobs(j) })
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if (err != nil) != (i == n/2) {
-			t.Errorf("save %d: %v; want an error only for the job with no id (%d)", i, err, n/2)
+		if bad := i == n/2 || i == n/2+1; (err != nil) != bad {
+			t.Errorf("save %d: %v; want an error only for the job with no id (%d) and the nil job (%d)", i, err, n/2, n/2+1)
 		}
 	}
 	if err := s.Close(); err != nil {

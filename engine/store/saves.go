@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,19 +48,12 @@ func (s *saves) commitQueued() {
 	batch := s.queue
 	s.queue = nil
 	s.mu.Unlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, sv := range batch {
-			if err := putJobs(tx, sv.jobs); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.update(batch...)
 	if err != nil && len(batch) > 1 {
 		// One bad save must not fail the others: commit each alone, as
 		// bbolt's Batch does.
 		for _, sv := range batch {
-			sv.done <- s.db.Update(func(tx *bolt.Tx) error { return putJobs(tx, sv.jobs) })
+			sv.done <- s.update(sv)
 		}
 	} else {
 		for _, sv := range batch {
@@ -73,4 +67,22 @@ func (s *saves) commitQueued() {
 		return
 	}
 	go s.commitQueued()
+}
+
+// update commits the saves in one transaction. A panic is an error, as in
+// bbolt's Batch: the goroutine committing may not be the one that asked.
+func (s *saves) update(batch ...*save) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic saving jobs: %v", p)
+		}
+	}()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, sv := range batch {
+			if err := putJobs(tx, sv.jobs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -34,6 +34,10 @@ type Accepted struct {
 	// Stored is set by Unapplied for an event already in the db (applied
 	// ahead of the position before a crash): only its Seq matters.
 	Stored bool `json:"-"`
+	// Encoded is this record as the journal holds it, set by Append and
+	// Unapplied; passed on in EventRecord.Encoded, it spares encoding the
+	// event a second time.
+	Encoded []byte `json:"-"`
 }
 
 // EventRecord is an event after rule evaluation.
@@ -44,6 +48,10 @@ type EventRecord struct {
 	Errors    []string     `json:"errors,omitempty"` // conditions that failed at run time
 	DedupeKey string       `json:"dedupe_key,omitempty"`
 	Replays   int          `json:"replays,omitempty"`
+	// Encoded, if set, is the event's Accepted.Encoded: the store keeps
+	// those bytes for the event and its dedupe key instead of encoding them
+	// again.
+	Encoded []byte `json:"-"`
 }
 
 // Job states.
