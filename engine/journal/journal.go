@@ -80,6 +80,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -328,18 +329,18 @@ func (l *Log) Append(ctx context.Context, rec []byte) (seq uint64, err error) {
 		l.qmu.Unlock()
 		return 0, ErrClosed
 	}
+	l.queue = append(l.queue, r)
 	if !l.leading {
-		// Nothing in progress, so nothing queued: commit it here.
+		// Nothing in progress: commit here, with whatever joins meanwhile.
 		l.leading = true
 		l.qmu.Unlock()
 		func() {
 			defer l.endLead() // even if commit panics, or later appends would wait for good
-			l.commit([]*request{r})
+			l.commitNext()    // r is first in the queue, so in this batch
 		}()
 		res := <-r.done
 		return res.seq, res.err
 	}
-	l.queue = append(l.queue, r)
 	l.qmu.Unlock()
 	select {
 	case res := <-r.done:
@@ -354,7 +355,7 @@ func (l *Log) Append(ctx context.Context, rec []byte) (seq uint64, err error) {
 	}
 }
 
-// endLead ends a caller's commit: what queued meanwhile goes to the
+// endLead ends a caller's commit: what queued since goes to the
 // committer, so the caller returns without waiting for other records.
 func (l *Log) endLead() {
 	l.qmu.Lock()
@@ -373,19 +374,29 @@ func (l *Log) endLead() {
 func (l *Log) commitLoop() {
 	defer close(l.done)
 	for range l.kick {
-		for {
-			l.qmu.Lock()
-			batch := l.takeBatch()
-			if len(batch) == 0 {
-				l.leading = false
-				l.idle.Broadcast()
-				l.qmu.Unlock()
-				break
-			}
-			l.qmu.Unlock()
-			l.commit(batch)
+		for l.commitNext() {
 		}
 	}
+}
+
+// commitNext commits the next batch from the queue. It first lets the
+// goroutines that are ready to run go ahead: those about to append join
+// the batch, so under load one flush carries more records, and with nothing
+// else to run the yield costs nothing (no timer either way). With the queue
+// empty it ends the lead and reports false.
+func (l *Log) commitNext() bool {
+	runtime.Gosched()
+	l.qmu.Lock()
+	batch := l.takeBatch()
+	if len(batch) == 0 {
+		l.leading = false
+		l.idle.Broadcast()
+		l.qmu.Unlock()
+		return false
+	}
+	l.qmu.Unlock()
+	l.commit(batch)
+	return true
 }
 
 // takeBatch removes the next batch from the queue. qmu must be held.
