@@ -10,9 +10,12 @@
 // up; when it ends, the committer goroutine takes everything queued (at most
 // 1024 records or about 4 MiB per write), writes it with one write and one
 // fdatasync, acknowledges every record, and repeats until the queue is
-// empty. There is no timer: under load the batch grows with the queue. On a
-// 2-core VM where a flush costs as much CPU as it takes time this is what
-// keeps durable intake near the HTTP ceiling (spec/performance.md section 2).
+// empty. Before taking a batch, whoever commits yields once to the
+// goroutines ready to run, so requests about to append join it. There is no
+// timer: an idle server yields to nobody, and under load the batch grows
+// with the queue. On a 2-core VM where a flush costs as much CPU as it takes
+// time, fewer and larger flushes are what keep durable intake near the HTTP
+// ceiling (spec/performance.md section 2).
 //
 // # Preallocation
 //
