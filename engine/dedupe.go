@@ -26,9 +26,18 @@ const sweepEvery = time.Minute
 type claim struct {
 	id      string
 	expires time.Time
-	done    chan struct{} // closed once the first copy is written or failed
+	done    chan struct{} // closed once the first copy is written or failed; then settled
 	ok      bool
 }
+
+// settled is the done channel of every claim whose write has ended. A claim
+// needs its own channel only while its write is in progress; an index that
+// remembers a day of callbacks need not keep one per entry.
+var settled = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func newDedupe(entries map[string]store.DedupeEntry, now func() time.Time) *dedupe {
 	d := &dedupe{now: now, entries: make(map[string]*claim, len(entries))}
@@ -40,10 +49,8 @@ func newDedupe(entries map[string]store.DedupeEntry, now func() time.Time) *dedu
 
 // restore records an identity known to be on disk.
 func (d *dedupe) restore(key, id string, expires time.Time) {
-	done := make(chan struct{})
-	close(done)
 	d.mu.Lock()
-	d.entries[key] = &claim{id: id, expires: expires, done: done, ok: true}
+	d.entries[key] = &claim{id: id, expires: expires, done: settled, ok: true}
 	d.mu.Unlock()
 }
 
@@ -66,13 +73,14 @@ func (d *dedupe) claim(ctx context.Context, key, id string, expires time.Time) (
 			d.mu.Unlock()
 			return mine, "", false, nil
 		}
+		done := c.done // settle swaps it, under the lock
 		d.mu.Unlock()
 		select {
-		case <-c.done:
+		case <-done:
 		case <-ctx.Done():
 			return nil, "", false, ctx.Err()
 		}
-		if c.ok {
+		if c.ok { // written before done was closed, and never again
 			return nil, c.id, true, nil
 		}
 		// The first copy failed to write: try again to be the first.
@@ -88,6 +96,7 @@ func (d *dedupe) settle(key string, c *claim, written bool) {
 		delete(d.entries, key)
 	}
 	close(c.done)
+	c.done = settled
 }
 
 // sweep forgets expired identities, at most once a minute.
