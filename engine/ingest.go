@@ -144,6 +144,7 @@ func (e *Engine) ingestLoop(ctx context.Context) {
 		e.dedupe.sweep(e.opts.Deps.Now())
 		byID := make(map[string]*store.EventRecord, len(records))
 		for _, rec := range records {
+			rec.Encoded = nil // stored; the runner keeps the record for as long as its jobs run
 			byID[rec.Event.ID] = rec
 			e.log.Debug("event processed", "event_id", rec.Event.ID, "rules_matched", len(rec.Matched))
 		}

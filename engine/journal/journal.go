@@ -11,8 +11,9 @@
 // 1024 records or about 4 MiB per write), writes it with one write and one
 // fdatasync, acknowledges every record, and repeats until the queue is
 // empty. Before taking a batch, whoever commits yields once to the
-// goroutines ready to run, so requests about to append join it. There is no
-// timer: an idle server yields to nobody, and under load the batch grows
+// goroutines ready to run, so requests about to append join it (commitNext
+// bounds what that costs when other goroutines keep the CPU busy). There is
+// no timer: an idle server yields to nobody, and under load the batch grows
 // with the queue. On a 2-core VM where a flush costs as much CPU as it takes
 // time, fewer and larger flushes are what keep durable intake near the HTTP
 // ceiling (spec/performance.md section 2).
@@ -147,6 +148,8 @@ type Log struct {
 	alloc  int64       // bytes f has on disk: size plus its zero-filled, preallocated tail
 	poison error
 	buf    []byte
+
+	flushCost, yieldCost time.Duration // the last write+flush, and what yielding has cost (see commitNext)
 }
 
 type segment struct {
@@ -334,7 +337,7 @@ func (l *Log) Append(ctx context.Context, rec []byte) (seq uint64, err error) {
 	}
 	l.queue = append(l.queue, r)
 	if !l.leading {
-		// Nothing in progress: commit here, with whatever joins meanwhile.
+		// Nothing in progress: commit here.
 		l.leading = true
 		l.qmu.Unlock()
 		func() {
@@ -382,13 +385,24 @@ func (l *Log) commitLoop() {
 	}
 }
 
-// commitNext commits the next batch from the queue. It first lets the
-// goroutines that are ready to run go ahead: those about to append join
-// the batch, so under load one flush carries more records, and with nothing
-// else to run the yield costs nothing (no timer either way). With the queue
-// empty it ends the lead and reports false.
+// commitNext commits the next batch from the queue; with the queue empty
+// it ends the lead and reports false.
+//
+// It first lets the goroutines that are ready to run go ahead: those about
+// to append join the batch, so under load one flush carries more records.
+// With nothing else to run the yield costs nothing, and there is no timer.
+// But goroutines that keep the CPU busy can make a yield last a scheduler
+// time slice each (10 ms): a yield that took longer than a flush is not
+// repeated until its cost, less one flush per batch since, is paid off, so
+// on average yields add at most about one flush per batch.
 func (l *Log) commitNext() bool {
-	runtime.Gosched()
+	if l.yieldCost <= l.flushCost {
+		start := time.Now()
+		runtime.Gosched()
+		l.yieldCost = time.Since(start)
+	} else {
+		l.yieldCost -= l.flushCost
+	}
 	l.qmu.Lock()
 	batch := l.takeBatch()
 	if len(batch) == 0 {
@@ -419,6 +433,18 @@ func (l *Log) takeBatch() []*request {
 }
 
 func (l *Log) commit(batch []*request) {
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug, but the batch's other callers must not wait for good.
+			for _, r := range batch {
+				select {
+				case r.done <- result{err: fmt.Errorf("journal: commit failed: %v", p)}:
+				default: // already answered
+				}
+			}
+			panic(p)
+		}
+	}()
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -438,6 +464,7 @@ func (l *Log) commit(batch []*request) {
 		return
 	}
 	d := time.Since(start)
+	l.flushCost = d
 	first := l.next
 	l.next += uint64(len(live))
 	l.mu.Lock()
