@@ -213,7 +213,7 @@ func (s *Local) PutEvent(ev *EventRecord) error {
 // applying an event cost: both are JSON objects with no key in common, so
 // the result reads back as one EventRecord.
 func putEvent(b *bolt.Bucket, ev *EventRecord) error {
-	if ev.Encoded == nil {
+	if len(ev.Encoded) < 2 || ev.Encoded[0] != '{' {
 		return putJSON(b, ev.Event.ID, ev)
 	}
 	outcome, err := json.Marshal(struct {
