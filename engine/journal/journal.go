@@ -148,8 +148,8 @@ type Log struct {
 	alloc  int64       // bytes f has on disk: size plus its zero-filled, preallocated tail
 	poison error
 	buf    []byte
-
-	flushCost, yieldCost time.Duration // the last write+flush, and what yielding has cost (see commitNext)
+	// The last write+flush, and what yielding has cost (see commitNext).
+	flushCost, yieldCost time.Duration
 }
 
 type segment struct {
