@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"fmt"
-	"slices"
+	"context"
 
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/store"
 )
@@ -13,19 +13,12 @@ func (e *Engine) Events(f store.EventFilter) ([]*store.EventRecord, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	return e.store.Events(f)
+	return e.store.Events(context.Background(), f)
 }
 
 // Event returns one event with every delivery and its attempts.
 func (e *Engine) Event(id string) (*store.EventDetail, error) {
-	rec, jobs, err := e.store.Event(id)
-	if err != nil {
-		return nil, err
-	}
-	if jobs == nil {
-		jobs = []*store.Job{}
-	}
-	return &store.EventDetail{EventRecord: rec, Jobs: jobs}, nil
+	return e.store.Event(context.Background(), id)
 }
 
 // DeadLetters lists deliveries that failed for good, newest first.
@@ -33,7 +26,7 @@ func (e *Engine) DeadLetters(limit int) ([]*store.Job, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	return e.store.DeadLetters(limit)
+	return e.store.DeadLetters(context.Background(), store.DeadFilter{Limit: limit})
 }
 
 // ReplayDeadLetter runs a dead letter again, with a fresh allowance of
@@ -44,29 +37,12 @@ func (e *Engine) ReplayDeadLetter(id string) (*store.Job, error) {
 	if e.stopped {
 		return nil, ErrStopped
 	}
-	e.replayMu.Lock()
-	defer e.replayMu.Unlock()
-	j, err := e.store.Job(id)
+	j, err := e.store.ReplayJob(context.Background(), id, e.opts.Deps.Now().UTC())
 	if err != nil {
 		return nil, err
 	}
-	if j.State != store.Dead {
-		return nil, fmt.Errorf("job %s is %s: %w", id, j.State, store.ErrNotDead)
-	}
-	rec, _, err := e.store.Event(j.EventID)
-	if err != nil {
-		return nil, fmt.Errorf("job %s: event %s: %w", id, j.EventID, err)
-	}
-	now := e.opts.Deps.Now().UTC()
-	j.State, j.LastError, j.Since, j.Created, j.NextAt = store.Pending, "", len(j.Attempts), now, now
-	if err := e.store.PutJobs(j); err != nil {
-		return nil, err
-	}
-	out := snapshot(j) // the runner owns j from here on
-	e.runner.dead.Add(-1)
-	e.runner.add(j, rec)
 	e.log.Info("dead letter replayed", "job", j.ID, "event_id", j.EventID)
-	return out, nil
+	return j, nil
 }
 
 // ReplayEvent evaluates a stored event again against the current rules
@@ -78,42 +54,21 @@ func (e *Engine) ReplayEvent(id string) ([]*store.Job, error) {
 	if e.stopped {
 		return nil, ErrStopped
 	}
-	e.replayMu.Lock()
-	defer e.replayMu.Unlock()
-	rec, _, err := e.store.Event(id)
+	set := e.acquire()
+	defer set.Release()
+	now := e.opts.Deps.Now().UTC()
+	jobs, err := e.store.ReplayEvent(context.Background(), id, func(ev *event.Event, replay int) ([]*store.Job, error) {
+		var m rules.Matcher
+		matched, _ := m.Match(set, ev)
+		jobs := []*store.Job{}
+		for _, r := range matched {
+			jobs = append(jobs, newJobs(id, r, 0, now, replay)...)
+		}
+		return jobs, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	set := e.acquire()
-	defer set.Release()
-	var m rules.Matcher
-	matched, _ := m.Match(set, rec.Event)
-	rec.Replays++
-	now := e.opts.Deps.Now().UTC()
-	jobs := []*store.Job{}
-	for _, r := range matched {
-		jobs = append(jobs, newJobs(id, r, 0, now, fmt.Sprintf(".r%d", rec.Replays))...)
-	}
-	// Jobs first: a pruner running in between sees pending work and keeps
-	// the event.
-	if err := e.store.PutJobs(jobs...); err != nil {
-		return nil, err
-	}
-	if err := e.store.PutEvent(rec); err != nil {
-		return nil, err
-	}
-	out := make([]*store.Job, len(jobs))
-	for i, j := range jobs {
-		out[i] = snapshot(j) // the runner owns j from here on
-		e.runner.add(j, rec)
-	}
 	e.log.Info("event replayed", "event_id", id, "jobs", len(jobs))
-	return out, nil
-}
-
-// snapshot copies a job for a caller while the runner goes on changing it.
-func snapshot(j *store.Job) *store.Job {
-	c := *j
-	c.Attempts = slices.Clone(j.Attempts)
-	return &c
+	return jobs, nil
 }

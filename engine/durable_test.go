@@ -27,27 +27,28 @@ import (
 	"github.com/livehook/livehook/engine/store"
 )
 
-// failingStore is a real store whose Append fails while fail is set, as a
-// full or broken disk makes it.
+// failingStore is a real store whose Accept fails while fail is set, as a
+// full or broken disk makes it (the store's own tests show a retry waiting
+// on a failing first write beneath this).
 type failingStore struct {
 	store.Store
 	fail    atomic.Bool
 	appends atomic.Int32
-	// If hold is set, a failing Append tells entered and waits for hold.
+	// If hold is set, a failing Accept tells entered and waits for hold.
 	entered chan struct{}
 	hold    chan struct{}
 }
 
-func (s *failingStore) Append(ctx context.Context, a *store.Accepted) error {
+func (s *failingStore) Accept(ctx context.Context, in *store.Incoming) (store.Acceptance, error) {
 	s.appends.Add(1)
 	if !s.fail.Load() {
-		return s.Store.Append(ctx, a)
+		return s.Store.Accept(ctx, in)
 	}
 	if s.hold != nil {
 		s.entered <- struct{}{}
 		<-s.hold
 	}
-	return fmt.Errorf("append event: journal: write: %w", syscall.ENOSPC)
+	return store.Acceptance{}, fmt.Errorf("append event: journal: write: %w", syscall.ENOSPC)
 }
 
 const recordAll = "rules:\n  - name: all\n    do: [ { type: record } ]\n"
@@ -260,9 +261,7 @@ func TestUnwritableStoreAnswers503(t *testing.T) {
 				go copyOf()
 				wait(t, fs.entered, "the first copy's write")
 				go copyOf()
-				// Give the retry time to reach the first one's claim; the
-				// outcome must be a 503 whichever way they interleave.
-				time.Sleep(50 * time.Millisecond)
+				wait(t, fs.entered, "the retry's write, while the first one's is failing")
 				close(fs.hold)
 				for range 2 {
 					if err := <-errs; err != nil {
@@ -386,31 +385,31 @@ func TestDedupeSurvivesRestart(t *testing.T) {
 }
 
 // accepted is an event as intake would have handed it over.
-func accepted(clock *fakeClock, stream, dedupeKey string) *store.Accepted {
+func accepted(clock *fakeClock, stream, dedupeKey string) *store.Incoming {
 	ev := &event.Event{
 		ID: ulid.Make().String(), Source: event.SourceRecord, Kind: event.KindStatus,
 		Domain: "d", App: "live", Stream: stream, Event: "record_error", ReceivedAt: clock.Now().UTC(),
 	}
-	return &store.Accepted{Event: ev, DedupeKey: dedupeKey, DedupeTTL: DefaultStatusDedupe}
+	return &store.Incoming{Event: ev, DedupeKey: dedupeKey, DedupeTTL: DefaultStatusDedupe}
 }
 
-func appendAll(t *testing.T, st store.Store, as ...*store.Accepted) {
+func acceptAll(t *testing.T, st store.Store, ins ...*store.Incoming) {
 	t.Helper()
-	for _, a := range as {
-		if err := st.Append(context.Background(), a); err != nil {
+	for _, in := range ins {
+		if _, err := st.Accept(context.Background(), in); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// checkAllApplied checks the store's promise that every event is applied:
-// nothing is left to recover and the position covers every record.
-func checkAllApplied(t *testing.T, st store.Store, last uint64) {
+// checkAllEvaluated checks, on a reopened store, that nothing is left to
+// evaluate.
+func checkAllEvaluated(t *testing.T, dir string) {
 	t.Helper()
-	var left []string
-	applied, err := st.Unapplied(func(a *store.Accepted) error { left = append(left, a.Event.ID); return nil })
-	if err != nil || len(left) != 0 || applied != last {
-		t.Errorf("Unapplied: %v left, applied position %d, %v; want nothing left and position %d", left, applied, err, last)
+	st := openStore(t, dir)
+	defer st.Close()
+	if s, err := st.Stats(context.Background()); err != nil || s.Unevaluated != 0 {
+		t.Errorf("reopened store: %+v, %v; want nothing left to evaluate", s, err)
 	}
 }
 
@@ -424,9 +423,13 @@ func TestStartEvaluatesEventsACrashLeftInTheJournal(t *testing.T) {
 	// Accepted and journalled, then the process died before evaluating.
 	st := openStore(t, dir)
 	keyed := accepted(clock, "room1", "status\x00abc")
-	as := []*store.Accepted{keyed, accepted(clock, "room2", ""), accepted(clock, "room3", "")}
-	appendAll(t, st, as...)
+	as := []*store.Incoming{keyed, accepted(clock, "room2", ""), accepted(clock, "room3", "")}
+	acceptAll(t, st, as...)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 
+	st = openStore(t, dir)
 	e, _ := startEngine(t, st, rulesPath, reg, clock, 0)
 	var got []string
 	for range as {
@@ -452,42 +455,14 @@ func TestStartEvaluatesEventsACrashLeftInTheJournal(t *testing.T) {
 	}
 	noMoreDeliveries(t, e, rec)
 	stop(t, e)
-	checkAllApplied(t, st, 3)
-
-	// Another restart must not deliver them again.
-	e, _ = startEngine(t, st, rulesPath, reg, clock, 0)
-	noMoreDeliveries(t, e, rec)
-}
-
-// Two requests reach the queue in the other order than the journal
-// numbered them, the later one is applied, and the process dies: after the
-// restart every event must still end up covered by the applied position,
-// or the journal is never released and every start replays all of it.
-func TestRecoveryAfterAnEventWasAppliedAheadOfTheWatermark(t *testing.T) {
-	dir := t.TempDir()
-	rulesPath := writeRules(t, recordAll)
-	rec := &recorder{deliveries: make(chan action.Input, 10)}
-	reg := func() (*action.Registry, error) { return rec.registry(t), nil }
-	clock := &fakeClock{now: time.Now()}
-
-	st := openStore(t, dir)
-	first, second := accepted(clock, "room1", ""), accepted(clock, "room2", "")
-	appendAll(t, st, first, second)
-	// What the ingester commits for a batch of only the second: the
-	// position cannot pass the first, so it stays at 0.
-	if err := st.Apply([]*store.EventRecord{{Event: second.Event, Matched: []string{}}}, nil, nil, 0); err != nil {
+	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkAllEvaluated(t, dir)
 
-	e, _ := startEngine(t, st, rulesPath, reg, clock, 0)
-	if in := next(t, rec); in.Event.ID != first.Event.ID {
-		t.Errorf("recovered delivery for %s, want the unapplied %s", in.Event.Stream, first.Event.Stream)
-	}
-	accept(t, e, "room3") // seq 3
-	next(t, rec)
+	// Another restart must not deliver them again.
+	e, _ = startEngine(t, openStore(t, dir), rulesPath, reg, clock, 0)
 	noMoreDeliveries(t, e, rec)
-	stop(t, e)
-	checkAllApplied(t, st, 3)
 }
 
 func TestReplayEvent(t *testing.T) {
@@ -631,7 +606,7 @@ rules:
 	next(t, flaky)
 	next(t, flaky)
 	noMoreDeliveries(t, e, flaky)
-	if j, err = st.Job(deadID); err != nil || j.State != store.Dead || j.Tries() != 2 || len(j.Attempts) != 4 {
+	if j, err = st.Job(context.Background(), deadID); err != nil || j.State != store.Dead || j.Tries() != 2 || len(j.Attempts) != 4 {
 		t.Fatalf("after the replay failed: %+v, %v; want dead after 2 more tries (4 attempts)", j, err)
 	}
 
@@ -643,7 +618,7 @@ rules:
 		t.Errorf("replay delivered %s, want the dead letter's own key %s", in.DeliveryID, deadID)
 	}
 	noMoreDeliveries(t, e, flaky)
-	if j, err = st.Job(deadID); err != nil || j.State != store.Delivered || j.Tries() != 1 || len(j.Attempts) != 5 {
+	if j, err = st.Job(context.Background(), deadID); err != nil || j.State != store.Delivered || j.Tries() != 1 || len(j.Attempts) != 5 {
 		t.Errorf("after a replay that worked: %+v, %v; want delivered on its first try (5 attempts in all)", j, err)
 	}
 	if dead, err := e.DeadLetters(0); err != nil || len(dead) != 0 {
@@ -698,10 +673,10 @@ rules:
 			// The pruner runs once at start; Stop waits for that run.
 			e, _ := startEngine(t, st, rulesPath, reg, clock, time.Hour)
 			stop(t, e)
-			if _, _, err := st.Event(finished); tc.wantPruned != errors.Is(err, store.ErrNotFound) {
+			if _, err := st.Event(context.Background(), finished); tc.wantPruned != errors.Is(err, store.ErrNotFound) {
 				t.Errorf("finished event: err %v, want pruned = %v", err, tc.wantPruned)
 			}
-			if _, _, err := st.Event(dead); err != nil {
+			if _, err := st.Event(context.Background(), dead); err != nil {
 				t.Errorf("event with a dead letter: %v, want it kept", err)
 			}
 		})

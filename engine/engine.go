@@ -63,28 +63,26 @@ type ReloadStatus struct {
 }
 
 // Engine evaluates events against the current rule set and delivers.
+// Its work is split in stages: accept (intake → store), evaluate (match,
+// throttle, plan jobs; ingest.go) and deliver (claim, attempt, settle;
+// jobs.go). Everything durable is the store's.
 type Engine struct {
-	opts      Options
-	log       *slog.Logger
-	metrics   *metrics
-	store     store.Store
-	current   atomic.Pointer[rules.Set]
-	status    atomic.Pointer[ReloadStatus]
-	throttle  *throttle
-	dedupe    *dedupe
-	ingest    *queue
-	watermark watermark // used by the ingester only
-	// unevaluated counts accepted events whose jobs are not yet scheduled.
-	unevaluated atomic.Int64
-	runner      *runner
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	store    store.Store
+	current  atomic.Pointer[rules.Set]
+	status   atomic.Pointer[ReloadStatus]
+	throttle *throttle
+	runner   *runner
 
 	reloadMu    sync.Mutex // one reload at a time
-	replayMu    sync.Mutex // one replay at a time, so a dead letter is replayed once
 	mu          sync.RWMutex
 	stopped     bool
 	done        chan struct{} // closed when background work has stopped
 	stopBg      context.CancelFunc
-	abortIngest context.CancelFunc // the shutdown timeout has passed: leave the rest to the journal
+	stopIngest  context.CancelFunc // no more events will be accepted: evaluate what is left
+	abortIngest context.CancelFunc // the shutdown timeout has passed: leave the rest to the store
 }
 
 // New loads the rules and the store's state and returns an engine ready to
@@ -114,15 +112,10 @@ func New(o Options) (*Engine, error) {
 	o.FileDedupe = cmpOr(o.FileDedupe, DefaultFileDedupe)
 	o.StatusDedupe = cmpOr(o.StatusDedupe, DefaultStatusDedupe)
 	o.Retention = cmpOr(o.Retention, DefaultRetention)
-	e := &Engine{opts: o, log: o.Logger, store: o.Store, ingest: newQueue(), done: make(chan struct{})}
+	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{})}
 	e.runner = newRunner(e)
 	e.metrics = newMetrics(o.Metrics, e)
 	e.throttle = newThrottle(o.Deps.Now)
-	entries, err := o.Store.Dedupe(o.Deps.Now())
-	if err != nil {
-		return nil, fmt.Errorf("engine: read dedupe index: %w", err)
-	}
-	e.dedupe = newDedupe(entries, o.Deps.Now)
 	if err := e.Reload(); err != nil {
 		return nil, fmt.Errorf("load rules %s:\n%w", o.RulesPath, err)
 	}
@@ -219,81 +212,48 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = e.opts.Deps.Now().UTC()
 	}
-	a := &store.Accepted{Event: ev, DedupeKey: dedupeKey}
-	var claimed *claim
+	in := &store.Incoming{Event: ev, DedupeKey: dedupeKey}
 	if dedupeKey != "" {
-		a.DedupeTTL = e.opts.FileDedupe
+		in.DedupeTTL = e.opts.FileDedupe
 		if ev.Source == event.SourceRecord && ev.Kind != event.KindFile {
-			a.DedupeTTL = e.opts.StatusDedupe
+			in.DedupeTTL = e.opts.StatusDedupe
 		}
-		mine, first, dup, err := e.dedupe.claim(ctx, dedupeKey, ev.ID, ev.ReceivedAt.Add(a.DedupeTTL))
-		if err != nil {
-			return "", err
-		}
-		if dup {
-			// Generic sources are named by callers: one label for all of
-			// them keeps the series bounded.
-			label := ev.Source
-			if label != event.SourceRecord {
-				label = event.KindEvent
-			}
-			e.metrics.duplicates.WithLabelValues(label).Inc()
-			e.log.Info("duplicate callback: answered with the first one's id", "event_id", first, "source", ev.Source)
-			return first, nil
-		}
-		claimed = mine
 	}
-	// A client that hangs up mid-write must not cancel it: a record
-	// written after its caller gave up would leave a hole in the journal
-	// that the ingester's watermark could never pass.
-	err := e.store.Append(context.WithoutCancel(ctx), a)
-	if claimed != nil {
-		e.dedupe.settle(dedupeKey, claimed, err == nil)
-	}
+	got, err := e.store.Accept(ctx, in)
 	if err != nil {
-		e.metrics.storeErrors.Inc()
+		if ctx.Err() == nil {
+			e.metrics.storeErrors.Inc()
+		}
 		return "", err
 	}
-	e.unevaluated.Add(1)
-	e.ingest.push(a)
-	return ev.ID, nil
+	if got.Duplicate {
+		// Generic sources are named by callers: one label for all of
+		// them keeps the series bounded.
+		label := ev.Source
+		if label != event.SourceRecord {
+			label = event.KindEvent
+		}
+		e.metrics.duplicates.WithLabelValues(label).Inc()
+		e.log.Info("duplicate callback: answered with the first one's id", "event_id", got.ID, "source", ev.Source)
+	}
+	return got.ID, nil
 }
 
-// Start recovers what a previous run left, then runs the ingester, the
-// job runner and the pruner until Stop.
+// Start runs the evaluator, the job runner and the pruner until Stop. What
+// a previous run left (events not evaluated, jobs pending) is the store's,
+// and is taken up like new work.
 func (e *Engine) Start() error {
-	// Events accepted but never evaluated: the journal still has them.
-	var stored []*store.Accepted
-	applied, err := e.store.Unapplied(func(a *store.Accepted) error {
-		if a.Stored {
-			stored = append(stored, a) // only its place in the journal matters
-			return nil
-		}
-		if a.DedupeKey != "" {
-			e.dedupe.restore(a.DedupeKey, a.Event.ID, a.Event.ReceivedAt.Add(a.DedupeTTL))
-		}
-		e.unevaluated.Add(1)
-		e.ingest.push(a)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("engine: recover accepted events: %w", err)
-	}
-	e.watermark.next = applied + 1
-	e.watermark.advance(stored)
-	if n := e.ingest.len(); n > 0 {
-		e.log.Info("recovered accepted events not yet evaluated", "events", n)
-	}
-	if err := e.runner.resume(); err != nil {
-		return fmt.Errorf("engine: resume jobs: %w", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ingestCtx, abort := context.WithCancel(context.Background())
-	e.stopBg, e.abortIngest = cancel, abort
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	commitCtx, abort := context.WithCancel(context.Background())
+	e.stopBg, e.stopIngest, e.abortIngest = cancel, stopIngest, abort
+	if st, err := e.store.Stats(ctx); err == nil && (st.Unevaluated > 0 || st.Pending > 0) {
+		e.log.Info("resuming work a previous run left", "unevaluated_events", st.Unevaluated, "pending_deliveries", st.Pending)
+	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); e.ingestLoop(ingestCtx) }()
-	go func() { defer wg.Done(); e.pruneLoop(ctx) }()
+	wg.Go(func() { e.ingestLoop(ingestCtx, commitCtx) })
+	wg.Go(func() { e.pruneLoop(ctx) })
+	e.runner.start()
 	go func() { wg.Wait(); close(e.done) }()
 	return nil
 }
@@ -309,13 +269,13 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if already {
 		return nil
 	}
-	e.ingest.close()
 	if e.stopBg != nil {
+		e.stopIngest()
 		e.stopBg()
 		select {
 		case <-e.done:
 		case <-ctx.Done():
-			// Events not yet evaluated stay in the journal for the next start.
+			// Events not yet evaluated stay in the store for the next start.
 			e.abortIngest()
 			<-e.done
 		}
@@ -343,7 +303,7 @@ func (e *Engine) pruneLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		now := e.opts.Deps.Now()
-		if n, err := e.store.Prune(now.Add(-e.opts.Retention), now); err != nil {
+		if n, err := e.store.Prune(ctx, now.Add(-e.opts.Retention), now); err != nil {
 			e.log.Warn("prune store", "err", err)
 		} else if n > 0 {
 			e.log.Info("pruned finished events", "events", n)

@@ -116,9 +116,16 @@ func next(t *testing.T, rec *recorder) action.Input {
 func drained(t *testing.T, e *Engine) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.unevaluated.Load() > 0 || e.runner.pending.Load() > 0 {
+	for {
+		st, err := e.store.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Unevaluated == 0 && st.Pending == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("engine did not drain within 5s")
+			t.Fatalf("engine did not drain within 5s: %+v", st)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

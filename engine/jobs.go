@@ -2,179 +2,197 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/store"
 )
 
+// The delivery stages: the runner claims due jobs from the store within
+// each action instance's concurrency, attempt renders and sends one,
+// classify decides what the result means for the job, and settle takes
+// the follow-up events and records the job's new state, which the store
+// turns into "run again at", "done" or "dead letter".
+
+// claimLease is how long a claimed job is its runner's before the store
+// may hand it to another: longer than any attempt takes (HTTP actions
+// retry within seconds, the slowest action bounds its own timeout), so
+// only a runner that died loses its jobs.
+const claimLease = 15 * time.Minute
+
+// claimOther is how many jobs of actions no longer in the rules a claim
+// takes at once: they are settled as dead letters without running.
+const claimOther = 64
+
 // runner runs delivery jobs when they are due, at most Concurrency at a
 // time per action instance, and records every attempt before the next.
 type runner struct {
-	e *Engine
+	e     *Engine
+	owner string // this process, as the store's leases name it
 
 	ctx           context.Context // ends when no new attempt may start
 	cancel        context.CancelFunc
 	deliverCtx    context.Context // ends when in-flight attempts must give up
 	cancelDeliver context.CancelFunc
 
-	mu       sync.Mutex
-	idle     *sync.Cond
-	running  int
-	stopping bool
-	sems     map[string]chan struct{} // per action instance and concurrency
+	mu      sync.Mutex
+	idle    *sync.Cond
+	running int
+	started bool
+	done    chan struct{} // closed when the claim loop has returned
 
-	pending atomic.Int64
-	dead    atomic.Int64
+	limitsOf *rules.Set // the set limits was computed from
+	limits   map[string]int
 }
 
 func newRunner(e *Engine) *runner {
-	r := &runner{e: e, sems: map[string]chan struct{}{}}
+	r := &runner{e: e, owner: "local-" + ulid.Make().String(), done: make(chan struct{})}
 	r.idle = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.deliverCtx, r.cancelDeliver = context.WithCancel(context.Background())
 	return r
 }
 
-// resume schedules every job a previous run left pending.
-func (r *runner) resume() error {
-	jobs, err := r.e.store.PendingJobs()
-	if err != nil {
-		return err
-	}
-	events := map[string]*store.EventRecord{}
-	for _, j := range jobs {
-		rec, ok := events[j.EventID]
-		if !ok {
-			rec, _, err = r.e.store.Event(j.EventID)
-			if errors.Is(err, store.ErrNotFound) {
-				// Nothing to render it from: a dead letter that says so,
-				// rather than a daemon that cannot start.
-				j.State, j.LastError = store.Dead, "its event is gone from the store"
-				if err := r.e.store.PutJobs(j); err != nil {
-					return fmt.Errorf("job %s: %w", j.ID, err)
-				}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("job %s: event: %w", j.ID, err)
-			}
-			events[j.EventID] = rec
-		}
-		r.add(j, rec)
-	}
-	dead, err := r.e.store.DeadCount()
-	if err != nil {
-		return err
-	}
-	r.dead.Store(int64(dead))
-	if len(jobs) > 0 {
-		r.e.log.Info("resumed pending deliveries", "jobs", len(jobs))
-	}
-	return nil
-}
-
-// add takes a new pending job.
-func (r *runner) add(j *store.Job, rec *store.EventRecord) {
-	r.pending.Add(1)
-	r.schedule(j, rec)
-}
-
-func (r *runner) schedule(j *store.Job, rec *store.EventRecord) {
-	time.AfterFunc(max(j.NextAt.Sub(r.e.opts.Deps.Now()), 0), func() { r.run(j, rec) })
-}
-
-// begin registers a running job; false once stopping.
-func (r *runner) begin() bool {
+func (r *runner) start() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopping {
-		return false
+	r.started = true
+	r.mu.Unlock()
+	go r.loop()
+}
+
+// loop claims what is due and can start, then waits until the next job
+// comes due or the store has news (new jobs, a slot freed).
+func (r *runner) loop() {
+	defer close(r.done)
+	e := r.e
+	var dueBy time.Time // the due time a timer last fired for
+	for r.ctx.Err() == nil {
+		now := e.opts.Deps.Now()
+		if dueBy.After(now) {
+			// The timer measured the wait on the real clock; a clock that
+			// does not move by itself (tests) has reached its due time too.
+			now = dueBy
+		}
+		claimed, next, err := e.store.ClaimJobs(r.ctx, store.Claim{
+			Owner: r.owner, Now: now, Lease: claimLease, Limits: r.concurrency(), Other: claimOther,
+		})
+		if err != nil {
+			e.metrics.storeErrors.Inc()
+			e.log.Error("cannot claim due deliveries", "err", err)
+			next = now.Add(time.Second)
+		}
+		for _, c := range claimed {
+			r.begin()
+			go r.run(c)
+		}
+		dueBy = time.Time{}
+		var timer *time.Timer
+		var fired <-chan time.Time
+		if !next.IsZero() {
+			timer = time.NewTimer(max(next.Sub(e.opts.Deps.Now()), 0))
+			fired = timer.C
+		}
+		select {
+		case <-r.ctx.Done():
+		case <-e.store.Wake():
+		case <-fired:
+			dueBy = next
+		}
+		if timer != nil {
+			timer.Stop()
+		}
 	}
+}
+
+// concurrency is each action instance's delivery concurrency under the
+// current rules, computed once per rule set.
+func (r *runner) concurrency() map[string]int {
+	set := r.e.acquire()
+	defer set.Release()
+	if set == r.limitsOf { // only the loop's goroutine calls this
+		return r.limits
+	}
+	limits := map[string]int{}
+	for _, rule := range set.Rules {
+		for _, st := range rule.Steps {
+			limits[st.Action] = st.Delivery.Concurrency
+		}
+	}
+	r.limitsOf, r.limits = set, limits
+	return limits
+}
+
+func (r *runner) begin() {
+	r.mu.Lock()
 	r.running++
-	return true
+	r.mu.Unlock()
 }
 
 func (r *runner) end() {
 	r.mu.Lock()
-	r.running--
-	if r.running == 0 {
+	if r.running--; r.running == 0 {
 		r.idle.Broadcast()
 	}
 	r.mu.Unlock()
 }
 
-func (r *runner) sem(name string, n int) chan struct{} {
-	key := fmt.Sprintf("%s\x00%d", name, n)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.sems[key]
-	if !ok {
-		s = make(chan struct{}, n)
-		r.sems[key] = s
-	}
-	return s
-}
-
-// run makes one attempt at j. A job left unstarted at shutdown stays
-// pending in the store for the next start.
-func (r *runner) run(j *store.Job, rec *store.EventRecord) {
-	if !r.begin() {
-		return
-	}
+// run makes one attempt at a claimed job and settles it.
+func (r *runner) run(c store.Claimed) {
+	j := c.Job
 	defer r.end()
 	e := r.e
 	set := e.acquire()
 	defer set.Release()
 	step := set.Step(j.Rule, j.Step)
-	if step == nil || step.Action != j.Action || step.Type != j.Type {
+	switch {
+	case c.Event == nil:
+		// Nothing to render it from: a dead letter that says so.
+		r.settle(j, action.Failed(action.Permanent, fmt.Errorf("its event %s is gone from the store", j.EventID)),
+			action.Alerting, 0, set.Secrets.Redact)
+	case step == nil || step.Action != j.Action || step.Type != j.Type:
 		// The rules changed before this delivery ran: running another
 		// action under this delivery's id would be wrong.
-		r.settle(j, rec, action.Failed(action.Permanent,
+		r.settle(j, action.Failed(action.Permanent,
 			fmt.Errorf("rule %q step %d is no longer %s (%s): the rules changed before this delivery ran", j.Rule, j.Step, j.Action, j.Type)),
-			action.Alerting, 0, func(s string) string { return s })
-		return
+			action.Alerting, 0, set.Secrets.Redact)
+	default:
+		start := time.Now()
+		res := r.attempt(step, j, c.Event)
+		r.settle(j, res, step.Delivery, time.Since(start), set.Secrets.Redact)
 	}
-	sem := r.sem(step.Action, step.Delivery.Concurrency)
-	select {
-	case sem <- struct{}{}:
-	case <-r.ctx.Done():
-		return
-	}
-	defer func() { <-sem }()
-	start := time.Now()
-	res := r.attempt(step, j, rec)
-	r.settle(j, rec, res, step.Delivery, time.Since(start), set.Secrets.Redact)
 }
 
 // attempt renders and sends one delivery. A panicking action (a service
 // reply it did not expect) fails that delivery, not the daemon.
-func (r *runner) attempt(step *rules.Step, j *store.Job, rec *store.EventRecord) (res action.Result) {
+func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res action.Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.e.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", p, "stack", string(debug.Stack()))
 			res = action.Failed(action.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
 		}
 	}()
-	plan, err := step.Step.Plan(inputFor(j, rec))
+	plan, err := step.Step.Plan(inputFor(j, ev))
 	if err != nil {
 		return action.Failed(action.Permanent, fmt.Errorf("render: %w", err))
 	}
 	return step.Step.Do(r.deliverCtx, plan)
 }
 
-// settle records an attempt's result and decides what comes next.
-func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result, p action.DeliveryPolicy, took time.Duration, redact func(string) string) {
-	e := r.e
-	now := e.opts.Deps.Now().UTC()
-	detail := redact(res.Detail)
+// inputFor builds what a job's step renders from.
+func inputFor(j *store.Job, ev *event.Event) action.Input {
+	return action.Input{Event: ev, Rule: j.Rule, DeliveryID: j.ID, Suppressed: j.Suppressed}
+}
+
+// classify appends the attempt to j and decides the job's next state.
+func classify(j *store.Job, res action.Result, p action.DeliveryPolicy, now time.Time, took time.Duration, detail string) {
 	j.Attempts = append(j.Attempts, store.Attempt{At: now, Outcome: res.Outcome.String(), Detail: detail, IDs: res.IDs, Duration: took})
 	switch {
 	case res.Outcome == action.Delivered:
@@ -189,6 +207,14 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 		j.State, j.LastError = store.Pending, detail
 		j.NextAt = now.Add(retryDelay(p, j.Tries(), res.RetryAfter))
 	}
+}
+
+// settle records an attempt's result: the follow-up events it reported,
+// then the job's new state, then metrics and the log line.
+func (r *runner) settle(j *store.Job, res action.Result, p action.DeliveryPolicy, took time.Duration, redact func(string) string) {
+	e := r.e
+	detail := redact(res.Detail)
+	classify(j, res, p, e.opts.Deps.Now().UTC(), took, detail)
 	log := e.log.With("event_id", j.EventID, "rule", j.Rule, "action", j.Action, "type", j.Type, "job", j.ID)
 	// Follow-ups first: once the job is saved as done, a crash must not
 	// have lost what it reported.
@@ -199,9 +225,11 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 			log.Info("follow-up event accepted", "follow_up_id", id, "source", f.Source)
 		}
 	}
-	if err := e.store.PutJobs(j); err != nil {
-		// The attempt happened; not recording it means it may run again
-		// after a restart, which at-least-once allows.
+	// Saved while the job still holds its slot, so a crash can repeat at
+	// most the deliveries in flight.
+	if err := e.store.Finish(context.WithoutCancel(r.deliverCtx), r.owner, j); err != nil {
+		// The attempt happened; not recording it means it runs again,
+		// which at-least-once allows.
 		e.metrics.storeErrors.Inc()
 		e.log.Error("cannot save delivery state", "job", j.ID, "err", err)
 	}
@@ -213,16 +241,12 @@ func (r *runner) settle(j *store.Job, rec *store.EventRecord, res action.Result,
 	}
 	switch j.State {
 	case store.Delivered:
-		r.pending.Add(-1)
 		log.Info("delivered", attrs...)
 	case store.Dead:
-		r.dead.Add(1)
-		r.pending.Add(-1)
 		log.Error("delivery failed for good: dead letter", append(attrs, "detail", j.LastError)...)
 	default:
 		e.metrics.retries.WithLabelValues(j.Action, j.Type).Inc()
 		log.Warn("delivery failed; will retry", append(attrs, "detail", detail, "next_at", j.NextAt)...)
-		r.schedule(j, rec)
 	}
 }
 
@@ -238,15 +262,18 @@ func retryDelay(p action.DeliveryPolicy, tries int, retryAfter time.Duration) ti
 	return max(d, retryAfter)
 }
 
-// stop lets running attempts finish until ctx ends, then cancels them.
-// Jobs not started stay pending in the store.
+// stop ends claiming and lets running attempts finish until ctx ends,
+// then cancels them. Jobs not started stay pending in the store.
 func (r *runner) stop(ctx context.Context) error {
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
 	r.cancel()
+	r.mu.Lock()
+	started := r.started
+	r.mu.Unlock()
 	finished := make(chan struct{})
 	go func() {
+		if started {
+			<-r.done
+		}
 		r.mu.Lock()
 		for r.running > 0 {
 			r.idle.Wait()

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livehook/livehook/engine/store"
 )
 
 // metrics are the engine's own series; intake and admin register theirs.
@@ -60,20 +63,40 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 	}
 	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.duplicates, m.deliveries, m.deliveryTime,
 		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.storeErrors,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "livehook_events_unevaluated", Help: "Accepted events waiting for rule evaluation.",
-		}, func() float64 { return float64(e.unevaluated.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "livehook_jobs_pending", Help: "Deliveries waiting to run or to be retried.",
-		}, func() float64 { return float64(e.runner.pending.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "livehook_dead_letters", Help: "Deliveries that failed for good and wait for a replay.",
-		}, func() float64 { return float64(e.runner.dead.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "livehook_store_bytes", Help: "Bytes the store takes on disk.",
-		}, func() float64 { return float64(e.store.Size()) }),
+		&storeCollector{store: e.store},
 	)
 	return m
+}
+
+// storeCollector reports what the store holds, read once per scrape.
+type storeCollector struct{ store store.Store }
+
+var (
+	unevaluatedDesc = prometheus.NewDesc("livehook_events_unevaluated", "Accepted events waiting for rule evaluation.", nil, nil)
+	pendingDesc     = prometheus.NewDesc("livehook_jobs_pending", "Deliveries waiting to run or to be retried.", nil, nil)
+	deadDesc        = prometheus.NewDesc("livehook_dead_letters", "Deliveries that failed for good and wait for a replay.", nil, nil)
+	bytesDesc       = prometheus.NewDesc("livehook_store_bytes", "Bytes the store takes on disk.", nil, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- unevaluatedDesc
+	ch <- pendingDesc
+	ch <- deadDesc
+	ch <- bytesDesc
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.store.Stats(context.Background())
+	if err != nil {
+		for _, d := range []*prometheus.Desc{unevaluatedDesc, pendingDesc, deadDesc, bytesDesc} {
+			ch <- prometheus.NewInvalidMetric(d, err)
+		}
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(unevaluatedDesc, prometheus.GaugeValue, float64(st.Unevaluated))
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(st.Pending))
+	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(st.Dead))
+	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(st.Bytes))
 }
 
 // CommitObserver returns a journal OnCommit hook that records each group

@@ -11,11 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/journal"
 )
 
@@ -40,12 +43,40 @@ const appendOnlyFill = 0.95
 const maxScan = 100_000
 
 // Local is the embedded store under one directory: journal/ holds accepted
-// events until they are applied to livehook.db.
+// events until they are applied to livehook.db. It serves one process:
+// what a shared backend keeps in its database (the dedupe index, the
+// events still to evaluate, the due-time index of pending jobs and their
+// leases) Local keeps in memory, rebuilt from disk at Open.
 type Local struct {
 	dir     string
-	journal *journal.Log
+	journal appendLog
 	db      *bolt.DB
 	saves   *saves
+
+	dedupe *dedupe
+	inbox  *inbox
+	jobs   *jobIndex
+
+	commitMu sync.Mutex // one commit at a time: it owns mark and lastSweep
+	mark     watermark
+	swept    time.Time
+
+	replayMu sync.Mutex // one replay at a time, so a dead letter is replayed once
+	dead     atomic.Int64
+	// changes counts the moves of work between the inbox and the job
+	// index, so Stats can tell a consistent reading from one taken
+	// across such a move.
+	changes atomic.Uint64
+}
+
+// appendLog is what Local needs of the journal (a seam for tests that
+// make writes fail).
+type appendLog interface {
+	Append(ctx context.Context, rec []byte) (uint64, error)
+	Replay(after uint64, fn func(seq uint64, rec []byte) error) error
+	Release(upTo uint64) error
+	Size() int64
+	Close() error
 }
 
 var _ Store = (*Local)(nil)
@@ -56,7 +87,15 @@ type Options struct {
 	OnCommit func(records int, d time.Duration)
 }
 
-// Open opens or creates the store in dir.
+// journalRecord is an accepted event as the journal holds it.
+type journalRecord struct {
+	Event     *event.Event  `json:"event"`
+	DedupeKey string        `json:"dedupe_key,omitempty"`
+	DedupeTTL time.Duration `json:"dedupe_ttl,omitempty"`
+}
+
+// Open opens or creates the store in dir and recovers what a previous run
+// left: accepted events not yet evaluated, identities, pending jobs.
 func Open(dir string, o Options) (*Local, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -87,41 +126,116 @@ func Open(dir string, o Options) (*Local, error) {
 		j.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &Local{dir: dir, journal: j, db: db, saves: &saves{db: db}}, nil
+	s := &Local{dir: dir, journal: j, db: db, saves: &saves{db: db},
+		dedupe: newDedupe(), inbox: newInbox(), jobs: newJobIndex()}
+	if err := s.recover(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return s, nil
 }
 
-// Append implements Store.
-func (s *Local) Append(ctx context.Context, a *Accepted) error {
-	rec, err := json.Marshal(a)
+// recover rebuilds the in-memory state from the db and the journal.
+func (s *Local) recover() error {
+	var applied uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		applied = readApplied(tx)
+		c := tx.Bucket(bucketDedupe).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			expires, key := splitExpiryKey(k)
+			s.dedupe.restore(key, string(v), expires)
+		}
+		jobs := tx.Bucket(bucketJobs)
+		err := tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			var j Job
+			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
+				return fmt.Errorf("job %s: %w", k, err)
+			}
+			s.jobs.push(j.Action, j.ID, j.NextAt)
+			return nil
+		})
+		s.dead.Store(int64(tx.Bucket(bucketDead).Stats().KeyN))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("append event: %w", err)
+		return err
 	}
-	seq, err := s.journal.Append(ctx, rec)
+	// Events accepted but not evaluated before the process ended: the
+	// journal still has them.
+	var stored []uint64
+	err = s.journal.Replay(applied, func(seq uint64, rec []byte) error {
+		var r journalRecord
+		if err := json.Unmarshal(rec, &r); err != nil || r.Event == nil {
+			return fmt.Errorf("journal record %d: not an accepted event: %v", seq, err)
+		}
+		if s.has(r.Event.ID) { // applied ahead of the watermark before the crash
+			stored = append(stored, seq)
+			return nil
+		}
+		f := &inflight{accepted: Accepted{Event: r.Event, DedupeKey: r.DedupeKey}, seq: seq, record: rec}
+		if r.DedupeKey != "" {
+			f.expires = r.Event.ReceivedAt.Add(r.DedupeTTL)
+			s.dedupe.restore(r.DedupeKey, r.Event.ID, f.expires)
+		}
+		s.inbox.push(f)
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("append event: %w", err)
+		return fmt.Errorf("recover accepted events: %w", err)
 	}
-	a.Seq, a.Encoded = seq, rec
+	s.mark.next = applied + 1
+	s.mark.advance(stored)
 	return nil
 }
 
-// Unapplied implements Store.
-func (s *Local) Unapplied(fn func(*Accepted) error) (uint64, error) {
-	var applied uint64
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		applied = readApplied(tx)
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	return applied, s.journal.Replay(applied, func(seq uint64, rec []byte) error {
-		var a Accepted
-		if err := json.Unmarshal(rec, &a); err != nil || a.Event == nil {
-			return fmt.Errorf("journal record %d: not an accepted event: %v", seq, err)
+// Accept implements Store.
+func (s *Local) Accept(ctx context.Context, in *Incoming) (Acceptance, error) {
+	ev := in.Event
+	var mine *claim
+	if in.DedupeKey != "" {
+		c, first, dup, err := s.dedupe.claim(ctx, in.DedupeKey, ev.ID, ev.ReceivedAt, ev.ReceivedAt.Add(in.DedupeTTL))
+		if err != nil {
+			return Acceptance{}, err
 		}
-		a.Seq, a.Encoded = seq, rec
-		a.Stored = s.has(a.Event.ID) // applied ahead of the watermark before the crash
-		return fn(&a)
-	})
+		if dup {
+			return Acceptance{ID: first, Duplicate: true}, nil
+		}
+		mine = c
+	}
+	f, err := s.append(ctx, in)
+	if mine != nil {
+		s.dedupe.settle(in.DedupeKey, mine, err == nil)
+	}
+	if err != nil {
+		return Acceptance{}, fmt.Errorf("append event: %w", err)
+	}
+	s.inbox.push(f)
+	s.changes.Add(1)
+	return Acceptance{ID: ev.ID}, nil
+}
+
+func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
+	rec, err := json.Marshal(journalRecord{Event: in.Event, DedupeKey: in.DedupeKey, DedupeTTL: in.DedupeTTL})
+	if err != nil {
+		return nil, err
+	}
+	// A client that hangs up mid-write must not cancel it: a record
+	// written after its caller gave up would leave a hole in the journal
+	// that the watermark could never pass.
+	seq, err := s.journal.Append(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		return nil, err
+	}
+	f := &inflight{accepted: Accepted{Event: in.Event, DedupeKey: in.DedupeKey}, seq: seq, record: rec}
+	if in.DedupeKey != "" {
+		f.expires = in.Event.ReceivedAt.Add(in.DedupeTTL)
+	}
+	return f, nil
+}
+
+// Unevaluated implements Store.
+func (s *Local) Unevaluated(ctx context.Context, max int) ([]*Accepted, error) {
+	return s.inbox.take(ctx, max)
 }
 
 func (s *Local) has(eventID string) bool {
@@ -140,44 +254,199 @@ func readApplied(tx *bolt.Tx) uint64 {
 	return 0
 }
 
-// Apply implements Store.
-func (s *Local) Apply(events []*EventRecord, jobs []*Job, dedupe map[string]DedupeEntry, seq uint64) error {
+// Commit implements Store: the events' outcomes, their jobs, their
+// identities and the journal position they reach go in one bbolt
+// transaction.
+func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	fs := make([]*inflight, len(evals))
+	seqs := make([]uint64, len(evals))
+	var newest time.Time
+	for i, e := range evals {
+		f, ok := s.inbox.lookup(e.EventID)
+		if !ok {
+			return fmt.Errorf("commit evaluations: event %s was not taken for evaluation", e.EventID)
+		}
+		fs[i], seqs[i] = f, f.seq
+		if at := f.accepted.Event.ReceivedAt; at.After(newest) {
+			newest = at
+		}
+	}
+	pos := s.mark.peek(seqs)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		b.FillPercent = appendOnlyFill
-		for _, ev := range events {
-			if err := putEvent(b, ev); err != nil {
+		dd := tx.Bucket(bucketDedupe)
+		dd.FillPercent = appendOnlyFill
+		for i, e := range evals {
+			f := fs[i]
+			rec := &EventRecord{Event: f.accepted.Event, Matched: e.Matched, Throttled: e.Throttled,
+				Errors: e.Errors, DedupeKey: f.accepted.DedupeKey}
+			if rec.Matched == nil {
+				rec.Matched = []string{}
+			}
+			if err := putEvent(b, rec, f.record); err != nil {
 				return err
 			}
+			if err := putJobs(tx, e.Jobs); err != nil {
+				return err
+			}
+			// Keyed by expiry first: new identities land at the end of the
+			// bucket, whatever their keys, so a commit dirties few pages,
+			// and expired ones are a prefix that pruning cuts off.
+			if k := f.accepted.DedupeKey; k != "" {
+				if err := dd.Put(expiryKey(f.expires, k), []byte(rec.Event.ID)); err != nil {
+					return err
+				}
+			}
 		}
-		if err := putJobs(tx, jobs); err != nil {
-			return err
-		}
-		if err := putDedupe(tx.Bucket(bucketDedupe), dedupe); err != nil {
-			return err
-		}
-		if seq > readApplied(tx) {
+		if pos > readApplied(tx) {
 			var b [8]byte
-			binary.BigEndian.PutUint64(b[:], seq)
+			binary.BigEndian.PutUint64(b[:], pos)
 			return tx.Bucket(bucketMeta).Put(keyApplied, b[:])
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("apply events: %w", err)
+		return fmt.Errorf("commit evaluations: %w", err)
 	}
+	s.mark.advance(seqs)
 	// The events are in the db now: the journal need not keep them. A
-	// failed release is not a failed apply: the next Apply releases again.
-	_ = s.journal.Release(seq)
+	// failed release is not a failed commit: the next one releases again.
+	_ = s.journal.Release(pos)
+	// Jobs join the index before their events leave the inbox: see Stats.
+	s.jobs.mu.Lock()
+	for _, e := range evals {
+		for _, j := range e.Jobs {
+			s.jobs.push(j.Action, j.ID, j.NextAt)
+		}
+	}
+	s.jobs.mu.Unlock()
+	s.jobs.signal()
+	s.inbox.done(fs)
+	s.changes.Add(1)
+	if newest.Sub(s.swept) >= sweepEvery {
+		s.swept = newest
+		s.dedupe.sweep(newest)
+	}
 	return nil
 }
 
-// PutJobs implements Store. Calls from many goroutines share commits.
-func (s *Local) PutJobs(jobs ...*Job) error {
-	if err := s.saves.put(jobs); err != nil {
-		return fmt.Errorf("save jobs: %w", err)
+// ClaimJobs implements Store.
+func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, error) {
+	ids, next := s.jobs.claim(c)
+	if len(ids) == 0 {
+		return nil, next, nil
 	}
+	out := make([]Claimed, 0, len(ids))
+	var missing []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		jobs, events := tx.Bucket(bucketJobs), tx.Bucket(bucketEvents)
+		byEvent := map[string]*event.Event{}
+		for _, id := range ids {
+			v := jobs.Get([]byte(id))
+			if v == nil {
+				missing = append(missing, id)
+				continue
+			}
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("job %s: %w", id, err)
+			}
+			ev, ok := byEvent[j.EventID]
+			if !ok {
+				if v := events.Get([]byte(j.EventID)); v != nil {
+					var rec EventRecord
+					if err := json.Unmarshal(v, &rec); err != nil {
+						return fmt.Errorf("event %s: %w", j.EventID, err)
+					}
+					ev = rec.Event
+				}
+				byEvent[j.EventID] = ev
+			}
+			out = append(out, Claimed{Job: &j, Event: ev})
+		}
+		return nil
+	})
+	if err != nil {
+		// Leases taken and not handed out expire, and the jobs are
+		// claimed again.
+		return nil, next, fmt.Errorf("claim jobs: %w", err)
+	}
+	s.jobs.release(missing)
+	return out, next, nil
+}
+
+// Finish implements Store. Finishes from many goroutines share commits.
+func (s *Local) Finish(ctx context.Context, owner string, j *Job) error {
+	if !s.jobs.beginFinish(owner, j.ID) {
+		return fmt.Errorf("finish job %s: %w", j.ID, ErrLeaseLost)
+	}
+	err := s.saves.put([]*Job{j})
+	s.jobs.endFinish(j.ID, err == nil, j.State == Pending, j.NextAt)
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", j.ID, err)
+	}
+	if j.State == Dead {
+		s.dead.Add(1)
+	}
+	s.changes.Add(1)
 	return nil
+}
+
+// Wake implements Store.
+func (s *Local) Wake() <-chan struct{} { return s.jobs.wake }
+
+// ReplayJob implements Store.
+func (s *Local) ReplayJob(ctx context.Context, id string, now time.Time) (*Job, error) {
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	j, err := s.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != Dead {
+		return nil, fmt.Errorf("job %s is %s: %w", id, j.State, ErrNotDead)
+	}
+	j.State, j.LastError, j.Since, j.Created, j.NextAt = Pending, "", len(j.Attempts), now, now
+	if err := s.db.Update(func(tx *bolt.Tx) error { return putJobs(tx, []*Job{j}) }); err != nil {
+		return nil, fmt.Errorf("replay job %s: %w", id, err)
+	}
+	s.dead.Add(-1)
+	s.jobs.add(j.Action, j.ID, j.NextAt)
+	s.changes.Add(1)
+	return j, nil
+}
+
+// ReplayEvent implements Store.
+func (s *Local) ReplayEvent(ctx context.Context, id string, plan func(*event.Event, int) ([]*Job, error)) ([]*Job, error) {
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	d, err := s.Event(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rec := d.EventRecord
+	jobs, err := plan(rec.Event, rec.Replays+1)
+	if err != nil {
+		return nil, err
+	}
+	rec.Replays++
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return errors.Join(putJobs(tx, jobs), putEvent(tx.Bucket(bucketEvents), rec, nil))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay event %s: %w", id, err)
+	}
+	s.jobs.mu.Lock()
+	for _, j := range jobs {
+		s.jobs.push(j.Action, j.ID, j.NextAt)
+	}
+	s.jobs.mu.Unlock()
+	s.jobs.signal()
+	s.changes.Add(1)
+	return jobs, nil
 }
 
 func putJobs(tx *bolt.Tx, jobs []*Job) error {
@@ -202,78 +471,27 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 	return nil
 }
 
-// PutEvent implements Store.
-func (s *Local) PutEvent(ev *EventRecord) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return putEvent(tx.Bucket(bucketEvents), ev) })
-}
-
-// putEvent stores ev as JSON. With its journal record at hand, it splices
+// putEvent stores rec as JSON. With its journal record at hand, it splices
 // the record's bytes (the event and its dedupe key) into the encoded
 // outcome rather than encoding the event again, which was most of what
-// applying an event cost: both are JSON objects with no key in common, so
-// the result reads back as one EventRecord.
-func putEvent(b *bolt.Bucket, ev *EventRecord) error {
-	if len(ev.Encoded) < 2 || ev.Encoded[0] != '{' {
-		return putJSON(b, ev.Event.ID, ev)
+// committing an event cost: both are JSON objects with no key in common,
+// so the result reads back as one EventRecord.
+func putEvent(b *bolt.Bucket, rec *EventRecord, journalled []byte) error {
+	if len(journalled) < 2 || journalled[0] != '{' {
+		return putJSON(b, rec.Event.ID, rec)
 	}
 	outcome, err := json.Marshal(struct {
 		*EventRecord
 		Event     json.RawMessage `json:"event,omitempty"`      // left out: in the journal record
 		DedupeKey string          `json:"dedupe_key,omitempty"` // likewise
-	}{EventRecord: ev})
+	}{EventRecord: rec})
 	if err != nil {
 		return err
 	}
 	// outcome always has "matched", so it is never the empty object.
-	v := make([]byte, 0, len(outcome)+len(ev.Encoded))
-	v = append(append(append(v, outcome[:len(outcome)-1]...), ','), ev.Encoded[1:]...)
-	return b.Put([]byte(ev.Event.ID), v)
-}
-
-// PendingJobs implements Store.
-func (s *Local) PendingJobs() ([]*Job, error) {
-	var out []*Job
-	err := s.db.View(func(tx *bolt.Tx) error {
-		jobs := tx.Bucket(bucketJobs)
-		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
-			var j Job
-			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
-				return fmt.Errorf("job %s: %w", k, err)
-			}
-			out = append(out, &j)
-			return nil
-		})
-	})
-	return out, err
-}
-
-// Dedupe implements Store.
-func (s *Local) Dedupe(now time.Time) (map[string]DedupeEntry, error) {
-	out := map[string]DedupeEntry{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDedupe).Cursor()
-		for k, v := c.Seek(expiryKey(now, "")); k != nil; k, v = c.Next() {
-			expires, key := splitExpiryKey(k)
-			if now.Before(expires) && expires.After(out[key].Expires) {
-				out[key] = DedupeEntry{ID: string(v), Expires: expires}
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// putDedupe adds identities keyed by expiry first: new ones land at the
-// end of the bucket, whatever their keys, so a commit dirties few pages,
-// and expired ones are a prefix that pruning cuts off.
-func putDedupe(b *bolt.Bucket, entries map[string]DedupeEntry) error {
-	b.FillPercent = appendOnlyFill
-	for k, d := range entries {
-		if err := b.Put(expiryKey(d.Expires, k), []byte(d.ID)); err != nil {
-			return err
-		}
-	}
-	return nil
+	v := make([]byte, 0, len(outcome)+len(journalled))
+	v = append(append(append(v, outcome[:len(outcome)-1]...), ','), journalled[1:]...)
+	return b.Put([]byte(rec.Event.ID), v)
 }
 
 func expiryKey(expires time.Time, key string) []byte {
@@ -295,41 +513,40 @@ func splitExpiryKey(k []byte) (time.Time, string) {
 }
 
 // Event implements Store.
-func (s *Local) Event(id string) (*EventRecord, []*Job, error) {
-	var ev EventRecord
-	var jobs []*Job
+func (s *Local) Event(ctx context.Context, id string) (*EventDetail, error) {
+	d := &EventDetail{EventRecord: &EventRecord{}, Jobs: []*Job{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketEvents).Get([]byte(id))
 		if v == nil {
-			return ErrNotFound
+			return fmt.Errorf("event %s: %w", id, ErrNotFound)
 		}
-		if err := json.Unmarshal(v, &ev); err != nil {
-			return err
+		if err := json.Unmarshal(v, d.EventRecord); err != nil {
+			return fmt.Errorf("event %s: %w", id, err)
 		}
 		c := tx.Bucket(bucketJobs).Cursor()
 		prefix := []byte(id + ".")
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var j Job
 			if err := json.Unmarshal(v, &j); err != nil {
-				return err
+				return fmt.Errorf("job %s: %w", k, err)
 			}
-			jobs = append(jobs, &j)
+			d.Jobs = append(d.Jobs, &j)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return &ev, jobs, nil
+	return d, nil
 }
 
 // Job implements Store.
-func (s *Local) Job(id string) (*Job, error) {
+func (s *Local) Job(ctx context.Context, id string) (*Job, error) {
 	var j Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketJobs).Get([]byte(id))
 		if v == nil {
-			return ErrNotFound
+			return fmt.Errorf("job %s: %w", id, ErrNotFound)
 		}
 		return json.Unmarshal(v, &j)
 	})
@@ -340,12 +557,12 @@ func (s *Local) Job(id string) (*Job, error) {
 }
 
 // Events implements Store. Event ids are ULIDs, so key order is time order.
-func (s *Local) Events(f EventFilter) ([]*EventRecord, error) {
-	var out []*EventRecord
+func (s *Local) Events(ctx context.Context, f EventFilter) ([]*EventRecord, error) {
+	out := []*EventRecord{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		scanned := 0
-		for k, v := c.Last(); k != nil && len(out) < f.Limit && scanned < maxScan; k, v = c.Prev() {
+		for k, v := before(c, f.Before); k != nil && len(out) < f.Limit && scanned < maxScan; k, v = c.Prev() {
 			scanned++
 			var ev EventRecord
 			if err := json.Unmarshal(v, &ev); err != nil {
@@ -360,13 +577,26 @@ func (s *Local) Events(f EventFilter) ([]*EventRecord, error) {
 	return out, err
 }
 
+// before places c on the last key below cursor, or the last key of all
+// without one.
+func before(c *bolt.Cursor, cursor string) ([]byte, []byte) {
+	if cursor == "" {
+		return c.Last()
+	}
+	k, _ := c.Seek([]byte(cursor))
+	if k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
 // DeadLetters implements Store.
-func (s *Local) DeadLetters(limit int) ([]*Job, error) {
-	var out []*Job
+func (s *Local) DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error) {
+	out := []*Job{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		c := tx.Bucket(bucketDead).Cursor()
-		for k, _ := c.Last(); k != nil && len(out) < limit; k, _ = c.Prev() {
+		for k, _ := before(c, f.Before); k != nil && len(out) < f.Limit; k, _ = c.Prev() {
 			var j Job
 			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
 				return fmt.Errorf("job %s: %w", k, err)
@@ -378,18 +608,8 @@ func (s *Local) DeadLetters(limit int) ([]*Job, error) {
 	return out, err
 }
 
-// DeadCount implements Store.
-func (s *Local) DeadCount() (int, error) {
-	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketDead).Stats().KeyN
-		return nil
-	})
-	return n, err
-}
-
 // Prune implements Store.
-func (s *Local) Prune(cutoff, now time.Time) (int, error) {
+func (s *Local) Prune(ctx context.Context, cutoff, now time.Time) (int, error) {
 	pruned := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		events, jobs := tx.Bucket(bucketEvents), tx.Bucket(bucketJobs)
@@ -453,13 +673,26 @@ func pruneDedupe(b *bolt.Bucket, now time.Time) error {
 	return nil
 }
 
-// Size implements Store.
-func (s *Local) Size() int64 {
-	var n int64
-	if st, err := os.Stat(filepath.Join(s.dir, "livehook.db")); err == nil {
-		n = st.Size()
+// Stats implements Store.
+func (s *Local) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	// Work moves from the inbox to the job index (a commit) and back (a
+	// delivery's follow-up events): a reading is kept only if no move
+	// happened while it was taken, so "nothing left" is never a reading
+	// taken across one.
+	for range 100 {
+		before := s.changes.Load()
+		st.Unevaluated, st.Pending = s.inbox.len(), s.jobs.count()
+		if s.changes.Load() == before {
+			break
+		}
 	}
-	return n + s.journal.Size()
+	st.Dead = int(s.dead.Load())
+	if fi, err := os.Stat(filepath.Join(s.dir, "livehook.db")); err == nil {
+		st.Bytes = fi.Size()
+	}
+	st.Bytes += s.journal.Size()
+	return st, nil
 }
 
 // Close implements Store.

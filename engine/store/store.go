@@ -1,13 +1,21 @@
-// Package store keeps what livehook must not lose: every accepted event,
-// and every delivery job with its attempts. Store is the interface the
-// engine uses; Local is the embedded implementation (a journal flushed to disk for
-// the request path, bbolt for state and indexes), and a networked backend
-// can implement the same interface later.
+// Package store keeps what livehook must not lose: every accepted event
+// with its identity for recognising retries, what evaluating it decided,
+// and every delivery job with its attempts.
+//
+// Store is the contract the engine works through, shaped so that a
+// networked backend shared by several processes can implement it
+// honestly: the store owns all durable state (dedupe identities, the
+// events still to evaluate, pending jobs and who is running them), every
+// call takes a context, jobs are run under leases rather than in-process
+// timers, and the types here are the contract's, not any backend's
+// records. Local is the embedded implementation; storetest holds the
+// conformance suite every backend must pass.
 package store
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/livehook/livehook/engine/event"
@@ -19,39 +27,59 @@ var ErrNotFound = errors.New("not found")
 // ErrNotDead is returned when replaying a job that is not a dead letter.
 var ErrNotDead = errors.New("not a dead letter")
 
-// EventDetail is one event with what happened to it.
+// ErrLeaseLost is returned when finishing a job whose lease its owner no
+// longer holds: it expired and another owner may be running the job.
+var ErrLeaseLost = errors.New("job lease lost")
+
+// Incoming is an event as intake took it, before rules ran.
+type Incoming struct {
+	Event *event.Event
+	// DedupeKey identifies retries of one callback (see event.DedupeKey);
+	// empty means the event has no identity and is never a duplicate.
+	DedupeKey string
+	// DedupeTTL is how long the identity is remembered after
+	// Event.ReceivedAt.
+	DedupeTTL time.Duration
+}
+
+// Acceptance is what Accept decided.
+type Acceptance struct {
+	// ID is the event's id: its own, or the first copy's for a duplicate.
+	ID        string
+	Duplicate bool
+}
+
+// Accepted is an accepted event not yet evaluated.
+type Accepted struct {
+	Event     *event.Event `json:"event"`
+	DedupeKey string       `json:"dedupe_key,omitempty"`
+}
+
+// Evaluation is what evaluating one accepted event decided. It is
+// committed as one unit: the outcome and the jobs appear together or not
+// at all.
+type Evaluation struct {
+	EventID   string
+	Matched   []string // rules that matched, in order
+	Throttled []string // matched, but held back by their throttle
+	Errors    []string // conditions that failed at run time
+	Jobs      []*Job   // new pending jobs
+}
+
+// EventRecord is an evaluated event with its outcome.
+type EventRecord struct {
+	Event     *event.Event `json:"event"`
+	Matched   []string     `json:"matched"`
+	Throttled []string     `json:"throttled,omitempty"`
+	Errors    []string     `json:"errors,omitempty"`
+	DedupeKey string       `json:"dedupe_key,omitempty"`
+	Replays   int          `json:"replays,omitempty"`
+}
+
+// EventDetail is one event with every delivery it made.
 type EventDetail struct {
 	*EventRecord
 	Jobs []*Job `json:"jobs"`
-}
-
-// Accepted is an event as intake accepted it, before rules ran.
-type Accepted struct {
-	Seq       uint64        `json:"-"` // journal position, set by Append
-	Event     *event.Event  `json:"event"`
-	DedupeKey string        `json:"dedupe_key,omitempty"`
-	DedupeTTL time.Duration `json:"dedupe_ttl,omitempty"`
-	// Stored is set by Unapplied for an event already in the db (applied
-	// ahead of the position before a crash): only its Seq matters.
-	Stored bool `json:"-"`
-	// Encoded is this record as the journal holds it, set by Append and
-	// Unapplied; passed on in EventRecord.Encoded, it spares encoding the
-	// event a second time.
-	Encoded []byte `json:"-"`
-}
-
-// EventRecord is an event after rule evaluation.
-type EventRecord struct {
-	Event     *event.Event `json:"event"`
-	Matched   []string     `json:"matched"` // rules that matched, in order
-	Throttled []string     `json:"throttled,omitempty"`
-	Errors    []string     `json:"errors,omitempty"` // conditions that failed at run time
-	DedupeKey string       `json:"dedupe_key,omitempty"`
-	Replays   int          `json:"replays,omitempty"`
-	// Encoded, if set, is the event's Accepted.Encoded: the store keeps
-	// those bytes for the event and its dedupe key instead of encoding them
-	// again.
-	Encoded []byte `json:"-"`
 }
 
 // Job states.
@@ -63,7 +91,7 @@ const (
 
 // Job is one delivery: an (event, rule, step) to run until it succeeds.
 type Job struct {
-	ID         string    `json:"id"` // also the delivery's idempotency key
+	ID         string    `json:"id"` // also the delivery's idempotency key; see JobID
 	EventID    string    `json:"event_id"`
 	Rule       string    `json:"rule"`
 	Step       int       `json:"step"`
@@ -83,6 +111,16 @@ type Job struct {
 // Tries counts the attempts of the current series.
 func (j *Job) Tries() int { return len(j.Attempts) - j.Since }
 
+// JobID names the job of an event's rule step. It is stable, so it doubles
+// as the delivery's idempotency key; the nth replay of an event makes new
+// deliveries, with their own ids.
+func JobID(eventID, rule string, step, replay int) string {
+	if replay > 0 {
+		return fmt.Sprintf("%s.%s.%d.r%d", eventID, rule, step, replay)
+	}
+	return fmt.Sprintf("%s.%s.%d", eventID, rule, step)
+}
+
 // Attempt is one try at a job.
 type Attempt struct {
 	At       time.Time         `json:"at"`
@@ -92,10 +130,23 @@ type Attempt struct {
 	Duration time.Duration     `json:"duration_ns"`
 }
 
-// DedupeEntry remembers an accepted event's identity until it expires.
-type DedupeEntry struct {
-	ID      string    `json:"id"`
-	Expires time.Time `json:"expires"`
+// Claim asks for due jobs.
+type Claim struct {
+	Owner string        // who will run them; a finish must name the same owner
+	Now   time.Time     // jobs due at or before this
+	Lease time.Duration // how long the owner holds each job without finishing it
+	// Limits is each action instance's delivery concurrency: a job is not
+	// claimed while its action has that many live leases, whoever holds
+	// them. Jobs of an action not listed are bounded by Other (they belong
+	// to rules that changed and are settled without running).
+	Limits map[string]int
+	Other  int
+}
+
+// Claimed is a leased job with the event it delivers.
+type Claimed struct {
+	Job   *Job
+	Event *event.Event
 }
 
 // EventFilter selects events for listing.
@@ -103,42 +154,74 @@ type EventFilter struct {
 	Limit  int
 	Source string
 	Rule   string // only events that matched this rule
+	// Before is a cursor: only events older than this event id. The last
+	// id of a page continues the listing.
+	Before string
+}
+
+// DeadFilter selects dead letters for listing.
+type DeadFilter struct {
+	Limit  int
+	Before string // a cursor: only dead letters listed after this job id
+}
+
+// Stats is what the store holds, for metrics and readiness.
+type Stats struct {
+	Unevaluated int   // accepted events not yet evaluated
+	Pending     int   // jobs still to run, claimed or not
+	Dead        int   // dead letters
+	Bytes       int64 // what the store takes on disk, where it knows
 }
 
 // Store is what the engine needs from storage.
 type Store interface {
-	// Append durably records an accepted event and sets its Seq. It is the
-	// only call on the request path.
-	Append(ctx context.Context, a *Accepted) error
-	// Unapplied calls fn, in order, for every appended event after the
-	// applied position (the work a crash interrupted; Stored marks those
-	// already applied ahead of it), and returns that position.
-	Unapplied(fn func(*Accepted) error) (applied uint64, err error)
-	// Apply atomically records evaluated events with their new jobs, and
-	// that every appended event up to seq is applied.
-	Apply(events []*EventRecord, jobs []*Job, dedupe map[string]DedupeEntry, seq uint64) error
-	// PutJobs records jobs' new state.
-	PutJobs(jobs ...*Job) error
-	// PutEvent replaces an event record (after a replay).
-	PutEvent(ev *EventRecord) error
-	// PendingJobs lists every job still to run.
-	PendingJobs() ([]*Job, error)
-	// Dedupe lists the identities not expired at now.
-	Dedupe(now time.Time) (map[string]DedupeEntry, error)
-	// Event returns an event with its jobs.
-	Event(id string) (*EventRecord, []*Job, error)
+	// Accept durably records an event with its dedupe identity, as one
+	// step: for a key already held by an event whose identity has not
+	// expired at ev.ReceivedAt, nothing is recorded and the answer is a
+	// duplicate of that event. A retry that arrives while the first copy
+	// is still being written waits for that write. It is the call on the
+	// request path.
+	Accept(ctx context.Context, in *Incoming) (Acceptance, error)
+	// Unevaluated takes up to max accepted events that no one is
+	// evaluating, oldest first, waiting while there are none until ctx
+	// ends; once ctx has ended it returns what there is without waiting,
+	// and ctx's error when there is nothing. Events taken but not
+	// committed come back after a reopen.
+	Unevaluated(ctx context.Context, max int) ([]*Accepted, error)
+	// Commit records the evaluations of taken events, with their new jobs,
+	// in one unit.
+	Commit(ctx context.Context, evals []*Evaluation) error
+	// ClaimJobs leases due pending jobs to c.Owner, earliest first, within
+	// c.Limits. It also returns when the next job comes due that the same
+	// claim would take (zero if none), so the caller knows when to ask
+	// again; Wake tells it when to ask sooner.
+	ClaimJobs(ctx context.Context, c Claim) (claimed []Claimed, next time.Time, err error)
+	// Finish records a claimed job's new state (an attempt appended, and
+	// delivered, dead, or pending again at NextAt) and ends the lease.
+	// ErrLeaseLost: owner no longer holds it, and nothing was recorded.
+	Finish(ctx context.Context, owner string, j *Job) error
+	// Wake receives, coalesced, whenever jobs may have become claimable
+	// sooner than a previous ClaimJobs said.
+	Wake() <-chan struct{}
+	// Event returns an evaluated event with its jobs.
+	Event(ctx context.Context, id string) (*EventDetail, error)
 	// Job returns one job.
-	Job(id string) (*Job, error)
-	// Events lists events, newest first.
-	Events(f EventFilter) ([]*EventRecord, error)
+	Job(ctx context.Context, id string) (*Job, error)
+	// Events lists evaluated events, newest first.
+	Events(ctx context.Context, f EventFilter) ([]*EventRecord, error)
 	// DeadLetters lists dead jobs, newest first.
-	DeadLetters(limit int) ([]*Job, error)
-	// DeadCount counts the dead jobs.
-	DeadCount() (int, error)
+	DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error)
+	// ReplayJob makes a dead letter pending again at now, with a fresh
+	// allowance of attempts and age. ErrNotDead for any other job.
+	ReplayJob(ctx context.Context, id string, now time.Time) (*Job, error)
+	// ReplayEvent evaluates a stored event again: plan gets the event
+	// and the number of this replay and returns the new jobs, which are
+	// recorded with the replay as one unit.
+	ReplayEvent(ctx context.Context, id string, plan func(ev *event.Event, replay int) ([]*Job, error)) ([]*Job, error)
 	// Prune deletes events received before cutoff whose jobs are all
-	// delivered, with those jobs, and expired dedupe entries.
-	Prune(cutoff, now time.Time) (int, error)
-	// Size is the bytes the store takes on disk.
-	Size() int64
+	// delivered, with those jobs, and identities expired at now.
+	Prune(ctx context.Context, cutoff, now time.Time) (int, error)
+	// Stats counts what the store holds.
+	Stats(ctx context.Context) (Stats, error)
 	Close() error
 }

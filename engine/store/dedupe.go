@@ -1,11 +1,9 @@
-package engine
+package store
 
 import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/livehook/livehook/engine/store"
 )
 
 // dedupe remembers the identities of recently accepted events. A claim is
@@ -13,7 +11,6 @@ import (
 // waits for that outcome, so it is never told 200 for an event that did
 // not make it to disk.
 type dedupe struct {
-	now       func() time.Time
 	mu        sync.Mutex
 	entries   map[string]*claim
 	lastSweep time.Time
@@ -39,31 +36,30 @@ var settled = func() chan struct{} {
 	return c
 }()
 
-func newDedupe(entries map[string]store.DedupeEntry, now func() time.Time) *dedupe {
-	d := &dedupe{now: now, entries: make(map[string]*claim, len(entries))}
-	for k, e := range entries {
-		d.restore(k, e.ID, e.Expires)
-	}
-	return d
+func newDedupe() *dedupe {
+	return &dedupe{entries: map[string]*claim{}}
 }
 
-// restore records an identity known to be on disk.
+// restore records an identity known to be on disk; of two for one key,
+// the later expiry wins.
 func (d *dedupe) restore(key, id string, expires time.Time) {
 	d.mu.Lock()
-	d.entries[key] = &claim{id: id, expires: expires, done: settled, ok: true}
+	if c, ok := d.entries[key]; !ok || expires.After(c.expires) {
+		d.entries[key] = &claim{id: id, expires: expires, done: settled, ok: true}
+	}
 	d.mu.Unlock()
 }
 
 // claim returns the first event's id and dup=true when key is already
-// accepted; otherwise it claims key for id and returns the claim, which
-// the caller must settle.
-func (d *dedupe) claim(ctx context.Context, key, id string, expires time.Time) (mine *claim, first string, dup bool, err error) {
+// accepted and not expired at now; otherwise it claims key for id and
+// returns the claim, which the caller must settle.
+func (d *dedupe) claim(ctx context.Context, key, id string, now, expires time.Time) (mine *claim, first string, dup bool, err error) {
 	for {
 		d.mu.Lock()
 		c, ok := d.entries[key]
 		// Only a written identity expires: a claim still being written is
 		// waited for however long the write takes.
-		if ok && c.ok && !d.now().Before(c.expires) {
+		if ok && c.ok && !now.Before(c.expires) {
 			delete(d.entries, key)
 			ok = false
 		}

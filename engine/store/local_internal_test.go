@@ -1,0 +1,247 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/livehook/livehook/engine/event"
+)
+
+var base = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+
+func openLocal(t *testing.T, dir string) *Local {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func eventNo(i int) *event.Event {
+	return &event.Event{ID: fmt.Sprintf("01J0000000000000000000%04d", i), Source: event.SourceRecord,
+		Kind: event.KindStatus, Stream: fmt.Sprint("room", i), ReceivedAt: base}
+}
+
+func taken(t *testing.T, s *Local) []*Accepted {
+	t.Helper()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	batch, _ := s.Unevaluated(done, 100)
+	return batch
+}
+
+func applied(t *testing.T, s *Local) uint64 {
+	t.Helper()
+	var n uint64
+	if err := s.db.View(func(tx *bolt.Tx) error { n = readApplied(tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Events committed out of journal order: the applied position stops below
+// the first uncommitted one, and a reopen hands out exactly that one again.
+func TestCommitOutOfOrderKeepsTheWatermarkBelowAGap(t *testing.T) {
+	dir := t.TempDir()
+	s := openLocal(t, dir)
+	for i := 1; i <= 3; i++ {
+		if _, err := s.Accept(t.Context(), &Incoming{Event: eventNo(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	taken(t, s)
+	// The second and third are committed; the first is still being
+	// evaluated when the process dies.
+	if err := s.Commit(t.Context(), []*Evaluation{{EventID: eventNo(3).ID}, {EventID: eventNo(2).ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := applied(t, s); got != 0 {
+		t.Errorf("applied position %d, want 0: seq 1 is not committed", got)
+	}
+	for _, when := range []string{"reopened", "reopened again"} {
+		s.Close()
+		s = openLocal(t, dir)
+		got := taken(t, s)
+		if len(got) != 1 || got[0].Event.ID != eventNo(1).ID {
+			t.Fatalf("%s: to evaluate %d events (%v), want only the first", when, len(got), got)
+		}
+		if when == "reopened again" {
+			if err := s.Commit(t.Context(), []*Evaluation{{EventID: eventNo(1).ID}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := applied(t, s); got != 3 {
+		t.Errorf("applied position %d after the gap was committed, want 3: the events applied ahead count", got)
+	}
+	s.Close()
+	s = openLocal(t, dir)
+	if got := taken(t, s); len(got) != 0 {
+		t.Errorf("after everything was committed, a reopen handed out %d events", len(got))
+	}
+}
+
+// failingLog is a journal whose appends fail while fail is set, as a full
+// disk makes them; a failing append tells entered and waits for hold.
+type failingLog struct {
+	appendLog
+	mu      sync.Mutex
+	fail    bool
+	appends int
+	entered chan struct{}
+	hold    chan struct{}
+}
+
+func (l *failingLog) Append(ctx context.Context, rec []byte) (uint64, error) {
+	l.mu.Lock()
+	l.appends++
+	fail := l.fail
+	l.mu.Unlock()
+	if !fail {
+		return l.appendLog.Append(ctx, rec)
+	}
+	l.entered <- struct{}{}
+	<-l.hold
+	return 0, fmt.Errorf("journal: write: %w", syscall.ENOSPC)
+}
+
+// A retry that arrives while the first copy's write fails waits for it,
+// and is then written itself: never told 200 for an event not on disk.
+func TestRetryDuringAFailedWriteIsWrittenItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := openLocal(t, t.TempDir())
+		log := &failingLog{appendLog: s.journal, fail: true, entered: make(chan struct{}), hold: make(chan struct{})}
+		s.journal = log
+		in := func(i int) *Incoming {
+			return &Incoming{Event: eventNo(i), DedupeKey: "same", DedupeTTL: time.Hour}
+		}
+		firstErr := make(chan error)
+		go func() { _, err := s.Accept(context.Background(), in(1)); firstErr <- err }()
+		<-log.entered
+		retry := make(chan Acceptance)
+		go func() {
+			got, err := s.Accept(context.Background(), in(2))
+			if err != nil {
+				t.Error(err)
+			}
+			retry <- got
+		}()
+		synctest.Wait() // the retry waits on the first copy's claim
+		log.mu.Lock()
+		log.fail = false
+		log.mu.Unlock()
+		close(log.hold)
+		if err := <-firstErr; err == nil {
+			t.Fatal("the failed write was accepted")
+		}
+		if got := <-retry; got.Duplicate || got.ID != eventNo(2).ID {
+			t.Errorf("the retry: %+v, want it accepted as new", got)
+		}
+		if log.appends != 2 {
+			t.Errorf("%d writes, want 2", log.appends)
+		}
+		if got := taken(t, s); len(got) != 1 || got[0].Event.ID != eventNo(2).ID {
+			t.Errorf("to evaluate: %v, want only the retry", got)
+		}
+	})
+}
+
+// A record stored with its journal bytes is one JSON object whose keys
+// each appear once, and reads back as the record.
+func TestCommitSplicesTheJournalRecord(t *testing.T) {
+	s := openLocal(t, t.TempDir())
+	ev, err := event.DecodeRecord([]byte(`{"domain":"d","app":"live","stream":"s","uri":"live/s/1.flv","duration":61.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.ID, ev.ReceivedAt = "01J00000000000000000000000", time.Unix(1714564803, 0).UTC()
+	key := "file:d/live/s/live/s/1.flv"
+	if _, err := s.Accept(t.Context(), &Incoming{Event: ev, DedupeKey: key, DedupeTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	taken(t, s)
+	if err := s.Commit(t.Context(), []*Evaluation{{EventID: ev.ID, Matched: []string{"r"}, Errors: []string{"e"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		stored = slices.Clone(tx.Bucket(bucketEvents).Get([]byte(ev.ID)))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(stored))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("stored %s: not an object (%v, %v)", stored, tok, err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("stored %s: %v", stored, err)
+		}
+		key := tok.(string)
+		if seen[key] {
+			t.Errorf("stored %s: key %q twice", stored, key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Event(t.Context(), ev.ID)
+	if err != nil || got.Event.ID != ev.ID || got.Event.URI != ev.URI || got.DedupeKey != key ||
+		!slices.Equal(got.Matched, []string{"r"}) || !slices.Equal(got.Errors, []string{"e"}) {
+		t.Errorf("read back %+v, %v", got, err)
+	}
+}
+
+// Job saves from many goroutines share commits; a save that cannot be
+// stored fails alone.
+func TestConcurrentJobSaves(t *testing.T) {
+	s := openLocal(t, t.TempDir())
+	const n = 64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	var want []string
+	for i := range n {
+		j := &Job{ID: JobID(fmt.Sprintf("ev%02d", i), "r", 0, 0), State: Pending, Attempts: []Attempt{}}
+		switch i {
+		case n / 2:
+			j.ID = "" // bbolt refuses an empty key
+		case n/2 + 1:
+			j = nil // a caller's bug: an error for it, not a crash or a hang
+		default:
+			want = append(want, j.ID)
+		}
+		wg.Go(func() { errs[i] = s.saves.put([]*Job{j}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if bad := i == n/2 || i == n/2+1; (err != nil) != bad {
+			t.Errorf("save %d: %v; want an error only for the job with no id (%d) and the nil job (%d)", i, err, n/2, n/2+1)
+		}
+	}
+	var got []string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error { got = append(got, string(k)); return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pending jobs saved: %v, want the %d good ones", got, len(want))
+	}
+}
