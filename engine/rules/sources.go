@@ -113,7 +113,7 @@ func (l *loader) sourcesNode(file string, n *yaml.Node) {
 	if l.guard.sources == nil {
 		l.guard.sources = map[string]*Source{}
 	}
-	forEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
+	yamlconf.ForEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
 		name := k.Value
 		if !event.ValidSource(name) {
 			l.diags.At(file, k, "sources: %q is not a source name (1-64 letters, digits, '_', '.' or '-'), nor %s", name, DefaultSource)
