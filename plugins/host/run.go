@@ -10,8 +10,8 @@ import (
 
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/internal/subprocess"
+	"github.com/livehook/livehook/internal/textcut"
 	"github.com/livehook/livehook/plugins/protocol"
-	"github.com/livehook/livehook/plugins/sdk"
 )
 
 // stderrKeep is how much of a run's stderr reaches the log, from its start
@@ -109,11 +109,11 @@ func (r run) result(timeout time.Duration, hide func(string) string) action.Resu
 	default:
 		why = fmt.Sprintf("%s; %v", r.state, r.invalid)
 		if r.stdoutTop != "" {
-			why += fmt.Sprintf(" (stdout began %q)", sdk.Truncate(hide(r.stdoutTop), 80))
+			why += fmt.Sprintf(" (stdout began %q)", textcut.Truncate(hide(r.stdoutTop), 80))
 		}
 	}
 	if line := lastLine(hide(r.stderr)); line != "" {
-		why += "; stderr: " + sdk.Truncate(line, 200)
+		why += "; stderr: " + textcut.Truncate(line, 200)
 	}
 	return retryable("%s", why)
 }
