@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/textcut"
 )
 
 // message is a robot message. The JSON names follow DingTalk's own,
@@ -130,7 +130,7 @@ func (d *draft) encode() (body []byte, truncated bool, err error) {
 		}
 		// A byte cut from head takes at least a byte off the body; head
 		// shrinks on every pass, so this ends.
-		head = cutUTF8(head, len(head)-(len(body)-maxBody)-len(marker))
+		head = textcut.Prefix(head, len(head)-(len(body)-maxBody)-len(marker))
 		*d.text = d.finish(head + marker)
 	}
 }
@@ -159,21 +159,6 @@ func marshal(m *message) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// cutUTF8 returns the longest prefix of s of at most n bytes that does not
-// split a character.
-func cutUTF8(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if n >= len(s) {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // sign is DingTalk's 加签 signature of a millisecond timestamp, ready to

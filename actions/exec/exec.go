@@ -4,7 +4,6 @@
 package execaction
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +20,7 @@ import (
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/subprocess"
 )
 
 func init() {
@@ -34,9 +33,9 @@ func init() {
 
 const (
 	defaultTimeout = 30 * time.Second
-	// waitDelay bounds how long Wait waits for output pipes that a process
-	// which left the process group still holds open.
-	waitDelay = time.Second
+	// outputLimit is how much of each of stdout and stderr is kept; the
+	// rest is counted, so a chatty command cannot grow the daemon's memory.
+	outputLimit = 4 << 10
 	// exTempFail is EX_TEMPFAIL from sysexits.h: "try again later".
 	exTempFail = 75
 )
@@ -260,21 +259,12 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	if !ok {
 		return action.Failed(action.Permanent, errors.New("exec: plan was not made by this step"))
 	}
-	runCtx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-
-	cmd := exec.CommandContext(runCtx, r.command, r.args...)
-	cmd.Env = r.env
-	cmd.Dir = r.dir
-	cmd.Stdin = bytes.NewReader(r.stdin)
-	stdout, stderr := &capped{max: outputLimit}, &capped{max: outputLimit}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	ownGroup(cmd)
-	// A process that escaped the group may hold our pipes open forever.
-	cmd.WaitDelay = waitDelay
-
-	err := cmd.Run()
-	res := classify(ctx, runCtx, cmd, err, r.timeout)
+	stdout, stderr := &subprocess.Head{Max: outputLimit}, &subprocess.Head{Max: outputLimit}
+	ran, err := subprocess.Run(ctx, subprocess.Command{
+		Path: r.command, Args: r.args, Dir: r.dir, Env: r.env, Stdin: r.stdin,
+		Timeout: r.timeout, Stdout: stdout, Stderr: stderr,
+	})
+	res := classify(ctx, ran, err, r.timeout)
 	parts := []string{res.Detail}
 	if o := stderr.String(); o != "" {
 		parts = append(parts, "stderr: "+o)
@@ -295,23 +285,22 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 }
 
 // classify turns how the command ended into a result; Detail is the head
-// line, the caller adds the output.
-func classify(parent, runCtx context.Context, cmd *exec.Cmd, err error, timeout time.Duration) action.Result {
-	state := cmd.ProcessState
+// line, the caller adds the output. Exit 0 counts however the run ended.
+func classify(ctx context.Context, ran subprocess.Result, startErr error, timeout time.Duration) action.Result {
 	switch {
-	case err == nil, state != nil && state.Success() && errors.Is(err, exec.ErrWaitDelay):
+	case startErr != nil:
+		return failed(startOutcome(startErr), fmt.Errorf("cannot start: %w", startErr))
+	case ran.Code == 0:
 		return action.Result{Outcome: action.Delivered, Detail: "exit 0"}
-	case cmd.Process == nil: // it never started
-		return failed(startOutcome(err), fmt.Errorf("cannot start: %w", err))
-	case parent.Err() != nil:
-		return failed(action.Retryable, fmt.Errorf("stopped: %w", parent.Err()))
-	case runCtx.Err() != nil:
+	case ran.Killed == subprocess.Cancelled:
+		return failed(action.Retryable, fmt.Errorf("stopped: %w", ctx.Err()))
+	case ran.Killed == subprocess.Timeout:
 		return action.Result{Outcome: action.Retryable, Detail: fmt.Sprintf("killed after %s", timeout),
-			Err: fmt.Errorf("exec: killed after %s: %w", timeout, runCtx.Err())}
-	case state != nil && state.ExitCode() == exTempFail:
-		return failed(action.Retryable, fmt.Errorf("%w (EX_TEMPFAIL: try again later)", err))
+			Err: fmt.Errorf("exec: killed after %s: %w", timeout, context.DeadlineExceeded)}
+	case ran.Code == exTempFail:
+		return failed(action.Retryable, fmt.Errorf("%s (EX_TEMPFAIL: try again later)", ran.Exit))
 	}
-	return failed(action.Permanent, err)
+	return failed(action.Permanent, errors.New(ran.Exit))
 }
 
 func failed(o action.Outcome, err error) action.Result {

@@ -273,6 +273,31 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// What a command leaves running dies when it exits: the timeout and the
+// instance's concurrency bound everything a delivery runs.
+func TestLeftoversDieWithTheCommand(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "background.pid")
+	cmd := script(t, "sleep 30 &\necho $! > \"$1\"\necho archived\n")
+	_, r := actiontest.Deliver(t, mustStep(t, fmt.Sprintf("command: %s\nargs: [%s]", cmd, pidFile)), input())
+	wantOutcome(t, r, action.Delivered)
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !dead(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("background process %d still alive after the command exited", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestStoppedByCaller(t *testing.T) {
 	st := mustStep(t, "command: "+script(t, "sleep 30\n"))
 	p, err := st.Plan(input())
@@ -285,6 +310,27 @@ func TestStoppedByCaller(t *testing.T) {
 	wantOutcome(t, r, action.Retryable)
 	if !errors.Is(r.Err, context.Canceled) || !strings.Contains(r.Detail, "stopped") {
 		t.Errorf("detail = %q, err = %v; want a stop by the caller", r.Detail, r.Err)
+	}
+}
+
+// A delivery stopped before its command starts is retried, not failed for
+// good: shutting down says nothing about the command.
+func TestStoppedBeforeStart(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	st := mustStep(t, fmt.Sprintf("command: %s\nargs: [%s]", script(t, "touch \"$1\"\n"), marker))
+	p, err := st.Plan(input())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := st.Do(ctx, p)
+	wantOutcome(t, r, action.Retryable)
+	if !errors.Is(r.Err, context.Canceled) || !strings.Contains(r.Detail, "stopped") {
+		t.Errorf("detail = %q, err = %v; want a stop by the caller", r.Detail, r.Err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran after the delivery was stopped")
 	}
 }
 

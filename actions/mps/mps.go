@@ -28,6 +28,7 @@ import (
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/textcut"
 )
 
 func init() {
@@ -459,7 +460,7 @@ func failure(err error) action.Result {
 	if errors.As(err, &se) {
 		detail := fmt.Sprintf("%s: %s (RequestId %s)", se.ErrorCode(), se.Message(), se.RequestId())
 		if se.ErrorCode() == "" { // not MPS's JSON: a proxy or gateway spoke
-			detail = fmt.Sprintf("HTTP %d: %s", se.HttpStatus(), truncate(strings.TrimSpace(se.Message()), 512))
+			detail = fmt.Sprintf("HTTP %d: %s", se.HttpStatus(), textcut.Truncate(strings.TrimSpace(se.Message()), 512))
 		}
 		r := action.Result{Outcome: outcomeFor(se.HttpStatus(), se.ErrorCode()), Detail: detail, Err: &aliyun.OpError{Service: "mps", Detail: detail, Err: err}}
 		if se.RequestId() != "" {
@@ -480,11 +481,4 @@ func failure(err error) action.Result {
 		outcome = action.Retryable
 	}
 	return action.Failed(outcome, &aliyun.OpError{Service: "mps", Detail: err.Error(), Err: err})
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -153,12 +153,6 @@ func msgIs(msg string) func(map[string]any) bool {
 	return func(r map[string]any) bool { return r["msg"] == msg }
 }
 
-func ruleMatched(rule, eventID string) func(map[string]any) bool {
-	return func(r map[string]any) bool {
-		return r["msg"] == "rule matched" && r["rule"] == rule && r["event_id"] == eventID
-	}
-}
-
 // TestEndToEndSeedCallbacks posts each of the product note's example
 // callbacks to a running daemon and checks which rules fired and what
 // their log actions wrote.

@@ -164,9 +164,15 @@ func TestAliyunRetriesAreProcessedOnce(t *testing.T) {
 		t.Errorf("status ids %s %s %s: the same timestamp is one event, another timestamp another", a1, a2, b)
 	}
 
-	calls := rc.waitCalls(t, 3, 5*time.Second)
+	delivered := map[string]int{}
+	for _, c := range rc.waitCalls(t, 3, 5*time.Second) {
+		delivered[c.Event.ID]++
+	}
+	if len(delivered) != 3 || delivered[ids[0]] != 1 || delivered[a1] != 1 || delivered[b] != 1 {
+		t.Errorf("deliveries per event %v, want one each for the file event %s and the status events %s and %s", delivered, ids[0], a1, b)
+	}
 	time.Sleep(300 * time.Millisecond) // a fourth delivery would show up by now
-	if calls = rc.calls(); len(calls) != 3 {
+	if calls := rc.calls(); len(calls) != 3 {
 		t.Fatalf("receiver saw %d deliveries, want 3 (one file event, two status events)", len(calls))
 	}
 	var list struct{ Events []map[string]any }
@@ -186,9 +192,11 @@ func TestOutageRetriesThenDeadLetterAndReplay(t *testing.T) {
 	rc.set(http.StatusServiceUnavailable, nil)
 	_, reply := post(t, d.url("/callbacks/record"), "", fileCallback("live/room1/b.flv"))
 	id := reply["id"].(string)
-	calls := rc.waitCalls(t, 3, 10*time.Second)
+	if down := rc.waitCalls(t, 3, 10*time.Second); len(down) != 3 {
+		t.Fatalf("receiver saw %d attempts while down, want 3 before it comes back", len(down))
+	}
 	rc.set(http.StatusOK, nil)
-	calls = rc.waitCalls(t, 4, 10*time.Second)
+	calls := rc.waitCalls(t, 4, 10*time.Second)
 	gaps := []time.Duration{calls[1].At.Sub(calls[0].At), calls[2].At.Sub(calls[1].At), calls[3].At.Sub(calls[2].At)}
 	if gaps[0] < 40*time.Millisecond || gaps[2] <= gaps[0] {
 		t.Errorf("gaps between attempts %v: want them to grow from the 100ms backoff", gaps)

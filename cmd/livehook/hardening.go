@@ -16,8 +16,8 @@ import (
 
 	"github.com/livehook/livehook/engine/admin"
 	"github.com/livehook/livehook/engine/auth"
-	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/intake"
+	"github.com/livehook/livehook/engine/source"
 )
 
 // hardeningConfig is what `serve` takes to face the internet: request
@@ -189,12 +189,18 @@ func (p *prefixList) Set(s string) error {
 	return nil
 }
 
-// warnUnsigned says at start when recording callbacks are taken without a
-// signature: fine for a first try, not on the internet.
+// warnUnsigned says at start which sources whose senders sign their
+// callbacks are taken without a signature: fine for a first try, not on
+// the internet.
 func (h *hardening) warnUnsigned(log *slog.Logger, policies intake.Policies) {
-	if p, ok := policies.Source(event.SourceRecord); ok && (!p.Enabled || p.Verifier != nil) {
-		return
+	for _, s := range source.Default().All() {
+		if s.Auth == "" || s.Family() {
+			continue
+		}
+		if p, ok := policies.Source(s.Name); ok && (!p.Enabled || p.Verifier != nil) {
+			continue
+		}
+		log.Warn(s.Doc + " are accepted without a signature: set sources: " + s.Name +
+			": auth: in the rules (README: Securing the callback port)")
 	}
-	log.Warn("recording callbacks are accepted without a signature: set sources: " + event.SourceRecord +
-		": auth: in the rules (README: Securing the callback port)")
 }

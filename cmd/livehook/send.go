@@ -6,13 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
+
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/source"
 )
 
 func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
-	fs := newFlagSet("send", "send [--url URL] [--key KEY [--host HOST] | --token TOKEN | --webhook-secret SECRET] EVENT.json\n\nPOST an event file to a running daemon and print its reply, signed or\nwith a token as the source's auth: in the rules asks. Give credentials\nthrough their variables, which stay out of the shell history.", stderr)
-	url := fs.String("url", "http://127.0.0.1:8080/callbacks/record", "where to POST: /callbacks/record for Aliyun recording callbacks, /events/{source} for generic events")
+	fs := newFlagSet("send", "send [--source NAME] [--url URL] [--key KEY [--host HOST] | --token TOKEN | --webhook-secret SECRET] EVENT.json\n\nSend an event file to a running daemon as its source's sender would, and\nprint the reply, signed or with a token as the source's auth: in the rules\nasks. Give credentials through their variables, which stay out of the\nshell history.", stderr)
+	target := fs.String("url", "http://127.0.0.1:8080", "where to send: a URL without a path takes the source's own, "+sourcePaths())
+	name := fs.String("source", "", "send the event as coming from `NAME`, which decides how it is sent: "+sourceNames()+
+		" (default: the source the path of --url names, else "+event.SourceRecord+")")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	var cred sendCredentials
 	cred.flags(fs)
@@ -24,17 +30,16 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fs.Usage()
 		return &exitError{code: 2, msg: "send: want exactly one EVENT.json"}
 	}
-	body, err := os.ReadFile(fs.Arg(0))
+	file, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, bytes.NewReader(body))
+	req, body, err := sendRequest(ctx, source.Default(), *target, *name, file)
 	if err != nil {
-		return &exitError{code: 2, msg: fmt.Sprintf("send: %v", err)}
+		return &exitError{code: 2, msg: "send: " + err.Error()}
 	}
-	req.Header.Set("Content-Type", "application/json")
 	if err := cred.sign(req, body, time.Now()); err != nil {
 		return &exitError{code: 2, msg: "send: " + err.Error()}
 	}
@@ -49,4 +54,47 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return &exitError{code: 1, msg: "send: the daemon refused the event"}
 	}
 	return nil
+}
+
+// sendRequest is the request that sends the event file as the source name
+// would to target, and its body. Without a name, the source is the one
+// target's path names, else Aliyun's recording callbacks (a proxy may
+// mount them anywhere); a target without a path takes the source's own.
+func sendRequest(ctx context.Context, reg *source.Registry, target, name string, file []byte) (*http.Request, []byte, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	if name == "" {
+		name = event.SourceRecord
+		if _, n, ok := reg.Route(u.Path); ok {
+			name = n
+		}
+	}
+	src, err := lookupSource(reg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := src.FromFile(name, file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = src.PathFor(name)
+	}
+	if len(r.Query) > 0 {
+		q := u.Query()
+		for k, vs := range r.Query {
+			q[k] = vs
+		}
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, src.Methods[0], u.String(), bytes.NewReader(r.Body))
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, vs := range r.Header {
+		req.Header[k] = vs
+	}
+	return req, r.Body, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
+	"github.com/livehook/livehook/engine/source"
 )
 
 // testReport is what `livehook test --json` prints for one event file.
@@ -37,7 +38,7 @@ type testAction struct {
 func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
 	fs := newFlagSet("test", "test [--json] [--source NAME] PATH EVENT.json...\n\nShow, for each event file, which rules match and exactly what each action\nwould send: rendered templates, target, method. Nothing is sent. Throttles\nare not applied.", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per event")
-	source := fs.String("source", event.SourceRecord, "decode the events as coming from `NAME`: "+event.SourceRecord+" (a recording callback) or any generic source name")
+	name := fs.String("source", event.SourceRecord, "decode the events as coming from `NAME`: "+sourceNames())
 	var plugins string
 	pluginsFlag(fs, &plugins, getenv)
 	if err := parse(fs, args, nil); err != nil {
@@ -47,6 +48,10 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 		fs.Usage()
 		return &exitError{code: 2, msg: "test: want a rules PATH and at least one EVENT.json"}
 	}
+	src, err := lookupSource(source.Default(), *name)
+	if err != nil {
+		return &exitError{code: 2, msg: "test: " + err.Error()}
+	}
 	set, err := loadForCLI(fs.Arg(0), getenv, plugins)
 	if err != nil {
 		return reportLoadError(stdout, err)
@@ -55,7 +60,7 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 	var m rules.Matcher
 	failed := false
 	for i, file := range fs.Args()[1:] {
-		rep := testEvent(&m, set, file, *source, i+1)
+		rep := testEvent(&m, set, file, src, *name, i+1)
 		failed = failed || rep.Error != ""
 		if *asJSON {
 			if err := json.NewEncoder(stdout).Encode(rep); err != nil {
@@ -71,7 +76,9 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 	return nil
 }
 
-func testEvent(m *rules.Matcher, set *rules.Set, file, source string, n int) testReport {
+// testEvent decodes the event file as intake would a callback from the
+// source name, and shows what the rules would do with it.
+func testEvent(m *rules.Matcher, set *rules.Set, file string, src *source.Source, name string, n int) testReport {
 	rep := testReport{File: file, Matches: []testMatch{}}
 	body, err := os.ReadFile(file)
 	if err != nil {
@@ -79,10 +86,9 @@ func testEvent(m *rules.Matcher, set *rules.Set, file, source string, n int) tes
 		return rep
 	}
 	var ev *event.Event
-	if source == event.SourceRecord {
-		ev, err = event.DecodeRecord(body)
-	} else {
-		ev, err = event.DecodeGeneric(source, body)
+	req, err := src.FromFile(name, body)
+	if err == nil {
+		ev, err = src.Decode(req)
 	}
 	if err != nil {
 		rep.Error = err.Error()

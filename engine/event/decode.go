@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/livehook/livehook/internal/textcut"
 )
 
 // DecodeError says why a body was refused. Reason is a short stable word for
@@ -110,7 +112,7 @@ func normalize(v any, field string) error {
 		}
 		f, err := n.Float64()
 		if err != nil {
-			return refuse("bad_field", "field %q: number %s is out of range", field, truncate(n.String(), 40))
+			return refuse("bad_field", "field %q: number %s is out of range", field, textcut.Truncate(n.String(), quoteMax))
 		}
 		put(f)
 		return nil
@@ -201,7 +203,7 @@ func number(v any) (float64, error) {
 	case string:
 		var err error
 		if f, err = strconv.ParseFloat(strings.TrimSpace(x), 64); err != nil {
-			return 0, fmt.Errorf("want a number, got the string %q", truncate(x, 40))
+			return 0, fmt.Errorf("want a number, got the string %q", textcut.Truncate(x, quoteMax))
 		}
 	default:
 		return 0, fmt.Errorf("want a number, got %s", jsonKind(v))
@@ -247,9 +249,5 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// quoteMax bounds a value a refusal quotes: 40 bytes of it and the mark.
+const quoteMax = 40 + len(textcut.Mark)

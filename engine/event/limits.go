@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/livehook/livehook/internal/textcut"
 )
 
 // Bounds on a body's JSON. Aliyun's callbacks nest three levels and carry
@@ -67,7 +69,7 @@ func checkShape(body []byte) error {
 					return refuse("too_many_keys", "JSON has more than %d object keys", MaxKeys)
 				}
 				if k := key(body[i:end]); !addKey(top.set, &keys, top.start, k) {
-					return refuse("duplicate_key", "duplicate key %q in a JSON object", truncate(string(k), 40))
+					return refuse("duplicate_key", "duplicate key %q in a JSON object", textcut.Truncate(string(k), quoteMax))
 				} else if top.set == nil && len(keys)-top.start > linearKeys {
 					top.set = make(map[string]struct{}, 2*linearKeys)
 					for _, prev := range keys[top.start:] {

@@ -1,7 +1,7 @@
-// Package intake is livehook's public HTTP face: Aliyun Live recording
-// callbacks on /callbacks/record and generic JSON events on
-// /events/{source}. It validates, hands the event on, and answers at once;
-// rules run after the reply.
+// Package intake is livehook's public HTTP face: it mounts the route of
+// every registered source (see engine/source), admits and decodes each
+// callback, hands the event on, and answers at once; rules run after the
+// reply.
 package intake
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/source"
 )
 
 // DefaultMaxBody bounds a request body. Aliyun's callbacks are a few
@@ -26,9 +27,9 @@ import (
 const DefaultMaxBody = 64 << 10
 
 // Acceptor takes a valid event and returns its id. dedupeKey identifies
-// the sender's retries of one event (see event.DedupeKey): a retry gets
-// the first one's id. Any error means the event was not taken; the caller
-// is told to retry.
+// the sender's retries of one event (see source.Source.Identity): a retry
+// gets the first one's id. Any error means the event was not taken; the
+// caller is told to retry.
 type Acceptor interface {
 	Accept(ctx context.Context, ev *event.Event, dedupeKey string) (string, error)
 }
@@ -42,6 +43,7 @@ type Options struct {
 	Now      func() time.Time
 	Policies Policies // per-source admission from the rules; nil admits every source
 	Limits   Limits
+	Sources  *source.Registry // the routes mounted; default source.Default()
 }
 
 type handler struct {
@@ -49,6 +51,8 @@ type handler struct {
 	received *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	sources  labelLimiter
+	// Answers to paths that name no source, made once from the registry.
+	notFound, badName string
 	// Admission; see limits.go and auth.go.
 	authFailures *prometheus.CounterVec
 	authLog      logLimiter
@@ -67,6 +71,9 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Sources == nil {
+		o.Sources = source.Default()
+	}
 	h := &handler{
 		opts: o,
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -80,6 +87,7 @@ func New(o Options) http.Handler {
 			Name: "livehook_auth_failures_total", Help: "Requests refused for their credentials or address, by source and reason.",
 		}, []string{"source", "reason"}),
 	}
+	h.notFound, h.badName = routeErrors(o.Sources)
 	if o.Limits.MaxConcurrent > 0 {
 		h.slots = make(chan struct{}, o.Limits.MaxConcurrent)
 	}
@@ -93,61 +101,86 @@ func New(o Options) http.Handler {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var source string
-	var decode func([]byte) (*event.Event, error)
+	src, name, ok := h.opts.Sources.Route(r.URL.Path)
 	switch {
-	case r.URL.Path == "/callbacks/record":
-		source, decode = event.SourceRecord, event.DecodeRecord
-	case strings.HasPrefix(r.URL.Path, "/events/"):
-		source = strings.TrimPrefix(r.URL.Path, "/events/")
-		if !event.ValidSource(source) || source == event.SourceRecord {
-			h.refuse(w, "invalid", "bad_source", http.StatusNotFound,
-				"unknown source: a source name is 1-64 letters, digits, '_', '.' or '-' (and not "+event.SourceRecord+")")
-			return
-		}
-		decode = func(b []byte) (*event.Event, error) { return event.DecodeGeneric(source, b) }
-	default:
-		h.refuse(w, "none", "not_found", http.StatusNotFound, "not found: POST callbacks to /callbacks/record or /events/{source}")
+	case src == nil:
+		h.refuse(w, "none", "not_found", http.StatusNotFound, h.notFound)
+		return
+	case !ok:
+		h.refuse(w, "invalid", "bad_source", http.StatusNotFound, h.badName)
+		return
+	case !src.Allows(r.Method):
+		w.Header().Set("Allow", strings.Join(src.Methods, ", "))
+		h.refuse(w, name, "method", http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use "+strings.Join(src.Methods, " or "))
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(w, source, "method", http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use POST")
-		return
-	}
-	g, ok := h.admit(w, r, source) // limits, source policy, credentials: before the body is read
+	g, ok := h.admit(w, r, name) // limits, source policy, credentials: before the body is read
 	if !ok {
 		return
 	}
 	defer g.release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
 	if err != nil {
-		h.readFailed(w, source, err)
+		h.readFailed(w, name, err)
 		return
 	}
-	if !h.verifyBody(w, r, source, g, body) {
+	if !h.verifyBody(w, r, name, g, body) {
 		return
 	}
-	ev, err := decode(body)
+	req := &source.Request{Name: name, Header: r.Header, Body: body}
+	if r.URL.RawQuery != "" {
+		req.Query = r.URL.Query()
+	}
+	ev, err := src.Decode(req)
 	if err != nil {
 		reason := "invalid"
 		var de *event.DecodeError
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		h.refuse(w, source, reason, http.StatusBadRequest, err.Error())
+		h.refuse(w, name, reason, http.StatusBadRequest, err.Error())
 		return
 	}
 	ev.ReceivedAt = h.opts.Now().UTC()
-	key := event.DedupeKey(ev, body, r.Header.Get("ALI-LIVE-TIMESTAMP"), r.Header.Get("webhook-id"))
-	id, err := h.opts.Acceptor.Accept(r.Context(), ev, key)
+	id, err := h.opts.Acceptor.Accept(r.Context(), ev, src.DedupeKey(req, ev))
 	if err != nil {
-		h.opts.Logger.Error("event not accepted", "source", source, "err", err)
-		h.refuse(w, source, "unavailable", http.StatusServiceUnavailable, "cannot take the event now; retry later")
+		h.opts.Logger.Error("event not accepted", "source", name, "err", err)
+		h.refuse(w, name, "unavailable", http.StatusServiceUnavailable, "cannot take the event now; retry later")
 		return
 	}
-	h.received.WithLabelValues(h.sources.label(source)).Inc()
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": id})
+	h.received.WithLabelValues(h.sources.label(name)).Inc()
+	writeJSON(w, http.StatusOK, src.Answer(ev, id))
+}
+
+// routeErrors are the answers to a path that names no source, and to one
+// under a family's prefix that names no source of it.
+func routeErrors(reg *source.Registry) (notFound, badName string) {
+	var methods []string // in order of first use
+	paths := map[string][]string{}
+	var taken []string
+	for _, s := range reg.All() {
+		m := strings.Join(s.Methods, "/")
+		if paths[m] == nil {
+			methods = append(methods, m)
+		}
+		paths[m] = append(paths[m], s.Path)
+		if !s.Family() {
+			taken = append(taken, s.Name)
+		}
+	}
+	var routes []string
+	for _, m := range methods {
+		routes = append(routes, m+" callbacks to "+strings.Join(paths[m], " or "))
+	}
+	notFound = "not found"
+	if len(routes) > 0 {
+		notFound += ": " + strings.Join(routes, "; ")
+	}
+	badName = "unknown source: a source name is 1-64 letters, digits, '_', '.' or '-'"
+	if len(taken) > 0 {
+		badName += " (and not " + strings.Join(taken, ", ") + ")"
+	}
+	return notFound, badName
 }
 
 func (h *handler) refuse(w http.ResponseWriter, source, reason string, status int, msg string) {
@@ -170,7 +203,7 @@ func byteSize(n int64) string {
 }
 
 // labelLimiter keeps a metric's source label from growing without bound:
-// anyone can post to /events/<anything>.
+// callers name the sources of a family (/events/<anything>).
 type labelLimiter struct {
 	mu   sync.Mutex
 	max  int

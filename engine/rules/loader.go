@@ -60,7 +60,7 @@ func (l *loader) document(name string, doc *yaml.Node) {
 		return
 	}
 	var actions, rules *yaml.Node
-	forEachKey(name, doc, &l.diags, func(k, v *yaml.Node) {
+	yamlconf.ForEachKey(name, doc, &l.diags, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "actions":
 			actions = v
@@ -81,27 +81,12 @@ func (l *loader) document(name string, doc *yaml.Node) {
 	}
 }
 
-// forEachKey calls fn for each key of mapping n, reporting duplicates,
-// which parsing into a yaml.Node does not check.
-func forEachKey(file string, n *yaml.Node, l *yamlconf.List, fn func(k, v *yaml.Node)) {
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if line, dup := seen[k.Value]; dup {
-			l.At(file, k, "duplicate key %q (first at line %d)", k.Value, line)
-			continue
-		}
-		seen[k.Value] = k.Line
-		fn(k, v)
-	}
-}
-
 func (l *loader) actionsNode(file string, n *yaml.Node) {
 	if n.Kind != yaml.MappingNode {
 		l.diags.At(file, n, "actions: want a mapping of action names to settings")
 		return
 	}
-	forEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
+	yamlconf.ForEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
 		name := k.Value
 		if prev, dup := l.actions[name]; dup || l.broken[name] {
 			if !dup {

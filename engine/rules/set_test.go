@@ -32,8 +32,10 @@ func TestSetLifecycle(t *testing.T) {
 			}
 		}},
 		{"retire waits for the last release", func(t *testing.T, s *rules.Set, closed func() []int) {
-			if !s.Acquire() || !s.Acquire() {
-				t.Fatal("Acquire on a live set failed")
+			for range 2 {
+				if !s.Acquire() {
+					t.Fatal("Acquire on a live set failed")
+				}
 			}
 			s.Retire()
 			if got := closed(); !slices.Equal(got, []int{0, 0, 0}) {

@@ -7,14 +7,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/livehook/livehook/engine/auth"
-	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
+	"github.com/livehook/livehook/engine/source"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
 
-// DefaultSource names the `sources:` entry that applies to every source
-// without an entry of its own, /callbacks/record included.
-const DefaultSource = "default"
+// defaultEntry names the `sources:` entry that applies to every source,
+// of every kind, without an entry of its own.
+const defaultEntry = "default"
 
 // Source is one entry of `sources:`: how intake admits callbacks from it.
 type Source struct {
@@ -36,7 +36,7 @@ func (s *Set) Source(name string) (p *auth.Policy, ok bool) {
 		switch src.Name {
 		case name:
 			return src.Policy, true
-		case DefaultSource:
+		case defaultEntry:
 			def = src.Policy
 		}
 	}
@@ -113,10 +113,10 @@ func (l *loader) sourcesNode(file string, n *yaml.Node) {
 	if l.guard.sources == nil {
 		l.guard.sources = map[string]*Source{}
 	}
-	forEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
+	yamlconf.ForEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
 		name := k.Value
-		if !event.ValidSource(name) {
-			l.diags.At(file, k, "sources: %q is not a source name (1-64 letters, digits, '_', '.' or '-'), nor %s", name, DefaultSource)
+		if !source.ValidName(name) {
+			l.diags.At(file, k, "sources: %q is not a source name (1-64 letters, digits, '_', '.' or '-'), nor %s", name, defaultEntry)
 			return
 		}
 		if prev, dup := l.guard.sources[name]; dup {

@@ -31,7 +31,7 @@ func TestFormatting(t *testing.T) {
 		want string
 	}{
 		{"%v", fmt.Sprintf("%v", s), "****"},
-		{"%s", fmt.Sprintf("%s", s), "****"},
+		{"%s", fmt.Sprintf("url=%s", s), "url=****"},
 		{"%+v", fmt.Sprintf("%+v", s), "****"},
 		{"%#v", fmt.Sprintf("%#v", s), "****"},
 		{"%q", fmt.Sprintf("%q", s), `"****"`},

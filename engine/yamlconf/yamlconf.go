@@ -132,6 +132,27 @@ func fromYAMLMessage(file string, fallback *yaml.Node, msg string) Diagnostic {
 	return d
 }
 
+// ForEachKey calls fn for each key of mapping n and its value, in order.
+// Parsing into a yaml.Node does not check duplicate keys, so each repeat
+// is reported here instead of reaching fn; a node that is not a mapping is
+// reported as such.
+func ForEachKey(file string, n *yaml.Node, l *List, fn func(k, v *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		l.At(file, n, "want a mapping")
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if line, dup := seen[k.Value]; dup {
+			l.At(file, k, "duplicate key %q (first at line %d)", k.Value, line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		fn(k, v)
+	}
+}
+
 // Decode decodes n into v strictly: unknown keys anywhere in the tree are
 // reported where they stand (yaml.v3 ignores KnownFields inside
 // Node.Decode), and every type error keeps its own line.

@@ -201,6 +201,33 @@ func TestDecodeDuplicateKey(t *testing.T) {
 	}
 }
 
+func TestForEachKey(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		keys string // the keys fn saw, in order
+		want []diag
+	}{
+		{name: "in order", src: "b: 1\na: 2\n", keys: "b=1 a=2"},
+		{name: "a repeat is reported, not passed on", src: "a: 1\nb: 2\na: 3\n", keys: "a=1 b=2",
+			want: []diag{{3, 1, `duplicate key "a" (first at line 1)`}}},
+		{name: "not a mapping", src: "[a, b]\n", want: []diag{{1, 1, "want a mapping"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l yamlconf.List
+			var seen []string
+			yamlconf.ForEachKey("f.yaml", parse(t, tt.src), &l, func(k, v *yaml.Node) {
+				seen = append(seen, k.Value+"="+v.Value)
+			})
+			if got := strings.Join(seen, " "); got != tt.keys {
+				t.Errorf("fn saw %q, want %q", got, tt.keys)
+			}
+			checkDiags(t, l.Err(), tt.want)
+		})
+	}
+}
+
 func TestDecodeTypeErrors(t *testing.T) {
 	var c config
 	src := "name: [1]\nenabled: maybe\ncount: many\ntarget:\n  timeout: soon\n  retry:\n    attempts: x\n"

@@ -49,7 +49,7 @@ func (p *Plugin) open(s action.Settings) (action.Instance, error) {
 		given    = map[string]bool{} // a key with a bad value is reported once, not also as missing
 	)
 	if s.Node != nil {
-		forEachKey(s.File, s.Node, &l, func(k, v *yaml.Node) {
+		yamlconf.ForEachKey(s.File, s.Node, &l, func(k, v *yaml.Node) {
 			f, isSetting := p.field(k.Value)
 			given[k.Value] = !isNull(v)
 			switch {
@@ -147,30 +147,12 @@ func set(m map[string]any, f *Field, file string, v *yaml.Node, l *yamlconf.List
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
 
-// forEachKey calls fn for each key of mapping n, reporting duplicates.
-func forEachKey(file string, n *yaml.Node, l *yamlconf.List, fn func(k, v *yaml.Node)) {
-	if n.Kind != yaml.MappingNode {
-		l.At(file, n, "want a mapping")
-		return
-	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if line, dup := seen[k.Value]; dup {
-			l.At(file, k, "duplicate key %q (first at line %d)", k.Value, line)
-			continue
-		}
-		seen[k.Value] = k.Line
-		fn(k, v)
-	}
-}
-
 func (i *instance) Step(with action.Params) (action.Step, error) {
 	params := maps.Clone(i.defaults)
 	var l yamlconf.List
 	given := map[string]bool{}
 	if with.Node != nil {
-		forEachKey(with.File, with.Node, &l, func(k, v *yaml.Node) {
+		yamlconf.ForEachKey(with.File, with.Node, &l, func(k, v *yaml.Node) {
 			given[k.Value] = !isNull(v)
 			switch f, isSetting := i.p.field(k.Value); {
 			case f == nil:

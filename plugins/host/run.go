@@ -4,27 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/internal/subprocess"
+	"github.com/livehook/livehook/internal/textcut"
 	"github.com/livehook/livehook/plugins/protocol"
-	"github.com/livehook/livehook/plugins/sdk"
 )
 
-const (
-	// stderrKeep is how much of a run's stderr reaches the log, from its
-	// start and from its end each.
-	stderrKeep = 4 << 10
-	// pipeGrace bounds the wait for output after the group was killed: a
-	// process that left the group (setsid) may still hold the pipes.
-	pipeGrace = time.Second
-)
+// stderrKeep is how much of a run's stderr reaches the log, from its start
+// and from its end each.
+const stderrKeep = 4 << 10
 
 // run is one run of a plugin's command.
 type run struct {
@@ -44,77 +36,24 @@ type run struct {
 // when stdout overflows, when ctx ends, and in any case once the plugin's
 // own process has exited, so nothing it started outlives the delivery.
 func (p *Plugin) exec(ctx context.Context, req []byte, timeout time.Duration) run {
-	var r run
-	inR, inW, err1 := os.Pipe()
-	outR, outW, err2 := os.Pipe()
-	errR, errW, err3 := os.Pipe()
-	files := []*os.File{inR, inW, outR, outW, errR, errW}
-	defer func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}()
-	for _, err := range []error{err1, err2, err3} {
-		if err != nil {
-			r.startErr = err
-			return r
-		}
+	stdout := &subprocess.Head{Max: protocol.MaxResponse}
+	stderr := &subprocess.HeadTail{Size: stderrKeep}
+	ran, err := subprocess.Run(ctx, subprocess.Command{
+		Path: p.program, Args: p.Command[1:], Dir: p.Dir, Env: p.environ(), Stdin: req,
+		Timeout: timeout, Stdout: stdout, Stderr: stderr, StopWhenStdoutFull: true,
+	})
+	if err != nil {
+		return run{startErr: err}
 	}
-	cmd := &exec.Cmd{
-		Path: p.program, Args: append([]string{p.program}, p.Command[1:]...),
-		Dir: p.Dir, Env: p.environ(),
-		Stdin: inR, Stdout: outW, Stderr: errW,
+	r := run{
+		state:     ran.Exit,
+		stderr:    stderr.String(),
+		timedOut:  ran.Killed == subprocess.Timeout,
+		cancelled: ran.Killed == subprocess.Cancelled,
+		overflow:  stdout.Full(),
 	}
-	ownGroup(cmd)
-	if err := cmd.Start(); err != nil {
-		r.startErr = err
-		return r
-	}
-	// The child has its copies; ours would keep the pipes from closing.
-	inR.Close()
-	outW.Close()
-	errW.Close()
-
-	var timedOut atomic.Bool
-	kill := func() { killGroup(cmd) }
-	stdout := &capped{max: protocol.MaxResponse, over: kill}
-	stderr := &headTail{size: stderrKeep}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		_, _ = inW.Write(req) // a plugin that does not read its request fails on its own
-		inW.Close()
-	}()
-	go func() { defer wg.Done(); _, _ = io.Copy(stdout, outR) }()
-	go func() { defer wg.Done(); _, _ = io.Copy(stderr, errR) }()
-	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); kill() })
-	stopOnCancel := context.AfterFunc(ctx, kill)
-	_ = cmd.Wait() // the state says how it ended
-	timer.Stop()
-	stopOnCancel()
-	kill() // whatever the plugin left running in its group
-
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(pipeGrace):
-		inW.Close()
-		outR.Close()
-		errR.Close()
-		<-done
-	}
-
-	out, overflow := stdout.bytes()
-	r.state = cmd.ProcessState.String()
-	r.stderr = stderr.String()
-	r.timedOut = timedOut.Load()
-	r.cancelled = ctx.Err() != nil
-	r.overflow = overflow
-	if !overflow {
+	if !r.overflow {
+		out := stdout.Bytes()
 		r.resp, r.invalid = protocol.DecodeResponse(out)
 		if r.invalid != nil {
 			r.stdoutTop = string(out[:min(len(out), 4<<10)])
@@ -124,10 +63,9 @@ func (p *Plugin) exec(ctx context.Context, req []byte, timeout time.Duration) ru
 }
 
 // environ is the plugin's whole environment: the allowed variables that
-// the daemon has, and nothing else. It is never nil: a nil Env would
-// inherit the daemon's environment, secrets and all.
+// the daemon has, and nothing else.
 func (p *Plugin) environ() []string {
-	env := []string{}
+	var env []string
 	for _, name := range p.Env {
 		if v, ok := os.LookupEnv(name); ok {
 			env = append(env, name+"="+v)
@@ -171,11 +109,11 @@ func (r run) result(timeout time.Duration, hide func(string) string) action.Resu
 	default:
 		why = fmt.Sprintf("%s; %v", r.state, r.invalid)
 		if r.stdoutTop != "" {
-			why += fmt.Sprintf(" (stdout began %q)", sdk.Truncate(hide(r.stdoutTop), 80))
+			why += fmt.Sprintf(" (stdout began %q)", textcut.Truncate(hide(r.stdoutTop), 80))
 		}
 	}
 	if line := lastLine(hide(r.stderr)); line != "" {
-		why += "; stderr: " + sdk.Truncate(line, 200)
+		why += "; stderr: " + textcut.Truncate(line, 200)
 	}
 	return retryable("%s", why)
 }

@@ -29,7 +29,6 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/livehook/livehook/plugins/protocol"
 )
@@ -192,21 +191,4 @@ func encode(r Response) protocol.Response {
 
 func failure(format string, args ...any) protocol.Response {
 	return protocol.Response{Outcome: protocol.Permanent, Detail: fmt.Sprintf(format, args...)}
-}
-
-// Truncate cuts s to at most n bytes, never inside a character, ending
-// the cut text in "…".
-func Truncate(s string, n int) string {
-	const mark = "…"
-	if len(s) <= n {
-		return s
-	}
-	if n < len(mark) {
-		return ""
-	}
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
 }

@@ -139,25 +139,3 @@ func TestRunReportsAnAnswerItCannotWrite(t *testing.T) {
 		t.Errorf("error %v, want write answer: broken pipe", err)
 	}
 }
-
-func TestTruncate(t *testing.T) {
-	tests := []struct {
-		name string
-		s    string
-		n    int
-		want string
-	}{
-		{name: "short enough", s: "abc", n: 3, want: "abc"},
-		{name: "cut with a mark", s: "abcdef", n: 5, want: "ab…"},
-		{name: "never inside a character", s: "录录录", n: 8, want: "录…"},
-		{name: "too small for the mark", s: "abcdef", n: 2, want: ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := sdk.Truncate(tc.s, tc.n)
-			if got != tc.want || len(got) > tc.n {
-				t.Errorf("Truncate(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-			}
-		})
-	}
-}

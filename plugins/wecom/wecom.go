@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/livehook/livehook/internal/textcut"
 	"github.com/livehook/livehook/plugins/sdk"
 	"github.com/livehook/livehook/plugins/sdk/sdkhttp"
 )
@@ -85,7 +86,7 @@ func message(p params) (map[string]any, error) {
 	}
 	switch p.MsgType {
 	case "", "text":
-		text := map[string]any{"content": sdk.Truncate(p.Content, maxText)}
+		text := map[string]any{"content": textcut.Truncate(p.Content, maxText)}
 		if len(p.MentionedList) > 0 {
 			text["mentioned_list"] = p.MentionedList
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/livehook/livehook/internal/textcut"
 	"github.com/livehook/livehook/plugins/protocol"
 	"github.com/livehook/livehook/plugins/sdk"
 )
@@ -101,9 +102,9 @@ func withoutURL(err error) error {
 // (a proxy, a captive portal); other statuses are permanent.
 func (r Reply) Unexpected(service string) sdk.Response {
 	ok := r.Status >= 200 && r.Status < 300
-	detail := fmt.Sprintf("HTTP %d: %s", r.Status, strings.TrimSpace(sdk.Truncate(string(r.Body), 200)))
+	detail := fmt.Sprintf("HTTP %d: %s", r.Status, strings.TrimSpace(textcut.Truncate(string(r.Body), 200)))
 	if ok {
-		detail = fmt.Sprintf("HTTP %d with a reply that is not %s's JSON: %q", r.Status, service, sdk.Truncate(string(r.Body), 200))
+		detail = fmt.Sprintf("HTTP %d with a reply that is not %s's JSON: %q", r.Status, service, textcut.Truncate(string(r.Body), 200))
 	}
 	switch {
 	case ok, r.Status == http.StatusRequestTimeout, r.Status == http.StatusTooManyRequests,

@@ -1,6 +1,6 @@
 //go:build unix
 
-package host
+package subprocess
 
 import (
 	"os/exec"
@@ -13,8 +13,8 @@ func ownGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
-// killGroup kills every process still in cmd's group. Killing a group that
-// is already gone (ESRCH) is not an error worth reporting.
+// killGroup kills every process still in cmd's group. A group that is
+// already gone (ESRCH) is what we wanted.
 func killGroup(cmd *exec.Cmd) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }

@@ -1,12 +1,12 @@
 //go:build !unix
 
-package host
+package subprocess
 
 import "os/exec"
 
 // ownGroup does nothing without Unix process groups.
 func ownGroup(*exec.Cmd) {}
 
-// killGroup kills the plugin's process only: without process groups, what
-// it started may outlive it.
+// killGroup kills the program only: without process groups, what it
+// started may outlive it.
 func killGroup(cmd *exec.Cmd) { _ = cmd.Process.Kill() }

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/livehook/livehook/engine/source"
+	_ "github.com/livehook/livehook/sources/all" // every built-in source
+)
+
+// lookupSource is the descriptor of the source name.
+func lookupSource(reg *source.Registry, name string) (*source.Source, error) {
+	s, ok := reg.Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("--source %q: not a source name (1-64 letters, digits, '_', '.' or '-')", name)
+	}
+	return s, nil
+}
+
+// sourceNames says which names --source takes, for help.
+func sourceNames() string {
+	var named []string
+	family := ""
+	for _, s := range source.Default().All() {
+		if s.Family() {
+			family = " or any other source name (" + s.Doc + ")"
+			continue
+		}
+		named = append(named, s.Name+" ("+s.Doc+")")
+	}
+	return strings.Join(named, ", ") + family
+}
+
+// sourcePaths lists where each source is sent, for help.
+func sourcePaths() string {
+	var paths []string
+	for _, s := range source.Default().All() {
+		paths = append(paths, s.Path+" for "+s.Doc)
+	}
+	return strings.Join(paths, ", ")
+}
