@@ -682,3 +682,41 @@ rules:
 		})
 	}
 }
+
+// Throttle windows are store state: a restart inside a window keeps
+// holding back, and the next delivery counts what was held back on both
+// sides of the restart.
+func TestThrottleWindowSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	rulesPath := writeRules(t, `
+rules:
+  - name: failed
+    throttle: { by: [stream], window: 10m }
+    do: [ { type: record } ]
+`)
+	rec := &recorder{deliveries: make(chan action.Input, 10)}
+	reg := func() (*action.Registry, error) { return rec.registry(t), nil }
+	clock := &fakeClock{now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
+
+	st := openStore(t, dir)
+	e, _ := startEngine(t, st, rulesPath, reg, clock, 0)
+	accept(t, e, "room1")
+	accept(t, e, "room1")
+	next(t, rec)
+	noMoreDeliveries(t, e, rec)
+	stop(t, e)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Add(5 * time.Minute)
+	e, _ = startEngine(t, openStore(t, dir), rulesPath, reg, clock, 0)
+	accept(t, e, "room1")
+	noMoreDeliveries(t, e, rec)
+	clock.Add(6 * time.Minute)
+	accept(t, e, "room1")
+	if in := next(t, rec); in.Suppressed != 2 {
+		t.Errorf("first delivery after the window: suppressed=%d, want 2 (one held back before the restart, one after)", in.Suppressed)
+	}
+	noMoreDeliveries(t, e, rec)
+}

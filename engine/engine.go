@@ -19,6 +19,7 @@ import (
 	"github.com/livehook/livehook/engine/action"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
+	"github.com/livehook/livehook/engine/source"
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -44,6 +45,9 @@ type Options struct {
 	// run time (plugins) are rescanned on reload. Default: action.Default().
 	Registry func() (*action.Registry, error)
 	Store    store.Store // required: where accepted events and jobs live
+	// Sources are the kinds of callback, for their dedupe windows and
+	// metric labels. Default: source.Default().
+	Sources *source.Registry
 	Deps     action.Deps
 	Logger   *slog.Logger
 	Metrics  prometheus.Registerer
@@ -73,7 +77,6 @@ type Engine struct {
 	store    store.Store
 	current  atomic.Pointer[rules.Set]
 	status   atomic.Pointer[ReloadStatus]
-	throttle *throttle
 	runner   *runner
 
 	reloadMu    sync.Mutex // one reload at a time
@@ -97,6 +100,9 @@ func New(o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Sources == nil {
+		o.Sources = source.Default()
+	}
 	if o.Deps.Logger == nil {
 		o.Deps.Logger = o.Logger
 	}
@@ -115,7 +121,6 @@ func New(o Options) (*Engine, error) {
 	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{})}
 	e.runner = newRunner(e)
 	e.metrics = newMetrics(o.Metrics, e)
-	e.throttle = newThrottle(o.Deps.Now)
 	if err := e.Reload(); err != nil {
 		return nil, fmt.Errorf("load rules %s:\n%w", o.RulesPath, err)
 	}
@@ -213,10 +218,11 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 		ev.ReceivedAt = e.opts.Deps.Now().UTC()
 	}
 	in := &store.Incoming{Event: ev, DedupeKey: dedupeKey}
+	src, known := e.opts.Sources.Lookup(ev.Source)
 	if dedupeKey != "" {
 		in.DedupeTTL = e.opts.FileDedupe
-		if ev.Source == event.SourceRecord && ev.Kind != event.KindFile {
-			in.DedupeTTL = e.opts.StatusDedupe
+		if known {
+			in.DedupeTTL = src.DedupeWindow(ev, source.Windows{File: e.opts.FileDedupe, Status: e.opts.StatusDedupe})
 		}
 	}
 	got, err := e.store.Accept(ctx, in)
@@ -227,11 +233,9 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 		return "", err
 	}
 	if got.Duplicate {
-		// Generic sources are named by callers: one label for all of
-		// them keeps the series bounded.
-		label := ev.Source
-		if label != event.SourceRecord {
-			label = event.KindEvent
+		label := "other" // bounded whatever callers name their sources
+		if known {
+			label = src.MetricLabel()
 		}
 		e.metrics.duplicates.WithLabelValues(label).Inc()
 		e.log.Info("duplicate callback: answered with the first one's id", "event_id", got.ID, "source", ev.Source)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/livehook/livehook/engine/rules"
@@ -37,16 +38,21 @@ func (e *Engine) ingestLoop(ingest, commit context.Context) {
 			return // stopping, and nothing is left
 		}
 		start := time.Now()
-		evals := e.evaluate(&m, batch)
-		// The events are safe in the store, so a failed commit is retried
-		// rather than dropped; a restart would evaluate them again too.
+		// The events are safe in the store, so a failed evaluation or
+		// commit is tried again rather than dropped; a restart would
+		// evaluate them again too.
+		var evals []*store.Evaluation
 		for attempt := 1; ; attempt++ {
-			err := e.store.Commit(commit, evals)
-			if err == nil {
-				break
+			if evals, err = e.evaluate(commit, &m, batch); err == nil {
+				if err = e.store.Commit(commit, evals); err == nil {
+					break
+				}
+			}
+			if errors.Is(err, store.ErrStateConflict) {
+				continue // another evaluator changed a throttle window: decide again
 			}
 			e.metrics.storeErrors.Inc()
-			e.log.Error("cannot save evaluated events; retrying", "events", len(evals), "attempt", attempt, "err", err)
+			e.log.Error("cannot evaluate and save events; retrying", "events", len(batch), "attempt", attempt, "err", err)
 			if !sleepCtx(commit, min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)) {
 				return // still in the store: the next start evaluates them
 			}
@@ -73,13 +79,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// evaluate runs the rules once per event and plans a job per step of
-// every matching rule that its throttle lets through.
-func (e *Engine) evaluate(m *rules.Matcher, batch []*store.Accepted) []*store.Evaluation {
+// evaluate runs the stages of an evaluation over a batch: match every
+// event against the rules, throttle the matches, and plan a job per step
+// of each admitted one.
+func (e *Engine) evaluate(ctx context.Context, m *rules.Matcher, batch []*store.Accepted) ([]*store.Evaluation, error) {
 	set := e.acquire()
 	defer set.Release()
 	now := e.opts.Deps.Now().UTC()
 	evals := make([]*store.Evaluation, 0, len(batch))
+	var ms []match
 	for _, a := range batch {
 		ev := a.Event
 		out := &store.Evaluation{EventID: ev.ID, Matched: []string{}}
@@ -91,21 +99,29 @@ func (e *Engine) evaluate(m *rules.Matcher, batch []*store.Accepted) []*store.Ev
 			e.log.Warn("rule condition failed", "event_id", ev.ID, "rule", err.Rule.Name, "err", msg)
 		}
 		for _, r := range matched {
-			e.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
 			out.Matched = append(out.Matched, r.Name)
-			suppressed, run := e.throttle.admit(r, ev)
-			if !run {
-				e.metrics.throttled.WithLabelValues(r.Name).Inc()
-				out.Throttled = append(out.Throttled, r.Name)
-				e.log.Debug("rule throttled", "event_id", ev.ID, "rule", r.Name)
-				continue
-			}
-			e.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
-			out.Jobs = append(out.Jobs, newJobs(ev.ID, r, suppressed, now, 0)...)
+			ms = append(ms, match{out: out, ev: ev, rule: r})
 		}
 		evals = append(evals, out)
 	}
-	return evals
+	admitted, err := e.throttle(ctx, ms, now)
+	if err != nil {
+		return nil, err
+	}
+	for i, mt := range ms {
+		r, ev := mt.rule, mt.ev
+		e.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
+		suppressed, run := admitted[i]
+		if !run {
+			e.metrics.throttled.WithLabelValues(r.Name).Inc()
+			mt.out.Throttled = append(mt.out.Throttled, r.Name)
+			e.log.Debug("rule throttled", "event_id", ev.ID, "rule", r.Name)
+			continue
+		}
+		e.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
+		mt.out.Jobs = append(mt.out.Jobs, newJobs(ev.ID, r, suppressed, now, 0)...)
+	}
+	return evals, nil
 }
 
 // newJobs plans one job per step of r, for an event's evaluation (replay

@@ -29,8 +29,9 @@ var (
 	bucketDead    = []byte("dead")             // job id → nothing: dead letters
 	bucketDedupe  = []byte("dedupe-by-expiry") // expiry (8-byte big-endian Unix ns) + dedupe key → event id
 	bucketMeta    = []byte("meta")
+	bucketState   = []byte("state") // state key → version, expiry, value (see state.go)
 	keyApplied    = []byte("applied") // journal seq up to which events are in the db
-	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDead, bucketDedupe, bucketMeta}
+	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDead, bucketDedupe, bucketMeta, bucketState}
 )
 
 // appendOnlyFill is how full bbolt packs the pages of buckets whose keys
@@ -56,6 +57,7 @@ type Local struct {
 	dedupe *dedupe
 	inbox  *inbox
 	jobs   *jobIndex
+	state  *ruleState
 
 	commitMu sync.Mutex // one commit at a time: it owns mark and lastSweep
 	mark     watermark
@@ -127,7 +129,7 @@ func Open(dir string, o Options) (*Local, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Local{dir: dir, journal: j, db: db, saves: &saves{db: db},
-		dedupe: newDedupe(), inbox: newInbox(), jobs: newJobIndex()}
+		dedupe: newDedupe(), inbox: newInbox(), jobs: newJobIndex(), state: newRuleState()}
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
@@ -155,7 +157,7 @@ func (s *Local) recover() error {
 			return nil
 		})
 		s.dead.Store(int64(tx.Bucket(bucketDead).Stats().KeyN))
-		return err
+		return errors.Join(err, s.state.load(tx.Bucket(bucketState)))
 	})
 	if err != nil {
 		return err
@@ -273,8 +275,16 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 			newest = at
 		}
 	}
+	if err := s.state.check(evals); err != nil {
+		return fmt.Errorf("commit evaluations: %w", err)
+	}
 	pos := s.mark.peek(seqs)
+	var changes map[string]stateEntry
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if changes, err = s.state.put(tx.Bucket(bucketState), evals); err != nil {
+			return err
+		}
 		b := tx.Bucket(bucketEvents)
 		b.FillPercent = appendOnlyFill
 		dd := tx.Bucket(bucketDedupe)
@@ -312,6 +322,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		return fmt.Errorf("commit evaluations: %w", err)
 	}
 	s.mark.advance(seqs)
+	s.state.apply(changes)
 	// The events are in the db now: the journal need not keep them. A
 	// failed release is not a failed commit: the next one releases again.
 	_ = s.journal.Release(pos)
@@ -331,6 +342,11 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		s.dedupe.sweep(newest)
 	}
 	return nil
+}
+
+// State implements Store.
+func (s *Local) State(ctx context.Context, keys []string, now time.Time) (map[string]State, error) {
+	return s.state.read(keys, now), nil
 }
 
 // ClaimJobs implements Store.
@@ -643,6 +659,22 @@ func (s *Local) Prune(ctx context.Context, cutoff, now time.Time) (int, error) {
 		}
 		return pruneDedupe(tx.Bucket(bucketDedupe), now)
 	})
+	if err != nil {
+		return pruned, err
+	}
+	// Under the commit lock: a commit checks the versions it read against
+	// the entries this deletes.
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	var forget func()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		forget, err = s.state.prune(tx.Bucket(bucketState), now)
+		return err
+	})
+	if err == nil {
+		forget()
+	}
 	return pruned, err
 }
 

@@ -27,6 +27,11 @@ var ErrNotFound = errors.New("not found")
 // ErrNotDead is returned when replaying a job that is not a dead letter.
 var ErrNotDead = errors.New("not a dead letter")
 
+// ErrStateConflict is returned by Commit when a state entry changed after
+// the evaluation read it (another evaluator sharing the backend): nothing
+// was recorded, and the batch is to be evaluated again.
+var ErrStateConflict = errors.New("evaluation state changed meanwhile")
+
 // ErrLeaseLost is returned when finishing a job whose lease its owner no
 // longer holds: it expired and another owner may be running the job.
 var ErrLeaseLost = errors.New("job lease lost")
@@ -64,6 +69,30 @@ type Evaluation struct {
 	Throttled []string // matched, but held back by their throttle
 	Errors    []string // conditions that failed at run time
 	Jobs      []*Job   // new pending jobs
+	// State is what the evaluation changed of the state rules keep across
+	// events (throttle windows), in order.
+	State []StateChange
+}
+
+// State is one entry of the state rules keep across events, keyed by
+// rule and by what the rule groups events by.
+type State struct {
+	Value []byte
+	// Version changes with every write; 0 for an entry that does not
+	// exist.
+	Version uint64
+}
+
+// StateChange writes one state entry.
+type StateChange struct {
+	Key string
+	// Read is the version the evaluation saw; the commit fails with
+	// ErrStateConflict if the entry is no longer at it.
+	Read  uint64
+	Value []byte // nil deletes the entry
+	// Expires is when the entry may be forgotten: a rule that reads it
+	// after that finds nothing.
+	Expires time.Time
 }
 
 // EventRecord is an evaluated event with its outcome.
@@ -188,9 +217,13 @@ type Store interface {
 	// and ctx's error when there is nothing. Events taken but not
 	// committed come back after a reopen.
 	Unevaluated(ctx context.Context, max int) ([]*Accepted, error)
-	// Commit records the evaluations of taken events, with their new jobs,
-	// in one unit.
+	// Commit records the evaluations of taken events, with their new jobs
+	// and state changes, in one unit.
 	Commit(ctx context.Context, evals []*Evaluation) error
+	// State reads state entries at now. A key never written is absent from
+	// the answer; an entry expired at now has no Value, and the version
+	// that a change of it must name as read.
+	State(ctx context.Context, keys []string, now time.Time) (map[string]State, error)
 	// ClaimJobs leases due pending jobs to c.Owner, earliest first, within
 	// c.Limits. It also returns when the next job comes due that the same
 	// claim would take (zero if none), so the caller knows when to ask
@@ -219,7 +252,7 @@ type Store interface {
 	// recorded with the replay as one unit.
 	ReplayEvent(ctx context.Context, id string, plan func(ev *event.Event, replay int) ([]*Job, error)) ([]*Job, error)
 	// Prune deletes events received before cutoff whose jobs are all
-	// delivered, with those jobs, and identities expired at now.
+	// delivered, with those jobs, and identities and state expired at now.
 	Prune(ctx context.Context, cutoff, now time.Time) (int, error)
 	// Stats counts what the store holds.
 	Stats(ctx context.Context) (Stats, error)

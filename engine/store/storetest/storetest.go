@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"Paging", testPaging},
 		{"Retention", testRetention},
 		{"SurvivesReopen", testSurvivesReopen},
+		{"State", testState},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -732,5 +733,76 @@ func testSurvivesReopen(t *testing.T, open Opener) {
 	}
 	if d, err := s.Event(ctx(t), done.ID); err != nil || len(d.Jobs) != 1 || d.Jobs[0].State != store.Delivered || len(d.Jobs[0].Attempts) != 1 {
 		t.Errorf("delivered event after reopen: %+v, %v", d, err)
+	}
+}
+
+func readState(t *testing.T, s store.Store, now time.Time, keys ...string) map[string]store.State {
+	t.Helper()
+	got, err := s.State(ctx(t), keys, now)
+	if err != nil {
+		t.Fatalf("State: %v", err)
+	}
+	return got
+}
+
+func testState(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	commit := func(changes ...store.StateChange) error {
+		t.Helper()
+		accept(t, s, newEvent(base, "room1"), "", 0)
+		taken := take(t, s)
+		err := s.Commit(ctx(t), []*store.Evaluation{{EventID: taken[0].Event.ID, State: changes}})
+		if err != nil {
+			// Refused whole: the event is still to be committed.
+			if again := s.Commit(ctx(t), []*store.Evaluation{{EventID: taken[0].Event.ID}}); again != nil {
+				t.Fatalf("committing the event again after a refused commit: %v", again)
+			}
+		}
+		return err
+	}
+	if got := readState(t, s, base, "a"); len(got) != 0 {
+		t.Fatalf("State of a key never written: %v, want absent", got)
+	}
+	// Two changes of one key in one commit: the second follows the first.
+	if err := commit(store.StateChange{Key: "a", Value: []byte("1"), Expires: base.Add(time.Hour)},
+		store.StateChange{Key: "a", Read: 12345, Value: []byte("2"), Expires: base.Add(time.Hour)},
+		store.StateChange{Key: "b", Value: []byte("x"), Expires: base.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	got := readState(t, s, base, "a", "b", "c")
+	a, b := got["a"], got["b"]
+	if string(a.Value) != "2" || a.Version == 0 || string(b.Value) != "x" || b.Version == 0 || len(got) != 2 {
+		t.Fatalf("State after the commit: %+v, want a=2 and b=x with versions, c absent", got)
+	}
+	// A change that read an older version is refused, and records nothing.
+	err := commit(store.StateChange{Key: "a", Read: a.Version, Value: []byte("3"), Expires: base.Add(time.Hour)},
+		store.StateChange{Key: "b", Read: 0, Value: []byte("y"), Expires: base.Add(time.Hour)})
+	if !errors.Is(err, store.ErrStateConflict) {
+		t.Fatalf("commit with a stale read = %v, want ErrStateConflict", err)
+	}
+	if got := readState(t, s, base, "a", "b"); string(got["a"].Value) != "2" || string(got["b"].Value) != "x" {
+		t.Errorf("after a refused commit: %+v, want a=2 b=x unchanged", got)
+	}
+	// Expired: no value, and the version to write over.
+	late := base.Add(2 * time.Minute)
+	if got := readState(t, s, late, "b")["b"]; got.Value != nil || got.Version != b.Version {
+		t.Errorf("an expired entry reads %+v, want no value and version %d", got, b.Version)
+	}
+	if err := commit(store.StateChange{Key: "b", Read: b.Version, Value: []byte("z"), Expires: base.Add(time.Hour)},
+		store.StateChange{Key: "a", Read: a.Version}); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = reopen()
+	defer s.Close()
+	got = readState(t, s, late, "a", "b")
+	if _, ok := got["a"]; ok || string(got["b"].Value) != "z" {
+		t.Errorf("after a reopen: %+v, want a deleted and b=z", got)
+	}
+	if n, err := s.Prune(ctx(t), base, base.Add(2*time.Hour)); err != nil {
+		t.Fatalf("Prune: %d, %v", n, err)
+	}
+	if got := readState(t, s, base, "b"); got["b"].Value != nil {
+		t.Errorf("after pruning past its expiry: %+v, want b gone", got)
 	}
 }
