@@ -48,9 +48,9 @@ type Options struct {
 	// Sources are the kinds of callback, for their dedupe windows and
 	// metric labels. Default: source.Default().
 	Sources *source.Registry
-	Deps     action.Deps
-	Logger   *slog.Logger
-	Metrics  prometheus.Registerer
+	Deps    action.Deps
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
 
 	FileDedupe   time.Duration // default DefaultFileDedupe
 	StatusDedupe time.Duration // default DefaultStatusDedupe
@@ -71,13 +71,13 @@ type ReloadStatus struct {
 // throttle, plan jobs; ingest.go) and deliver (claim, attempt, settle;
 // jobs.go). Everything durable is the store's.
 type Engine struct {
-	opts     Options
-	log      *slog.Logger
-	metrics  *metrics
-	store    store.Store
-	current  atomic.Pointer[rules.Set]
-	status   atomic.Pointer[ReloadStatus]
-	runner   *runner
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	store   store.Store
+	current atomic.Pointer[rules.Set]
+	status  atomic.Pointer[ReloadStatus]
+	runner  *runner
 
 	reloadMu    sync.Mutex // one reload at a time
 	mu          sync.RWMutex

@@ -29,7 +29,7 @@ var (
 	bucketDead    = []byte("dead")             // job id → nothing: dead letters
 	bucketDedupe  = []byte("dedupe-by-expiry") // expiry (8-byte big-endian Unix ns) + dedupe key → event id
 	bucketMeta    = []byte("meta")
-	bucketState   = []byte("state") // state key → version, expiry, value (see state.go)
+	bucketState   = []byte("state")   // state key → version, expiry, value (see state.go)
 	keyApplied    = []byte("applied") // journal seq up to which events are in the db
 	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDead, bucketDedupe, bucketMeta, bucketState}
 )
