@@ -60,7 +60,11 @@ type instance struct {
 	url     secret.Secret
 	target  string
 	client  *retryablehttp.Client
-	limiter *rate.Limiter
+	limiter *rate.Limiter // pacing: about one message a second
+	// hold keeps the wait Slack asked for (Retry-After) for every delivery
+	// of the webhook: Slack may revoke a webhook that ignores its 429s.
+	hold action.Hold
+	now  func() time.Time
 	// hideURL and redact keep the webhook URL out of result texts: net/http
 	// quotes the whole URL in its errors.
 	hideURL  *strings.Replacer
@@ -98,6 +102,10 @@ func open(s action.Settings) (action.Instance, error) {
 	if h == nil { // a caller that only checks the rules may pass no pool
 		h = action.NewHTTP(nil)
 	}
+	now := s.Deps.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &instance{
 		name:     s.Name,
 		url:      c.URL,
@@ -105,6 +113,7 @@ func open(s action.Settings) (action.Instance, error) {
 		hideURL:  strings.NewReplacer(c.URL.Reveal(), shown, u.String(), shown),
 		client:   h.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
+		now:      now,
 		redact:   redact,
 		defaults: c.Params,
 	}, nil
@@ -191,14 +200,32 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	return s.i.scrub(s.i.send(ctx, p))
 }
 
+// send posts once, paced, unless Slack has asked the webhook to wait. A
+// reply that asks for a longer wait than a quick retry's ends the attempt
+// with the wait as its RetryAfter; the hold turns the instance's other
+// deliveries away until then without sending them.
 func (i *instance) send(ctx context.Context, p action.Plan) action.Result {
 	body, ok := p.Payload.([]byte)
 	if !ok {
 		return action.Failed(action.Permanent, errors.New("plan was not made by a slack step"))
 	}
+	if r, ok := i.hold.Check(i.now()); !ok {
+		return r
+	}
 	if err := i.limiter.Wait(ctx); err != nil {
 		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
 	}
+	// Slack may have refused another delivery while this one waited.
+	if r, ok := i.hold.Check(i.now()); !ok {
+		return r
+	}
+	r := i.post(ctx, body)
+	i.hold.After(i.now(), r)
+	return r
+}
+
+// post makes one delivery, HTTP retries included.
+func (i *instance) post(ctx context.Context, body []byte) action.Result {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, i.url.Reveal(), body)
 	if err != nil {
 		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err))
