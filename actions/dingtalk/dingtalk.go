@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -103,10 +102,9 @@ type instance struct {
 	limiter *rate.Limiter // pacing: at most 20 messages a minute
 	hold    action.Hold   // what DingTalk asked the robot to wait
 	now     func() time.Time
-	// hideURL and redact keep the token and secret out of result texts:
-	// net/http quotes the whole URL in its errors.
-	hideURL  *strings.Replacer
-	redact   *secret.Redactor
+	// hider keeps the token and secret out of result texts: net/http
+	// quotes the whole URL in its errors.
+	hider    *secret.URLHider
 	defaults Params
 }
 
@@ -123,9 +121,8 @@ func open(s action.Settings) (action.Instance, error) {
 	if c.URL.IsZero() {
 		return nil, fmt.Errorf("%s: url is required", s.Name)
 	}
-	// The parse error would quote the URL, so it is not passed on.
-	u, err := url.Parse(c.URL.Reveal())
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, ok := secret.ParseURL(c.URL.Reveal())
+	if !ok {
 		return nil, fmt.Errorf("%s: url: want the robot's webhook URL, https://oapi.dingtalk.com/robot/send?access_token=…", s.Name)
 	}
 	if u.Query().Get("access_token") == "" {
@@ -137,12 +134,8 @@ func open(s action.Settings) (action.Instance, error) {
 	if err := c.Params.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	shown := target(u)
-	redact := &secret.Redactor{}
-	redact.Add(c.Secret.Reveal(), u.RawQuery)
-	for _, vs := range u.Query() {
-		redact.Add(vs...)
-	}
+	// Every query value, the access_token among them, reads ****.
+	shown := secret.RedactedURL(u)
 	h := s.Deps.HTTP
 	if h == nil { // a caller that only checks the rules may pass no pool
 		h = action.NewHTTP(nil)
@@ -159,22 +152,9 @@ func open(s action.Settings) (action.Instance, error) {
 		client:   h.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
 		now:      now,
-		hideURL:  strings.NewReplacer(c.URL.Reveal(), shown, u.String(), shown),
-		redact:   redact,
+		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, c.Secret.Reveal()),
 		defaults: c.Params,
 	}, nil
-}
-
-// target is u as shown to users: every query value, the access_token
-// among them, reads ****.
-func target(u *url.URL) string {
-	q := u.Query()
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k+"="+secret.Redacted)
-	}
-	slices.Sort(keys)
-	return u.Scheme + "://" + u.Host + u.Path + "?" + strings.Join(keys, "&")
 }
 
 // check validates the values that can be checked before the step's with:
@@ -356,6 +336,4 @@ func (i *instance) signedURL() string {
 }
 
 // scrub keeps the webhook URL and signing secret out of a result's texts.
-func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("dingtalk", i.hide) }
-
-func (i *instance) hide(s string) string { return i.redact.Redact(i.hideURL.Replace(s)) }
+func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("dingtalk", i.hider.Hide) }

@@ -65,10 +65,9 @@ type instance struct {
 	// of the webhook: Slack may revoke a webhook that ignores its 429s.
 	hold action.Hold
 	now  func() time.Time
-	// hideURL and redact keep the webhook URL out of result texts: net/http
-	// quotes the whole URL in its errors.
-	hideURL  *strings.Replacer
-	redact   *secret.Redactor
+	// hider keeps the webhook URL out of result texts: net/http quotes
+	// the whole URL in its errors.
+	hider    *secret.URLHider
 	defaults Params
 }
 
@@ -85,19 +84,11 @@ func open(s action.Settings) (action.Instance, error) {
 	if c.URL.IsZero() {
 		return nil, fmt.Errorf("%s: url is required", s.Name)
 	}
-	// The parse error would quote the URL, so it is not passed on.
-	u, err := url.Parse(c.URL.Reveal())
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, ok := secret.ParseURL(c.URL.Reveal())
+	if !ok {
 		return nil, fmt.Errorf("%s: url: want an http(s) webhook URL such as https://hooks.slack.com/services/…", s.Name)
 	}
 	shown := target(u)
-	// The whole URL reads as its redacted form; its parts, should they
-	// appear alone, as ****.
-	redact := &secret.Redactor{}
-	redact.Add(u.Path, u.EscapedPath(), u.RawQuery)
-	for _, vs := range u.Query() {
-		redact.Add(vs...)
-	}
 	h := s.Deps.HTTP
 	if h == nil { // a caller that only checks the rules may pass no pool
 		h = action.NewHTTP(nil)
@@ -110,11 +101,10 @@ func open(s action.Settings) (action.Instance, error) {
 		name:     s.Name,
 		url:      c.URL,
 		target:   shown,
-		hideURL:  strings.NewReplacer(c.URL.Reveal(), shown, u.String(), shown),
 		client:   h.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
 		now:      now,
-		redact:   redact,
+		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, u.Path, u.EscapedPath()),
 		defaults: c.Params,
 	}, nil
 }
@@ -245,7 +235,5 @@ func (i *instance) post(ctx context.Context, body []byte) action.Result {
 	return action.Result{Outcome: action.Delivered, Detail: "ok"}
 }
 
-// scrub keeps the webhook URL and signing secret out of a result's texts.
-func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("slack", i.hide) }
-
-func (i *instance) hide(s string) string { return i.redact.Redact(i.hideURL.Replace(s)) }
+// scrub keeps the webhook URL out of a result's texts.
+func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("slack", i.hider.Hide) }

@@ -223,7 +223,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	d := &delivery{
 		method: s.params.Method,
 		url:    u.String(),
-		target: s.i.secrets.Redact(redactedURL(u)),
+		target: s.i.secrets.Redact(secret.RedactedURL(u)),
 		header: header,
 		body:   body,
 		id:     id,
