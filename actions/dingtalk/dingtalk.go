@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -82,7 +81,9 @@ const (
 // DingTalk allows a robot 20 messages a minute and throttles it for 10
 // minutes beyond that (errcode 130101). A bucket of 5 refilled every 4s
 // lets a short burst through and never allows more than 5+15 = 20 in any
-// minute; the rest wait their turn.
+// minute; the rest wait their turn. Only deliveries in progress wait, at
+// most delivery.concurrency of them, so a wait lasts at most that many
+// turns, on slots no other instance could use.
 const (
 	sendInterval = 4 * time.Second
 	sendBurst    = 5
@@ -98,12 +99,12 @@ type instance struct {
 	secret  secret.Secret
 	target  string
 	client  *retryablehttp.Client
-	limiter *rate.Limiter
+	limiter *rate.Limiter // pacing: at most 20 messages a minute
+	hold    action.Hold   // what DingTalk asked the robot to wait
 	now     func() time.Time
-	// hideURL and redact keep the token and secret out of result texts:
-	// net/http quotes the whole URL in its errors.
-	hideURL  *strings.Replacer
-	redact   *secret.Redactor
+	// hider keeps the token and secret out of result texts: net/http
+	// quotes the whole URL in its errors.
+	hider    *secret.URLHider
 	defaults Params
 }
 
@@ -120,9 +121,8 @@ func open(s action.Settings) (action.Instance, error) {
 	if c.URL.IsZero() {
 		return nil, fmt.Errorf("%s: url is required", s.Name)
 	}
-	// The parse error would quote the URL, so it is not passed on.
-	u, err := url.Parse(c.URL.Reveal())
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, ok := secret.ParseURL(c.URL.Reveal())
+	if !ok {
 		return nil, fmt.Errorf("%s: url: want the robot's webhook URL, https://oapi.dingtalk.com/robot/send?access_token=…", s.Name)
 	}
 	if u.Query().Get("access_token") == "" {
@@ -134,12 +134,8 @@ func open(s action.Settings) (action.Instance, error) {
 	if err := c.Params.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	shown := target(u)
-	redact := &secret.Redactor{}
-	redact.Add(c.Secret.Reveal(), u.RawQuery)
-	for _, vs := range u.Query() {
-		redact.Add(vs...)
-	}
+	// Every query value, the access_token among them, reads ****.
+	shown := secret.RedactedURL(u)
 	h := s.Deps.HTTP
 	if h == nil { // a caller that only checks the rules may pass no pool
 		h = action.NewHTTP(nil)
@@ -156,22 +152,9 @@ func open(s action.Settings) (action.Instance, error) {
 		client:   h.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
 		now:      now,
-		hideURL:  strings.NewReplacer(c.URL.Reveal(), shown, u.String(), shown),
-		redact:   redact,
+		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, c.Secret.Reveal()),
 		defaults: c.Params,
 	}, nil
-}
-
-// target is u as shown to users: every query value, the access_token
-// among them, reads ****.
-func target(u *url.URL) string {
-	q := u.Query()
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k+"="+secret.Redacted)
-	}
-	slices.Sort(keys)
-	return u.Scheme + "://" + u.Host + u.Path + "?" + strings.Join(keys, "&")
 }
 
 // check validates the values that can be checked before the step's with:
@@ -281,45 +264,37 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	return s.i.scrub(s.i.deliver(ctx, body))
 }
 
-// deliver sends body, pausing and resending while DingTalk says the robot
-// sends too fast, within the retry policy's attempts and backoff.
+// deliver sends body once, paced, unless DingTalk has asked this robot to
+// wait. A refusal that asks for a wait ("send too fast", a Retry-After)
+// ends the attempt with the wait as its RetryAfter: the runner schedules
+// the next attempt, and the hold turns the instance's other deliveries
+// away until then without sending them.
 func (i *instance) deliver(ctx context.Context, body []byte) action.Result {
-	c := i.client
-	for attempt := 0; ; attempt++ {
-		r, tooFast := i.send(ctx, body)
-		if !tooFast {
-			return r
-		}
-		if attempt >= c.RetryMax {
-			r.RetryAfter = throttlePenalty
-			return r
-		}
-		t := time.NewTimer(c.Backoff(c.RetryWaitMin, c.RetryWaitMax, attempt, nil))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			r = action.Failed(action.Retryable, fmt.Errorf("%s; stopped waiting: %w", r.Detail, ctx.Err()))
-			r.RetryAfter = throttlePenalty
-			return r
-		case <-t.C:
-		}
+	if r, ok := i.hold.Check(i.now()); !ok {
+		return r
 	}
+	if err := i.limiter.Wait(ctx); err != nil {
+		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
+	}
+	// DingTalk may have refused another delivery while this one waited.
+	if r, ok := i.hold.Check(i.now()); !ok {
+		return r
+	}
+	r := i.send(ctx, body)
+	i.hold.After(i.now(), r)
+	return r
 }
 
-// send makes one delivery (HTTP retries included) and reports whether
-// DingTalk refused it as too fast.
-func (i *instance) send(ctx context.Context, body []byte) (action.Result, bool) {
-	if err := i.limiter.Wait(ctx); err != nil {
-		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err)), false
-	}
+// send makes one delivery, HTTP retries included.
+func (i *instance) send(ctx context.Context, body []byte) action.Result {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, i.signedURL(), body)
 	if err != nil {
-		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err)), false
+		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json;charset=utf-8")
 	r, reply := action.HTTPResult(i.client.Do(req))
 	if reply == nil || r.Outcome == action.Retryable {
-		return r, false // a transport error, or a status worth retrying
+		return r // a transport error, or a status worth retrying
 	}
 	// DingTalk answers HTTP 200 even when it refuses a message: the errcode
 	// decides.
@@ -329,20 +304,23 @@ func (i *instance) send(ctx context.Context, body []byte) (action.Result, bool) 
 	}
 	if err := json.Unmarshal(reply, &ans); err != nil || ans.ErrCode == nil {
 		if r.Outcome != action.Delivered {
-			return r, false
+			return r
 		}
-		return action.Failed(action.Retryable, fmt.Errorf("%s with a reply that is not DingTalk's JSON: %.200q", r.Detail, reply)), false
+		return action.Failed(action.Retryable, fmt.Errorf("%s with a reply that is not DingTalk's JSON: %.200q", r.Detail, reply))
 	}
 	detail := fmt.Sprintf("errcode %d: %s", *ans.ErrCode, ans.ErrMsg)
 	switch *ans.ErrCode {
 	case 0:
-		return action.Result{Outcome: action.Delivered, Detail: detail}, false
+		return action.Result{Outcome: action.Delivered, Detail: detail}
 	case errTooFast:
-		return action.Failed(action.Retryable, errors.New(detail)), true
+		// Resending within the penalty can only be refused again.
+		r := action.Failed(action.Retryable, errors.New(detail))
+		r.RetryAfter = throttlePenalty
+		return r
 	}
 	// Sign, keyword, IP and token errors: the robot's configuration has to
 	// change before anything will go through.
-	return action.Failed(action.Permanent, errors.New(detail)), false
+	return action.Failed(action.Permanent, errors.New(detail))
 }
 
 // signedURL is the webhook URL, with a fresh timestamp and signature when
@@ -358,6 +336,4 @@ func (i *instance) signedURL() string {
 }
 
 // scrub keeps the webhook URL and signing secret out of a result's texts.
-func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("dingtalk", i.hide) }
-
-func (i *instance) hide(s string) string { return i.redact.Redact(i.hideURL.Replace(s)) }
+func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("dingtalk", i.hider.Hide) }

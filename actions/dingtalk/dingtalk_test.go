@@ -206,23 +206,12 @@ func TestFailures(t *testing.T) {
 			wantDetail:   "errcode 300001: token is not exist",
 		},
 		{
-			name: "send too fast, then accepted",
+			name: "send too fast ends the attempt: DingTalk throttles the robot for 10 minutes",
 			replies: func(*fakeDingTalk) []http.HandlerFunc {
 				return []http.HandlerFunc{errcode(130101, "send too fast, exceed 20 times per minute")}
 			},
-			want:          action.Delivered,
-			wantRequests:  2,
-			wantDelivered: 1,
-			wantDetail:    "errcode 0: ok",
-		},
-		{
-			name: "send too fast on every attempt",
-			replies: func(*fakeDingTalk) []http.HandlerFunc {
-				tooFast := errcode(130101, "send too fast, exceed 20 times per minute")
-				return []http.HandlerFunc{tooFast, tooFast, tooFast}
-			},
 			want:           action.Retryable,
-			wantRequests:   3,
+			wantRequests:   1,
 			wantDetail:     "errcode 130101: send too fast",
 			wantRetryAfter: 10 * time.Minute,
 		},
@@ -295,26 +284,67 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// The pause after "send too fast" ends with the delivery's context.
-func TestThrottlePauseEndsWithContext(t *testing.T) {
+// "Send too fast" ends the attempt at once, whatever the retry policy, and
+// the robot's other deliveries are not sent until the penalty is over.
+func TestSendTooFastHoldsTheRobot(t *testing.T) {
 	f := newFakeDingTalk(t, robot{})
-	tooFast := errcode(130101, "send too fast")
-	f.play(tooFast, tooFast, tooFast, tooFast, tooFast)
-	inst := mustOpen(t, fmt.Sprintf("url: %s\nretry: {attempts: 5, min_backoff: 1m, max_backoff: 1m}\ntext: hi\n", f.URL()))
-	st := actiontest.Step(t, inst, "")
-	plan, err := st.Plan(input)
+	f.play(errcode(130101, "send too fast, exceed 20 times per minute"))
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	inst, err := openYAML(t, fmt.Sprintf("url: %s\nretry: {attempts: 5, min_backoff: 1m, max_backoff: 1m}\ntext: hi\n", f.URL()), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
+	st := actiontest.Step(t, inst, "")
+
 	start := time.Now()
-	res := st.Do(ctx, plan)
-	if res.Outcome != action.Retryable || res.RetryAfter != 10*time.Minute || !strings.Contains(res.Detail, "stopped waiting: context deadline exceeded") {
-		t.Fatalf("result = %v %q after %v, want retryable once the context ends", res.Outcome, res.Detail, res.RetryAfter)
+	_, res := actiontest.Deliver(t, st, input)
+	if res.Outcome != action.Retryable || res.RetryAfter != 10*time.Minute || !strings.Contains(res.Detail, "errcode 130101") {
+		t.Fatalf("result = %v %q, retry after %v; want retryable after 10m", res.Outcome, res.Detail, res.RetryAfter)
 	}
+	// The old pause slept a minute between resends.
 	if took := time.Since(start); took > 20*time.Second {
-		t.Errorf("took %v: the pause outlived the context", took)
+		t.Errorf("took %v: the attempt waited instead of ending", took)
+	}
+
+	mu.Lock()
+	clock = clock.Add(4 * time.Minute)
+	mu.Unlock()
+	_, res = actiontest.Deliver(t, st, input)
+	if res.Outcome != action.Retryable || res.RetryAfter != 6*time.Minute ||
+		!strings.HasPrefix(res.Detail, "not sent: the service asked to wait until ") || !strings.Contains(res.Detail, "errcode 130101") {
+		t.Errorf("during the penalty: %v %q, retry after %v; want not sent, retry after 6m", res.Outcome, res.Detail, res.RetryAfter)
+	}
+	if requests, _, _, _ := f.stats(); requests != 1 {
+		t.Errorf("dingtalk saw %d requests, want 1: nothing is sent during the penalty", requests)
+	}
+
+	mu.Lock()
+	clock = clock.Add(6 * time.Minute)
+	mu.Unlock()
+	if _, res = actiontest.Deliver(t, st, input); res.Outcome != action.Delivered {
+		t.Errorf("after the penalty: %v %q, want delivered", res.Outcome, res.Detail)
+	}
+}
+
+// A Retry-After longer than a quick retry's ends the attempt and holds the
+// robot's other deliveries as well.
+func TestLongRetryAfterEndsTheAttempt(t *testing.T) {
+	f := newFakeDingTalk(t, robot{})
+	f.play(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		status(http.StatusTooManyRequests, "text/plain", "slow down")(w, r)
+	})
+	inst := mustOpen(t, config(f.URL(), "text: hi"))
+	st := actiontest.Step(t, inst, "")
+	_, res := actiontest.Deliver(t, st, input)
+	if res.Outcome != action.Retryable || res.RetryAfter != 120*time.Second || !strings.Contains(res.Detail, "HTTP 429: slow down") {
+		t.Fatalf("result = %v %q, retry after %v; want retryable after 120s", res.Outcome, res.Detail, res.RetryAfter)
+	}
+	_, res = actiontest.Deliver(t, st, input)
+	if res.Outcome != action.Retryable || res.RetryAfter <= 110*time.Second || res.RetryAfter > 120*time.Second {
+		t.Errorf("next delivery: %v %q, retry after %v; want held for the rest of 120s", res.Outcome, res.Detail, res.RetryAfter)
 	}
 	if requests, _, _, _ := f.stats(); requests != 1 {
 		t.Errorf("dingtalk saw %d requests, want 1", requests)

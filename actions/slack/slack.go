@@ -60,11 +60,14 @@ type instance struct {
 	url     secret.Secret
 	target  string
 	client  *retryablehttp.Client
-	limiter *rate.Limiter
-	// hideURL and redact keep the webhook URL out of result texts: net/http
-	// quotes the whole URL in its errors.
-	hideURL  *strings.Replacer
-	redact   *secret.Redactor
+	limiter *rate.Limiter // pacing: about one message a second
+	// hold keeps the wait Slack asked for (Retry-After) for every delivery
+	// of the webhook: Slack may revoke a webhook that ignores its 429s.
+	hold action.Hold
+	now  func() time.Time
+	// hider keeps the webhook URL out of result texts: net/http quotes
+	// the whole URL in its errors.
+	hider    *secret.URLHider
 	defaults Params
 }
 
@@ -81,31 +84,27 @@ func open(s action.Settings) (action.Instance, error) {
 	if c.URL.IsZero() {
 		return nil, fmt.Errorf("%s: url is required", s.Name)
 	}
-	// The parse error would quote the URL, so it is not passed on.
-	u, err := url.Parse(c.URL.Reveal())
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, ok := secret.ParseURL(c.URL.Reveal())
+	if !ok {
 		return nil, fmt.Errorf("%s: url: want an http(s) webhook URL such as https://hooks.slack.com/services/…", s.Name)
 	}
 	shown := target(u)
-	// The whole URL reads as its redacted form; its parts, should they
-	// appear alone, as ****.
-	redact := &secret.Redactor{}
-	redact.Add(u.Path, u.EscapedPath(), u.RawQuery)
-	for _, vs := range u.Query() {
-		redact.Add(vs...)
-	}
 	h := s.Deps.HTTP
 	if h == nil { // a caller that only checks the rules may pass no pool
 		h = action.NewHTTP(nil)
+	}
+	now := s.Deps.Now
+	if now == nil {
+		now = time.Now
 	}
 	return &instance{
 		name:     s.Name,
 		url:      c.URL,
 		target:   shown,
-		hideURL:  strings.NewReplacer(c.URL.Reveal(), shown, u.String(), shown),
 		client:   h.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
-		redact:   redact,
+		now:      now,
+		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, u.Path, u.EscapedPath()),
 		defaults: c.Params,
 	}, nil
 }
@@ -191,14 +190,32 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	return s.i.scrub(s.i.send(ctx, p))
 }
 
+// send posts once, paced, unless Slack has asked the webhook to wait. A
+// reply that asks for a longer wait than a quick retry's ends the attempt
+// with the wait as its RetryAfter; the hold turns the instance's other
+// deliveries away until then without sending them.
 func (i *instance) send(ctx context.Context, p action.Plan) action.Result {
 	body, ok := p.Payload.([]byte)
 	if !ok {
 		return action.Failed(action.Permanent, errors.New("plan was not made by a slack step"))
 	}
+	if r, ok := i.hold.Check(i.now()); !ok {
+		return r
+	}
 	if err := i.limiter.Wait(ctx); err != nil {
 		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
 	}
+	// Slack may have refused another delivery while this one waited.
+	if r, ok := i.hold.Check(i.now()); !ok {
+		return r
+	}
+	r := i.post(ctx, body)
+	i.hold.After(i.now(), r)
+	return r
+}
+
+// post makes one delivery, HTTP retries included.
+func (i *instance) post(ctx context.Context, body []byte) action.Result {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, i.url.Reveal(), body)
 	if err != nil {
 		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err))
@@ -218,7 +235,5 @@ func (i *instance) send(ctx context.Context, p action.Plan) action.Result {
 	return action.Result{Outcome: action.Delivered, Detail: "ok"}
 }
 
-// scrub keeps the webhook URL and signing secret out of a result's texts.
-func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("slack", i.hide) }
-
-func (i *instance) hide(s string) string { return i.redact.Redact(i.hideURL.Replace(s)) }
+// scrub keeps the webhook URL out of a result's texts.
+func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("slack", i.hider.Hide) }

@@ -303,6 +303,43 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// A 429 asking for longer than a quick retry's wait ends the attempt at
+// once, and the webhook's other deliveries are not sent until the wait is
+// over: Slack may revoke a webhook that ignores its 429s.
+func TestLongRetryAfterHoldsTheWebhook(t *testing.T) {
+	f := newFakeSlack(t)
+	f.play(reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "120"))
+	inst := mustOpen(t, config(f.URL(), "text: hi"))
+	clock := time.Now()
+	var mu sync.Mutex
+	inst.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	st := actiontest.Step(t, inst, "")
+
+	start := time.Now()
+	_, res := actiontest.Deliver(t, st, input)
+	if res.Outcome != action.Retryable || res.RetryAfter != 120*time.Second || !strings.Contains(res.Detail, "HTTP 429: rate_limited") {
+		t.Fatalf("result = %v %q, retry after %v; want retryable after 120s", res.Outcome, res.Detail, res.RetryAfter)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("took %v: the attempt slept through the Retry-After instead of ending", took)
+	}
+
+	advance(30 * time.Second)
+	_, res = actiontest.Deliver(t, st, input)
+	if res.Outcome != action.Retryable || res.RetryAfter != 90*time.Second || !strings.HasPrefix(res.Detail, "not sent: ") {
+		t.Errorf("during the wait: %v %q, retry after %v; want not sent, retry after 90s", res.Outcome, res.Detail, res.RetryAfter)
+	}
+	if requests, _, _ := f.stats(); requests != 1 {
+		t.Errorf("slack saw %d requests, want 1: nothing is sent during the wait", requests)
+	}
+
+	advance(90 * time.Second)
+	if _, res = actiontest.Deliver(t, st, input); res.Outcome != action.Delivered {
+		t.Errorf("after the wait: %v %q, want delivered", res.Outcome, res.Detail)
+	}
+}
+
 func TestHangingReceiverTimesOut(t *testing.T) {
 	f := newFakeSlack(t)
 	f.play(f.hang, f.hang)

@@ -8,7 +8,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -129,28 +128,6 @@ func (e endpoint) literalSecrets() []string {
 // minSecretLen is the length from which a literal query value is taken to
 // be a credential whatever its name: tokens are long, words are short.
 const minSecretLen = 16
-
-// redactedURL shows u with its userinfo and every query value replaced, so
-// `?token=abc` reads `?token=****`.
-func redactedURL(u *url.URL) string {
-	var b strings.Builder
-	b.WriteString(u.Scheme + "://")
-	if u.User != nil {
-		b.WriteString(secret.Redacted + "@")
-	}
-	b.WriteString(u.Host)
-	b.WriteString(u.EscapedPath())
-	if u.RawQuery != "" {
-		pairs := strings.Split(u.RawQuery, "&")
-		for i, p := range pairs {
-			if k, _, ok := strings.Cut(p, "="); ok {
-				pairs[i] = k + "=" + secret.Redacted
-			}
-		}
-		b.WriteString("?" + strings.Join(pairs, "&"))
-	}
-	return b.String()
-}
 
 // unquote drops the URL that a *url.Error quotes, keeping only the reason.
 func unquote(err error) error {

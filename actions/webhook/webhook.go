@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 )
@@ -34,7 +35,8 @@ func init() {
 type Config struct {
 	// URL is required. Only its path and query may hold template actions.
 	URL endpoint `yaml:"url"`
-	// Secret signs every delivery (webhook-timestamp, webhook-signature).
+	// Secret signs every delivery (webhook-timestamp, webhook-signature);
+	// empty means unsigned, as if it were not set.
 	Secret             secret.Secret `yaml:"secret"`
 	action.HTTPOptions `yaml:",inline"`
 	Params             `yaml:",inline"`
@@ -52,7 +54,7 @@ type Params struct {
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // reserved headers are set by livehook itself.
-var reserved = []string{"Host", "Content-Length", "Transfer-Encoding", headerID, headerTimestamp, headerSignature}
+var reserved = []string{"Host", "Content-Length", "Transfer-Encoding", auth.HeaderWebhookID, auth.HeaderWebhookTimestamp, auth.HeaderWebhookSignature}
 
 type instance struct {
 	name     string
@@ -97,8 +99,8 @@ func open(s action.Settings) (action.Instance, error) {
 		i.now = time.Now
 	}
 	if !c.Secret.IsZero() {
-		if i.key, err = signingKey(c.Secret.Reveal()); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		if i.key, err = auth.WebhookKey(c.Secret.Reveal()); err != nil {
+			return nil, fmt.Errorf("%s: secret: %w", s.Name, err)
 		}
 		// Each retry is a new attempt with its own timestamp and signature.
 		i.client.PrepareRetry = i.resign
@@ -216,12 +218,12 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	if id == "" {
 		id = in.Event.ID + ":" + in.Rule
 	}
-	header.Set(headerID, id)
+	header.Set(auth.HeaderWebhookID, id)
 
 	d := &delivery{
 		method: s.params.Method,
 		url:    u.String(),
-		target: s.i.secrets.Redact(redactedURL(u)),
+		target: s.i.secrets.Redact(secret.RedactedURL(u)),
 		header: header,
 		body:   body,
 		id:     id,
@@ -269,9 +271,9 @@ func (i *instance) sign(h http.Header, d *delivery) {
 	if i.key == nil {
 		return
 	}
-	ts := i.now().Unix()
-	h.Set(headerTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(headerSignature, signature(i.key, d.id, ts, d.body))
+	ts := strconv.FormatInt(i.now().Unix(), 10)
+	h.Set(auth.HeaderWebhookTimestamp, ts)
+	h.Set(auth.HeaderWebhookSignature, auth.WebhookSignature(i.key, d.id, ts, d.body))
 }
 
 // resign re-signs a retry with a fresh timestamp, so a delivery retried

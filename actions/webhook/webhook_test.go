@@ -6,14 +6,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 )
@@ -314,6 +320,9 @@ func TestSignedDelivery(t *testing.T) {
 	}
 }
 
+// TestSignatureVector delivers the Standard Webhooks example message and
+// checks the signature the receiver gets against the one published with
+// the spec's reference libraries and against an independent HMAC.
 func TestSignatureVector(t *testing.T) {
 	const (
 		id   = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -322,24 +331,65 @@ func TestSignatureVector(t *testing.T) {
 		// Published with the Standard Webhooks reference libraries.
 		published = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 	)
-	key, err := signingKey(testSecret)
+	rc := newReceiver(t, "") // the example's timestamp is long past: do not check it
+	typ, _ := action.Default().Lookup("webhook")
+	s := actiontest.Settings(t, "hook", "webhook", fmt.Sprintf("url: %s/hook\nsecret: %s\nbody: '%s'", rc.srv.URL, testSecret, body))
+	s.Deps.Now = func() time.Time { return time.Unix(ts, 0) }
+	inst, err := typ.Open(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := signature(key, id, ts, []byte(body))
+	in := input()
+	in.DeliveryID = id
+	_, r := actiontest.Deliver(t, actiontest.Step(t, inst, ""), in)
+	wantOutcome(t, r, action.Delivered)
+	h := rc.requests()[0].header
+	got := h.Get("webhook-signature")
 
 	raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(testSecret, "whsec_"))
 	mac := hmac.New(sha256.New, raw)
 	mac.Write([]byte(fmt.Sprintf("%s.%d.%s", id, ts, body)))
 	independent := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 
-	if got != independent || got != published {
-		t.Errorf("signature = %s, independent HMAC = %s, published = %s", got, independent, published)
+	if got != independent || got != published || h.Get("webhook-id") != id || h.Get("webhook-timestamp") != strconv.Itoa(ts) {
+		t.Errorf("signature = %s, independent HMAC = %s, published = %s (headers %v)", got, independent, published, h)
 	}
 
-	rawKey, err := signingKey("not-prefixed")
+	rawKey, err := auth.WebhookKey("not-prefixed")
 	if err != nil || string(rawKey) != "not-prefixed" {
 		t.Errorf("a secret without whsec_ must be used as raw bytes, got %q, %v", rawKey, err)
+	}
+}
+
+// TestReferenceLibraryVerifies delivers to a receiver that verifies with
+// the Standard Webhooks specification's own Go library, as a consumer
+// would, for a whsec_ secret and for a raw one.
+func TestReferenceLibraryVerifies(t *testing.T) {
+	for name, key := range map[string]string{"whsec secret": testSecret, "raw secret": "plain-shared-secret"} {
+		t.Run(name, func(t *testing.T) {
+			wh, err := standardwebhooks.NewWebhookRaw([]byte(key))
+			if b64, ok := strings.CutPrefix(key, "whsec_"); ok {
+				wh, err = standardwebhooks.NewWebhook(b64)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			verdicts := make(chan error, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				err := wh.Verify(body, r.Header)
+				if err != nil {
+					w.WriteHeader(http.StatusUnauthorized)
+				}
+				verdicts <- err
+			}))
+			defer srv.Close()
+			st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s", srv.URL, key), "")
+			_, r := actiontest.Deliver(t, st, input())
+			if err := <-verdicts; err != nil || r.Outcome != action.Delivered {
+				t.Errorf("outcome %v (%s); the library says %v", r.Outcome, r.Detail, err)
+			}
+		})
 	}
 }
 

@@ -20,8 +20,13 @@ const (
 	DefaultAttempts   = 3
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
-	// maxRetryAfter bounds how long a service may make a delivery sleep.
-	maxRetryAfter = 5 * time.Minute
+	// maxWaitInAttempt is the longest Retry-After waited out inside an
+	// attempt. A service that asks for longer gets its wait from the
+	// runner, which schedules the next attempt then: the attempt ends and
+	// hands its concurrency slot back instead of sleeping on it.
+	maxWaitInAttempt = 10 * time.Second
+	// maxRetryAfter bounds how long a service may put a delivery off.
+	maxRetryAfter = time.Hour
 	// maxErrorBody is how much of an error reply is kept as its detail.
 	maxErrorBody = 1 << 10
 )
@@ -83,8 +88,10 @@ type sharedTransport struct{ http.RoundTripper }
 
 // Client returns a retrying client for one action instance. It retries
 // network errors, 408, 429 and 5xx (but 501) with exponential backoff and
-// full jitter, honours Retry-After, and hands the last response back
-// rather than an opaque "giving up" error, so actions can classify it.
+// full jitter, waits out a Retry-After of up to 10s, stops at a longer one,
+// and hands the last response back rather than an opaque "giving up"
+// error, so actions can classify it (HTTPResult passes the Retry-After on
+// as the result's RetryAfter).
 func (h *HTTP) Client(o HTTPOptions) *retryablehttp.Client {
 	o = o.withDefaults()
 	return &retryablehttp.Client{
@@ -111,9 +118,16 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	if err != nil {
 		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 	}
-	return RetryableStatus(resp.StatusCode), nil
+	if !RetryableStatus(resp.StatusCode) {
+		return false, nil
+	}
+	// A longer wait is the runner's to keep (see maxWaitInAttempt).
+	d, ok := RetryAfter(resp)
+	return !ok || d <= maxWaitInAttempt, nil
 }
 
+// backoff is the wait before a quick retry: the service's Retry-After,
+// which checkRetry has bounded, else exponential with full jitter.
 func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	if d, ok := RetryAfter(resp); ok {
 		return d
@@ -126,7 +140,7 @@ func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Dura
 }
 
 // RetryAfter reads a Retry-After header (seconds or an HTTP date), bounded
-// so a service cannot park a delivery for hours.
+// at an hour so a service cannot park a delivery for longer.
 func RetryAfter(resp *http.Response) (time.Duration, bool) {
 	if resp == nil {
 		return 0, false

@@ -156,6 +156,54 @@ func TestClientHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// A Retry-After longer than a quick retry may wait ends the attempt at
+// once; HTTPResult hands the wait on, for the runner to schedule.
+func TestClientLeavesALongRetryAfterToTheRunner(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter string
+		wantCalls  int
+		wantAfter  time.Duration
+		wantResult Outcome
+	}{
+		{"120s: the next attempt is the runner's", "120", 1, 120 * time.Second, Retryable},
+		{"as an HTTP date", time.Now().Add(10 * time.Minute).UTC().Format(http.TimeFormat), 1, 10 * time.Minute, Retryable},
+		{"beyond an hour is an hour", "86400", 1, time.Hour, Retryable},
+		{"up to 10s is waited out", "0", 2, 0, Delivered},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := &scripted{replies: []reply{{status: 429, body: "slow down", retryAfter: tt.retryAfter}, {status: 200}}}
+			srv := httptest.NewServer(svc)
+			defer srv.Close()
+			start := time.Now()
+			res, _ := HTTPResult(post(t, fastClient(3), srv.URL, "x"))
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v: the attempt slept instead of ending", took)
+			}
+			if n := len(svc.calls()); n != tt.wantCalls {
+				t.Errorf("service called %d times, want %d", n, tt.wantCalls)
+			}
+			// An HTTP date is whole seconds and relative to now.
+			if res.Outcome != tt.wantResult || res.RetryAfter > tt.wantAfter || res.RetryAfter < tt.wantAfter-2*time.Second {
+				t.Errorf("result %v %q, retry after %v; want %v, %v", res.Outcome, res.Detail, res.RetryAfter, tt.wantResult, tt.wantAfter)
+			}
+		})
+	}
+}
+
+func TestCheckRetryBoundsTheWaitInAnAttempt(t *testing.T) {
+	for v, want := range map[string]bool{"": true, "1": true, "10": true, "11": false, "120": false, "soon": true} {
+		resp := &http.Response{StatusCode: 503, Header: http.Header{}}
+		if v != "" {
+			resp.Header.Set("Retry-After", v)
+		}
+		if got, err := checkRetry(context.Background(), resp, nil); got != want || err != nil {
+			t.Errorf("503 with Retry-After %q: retry %v, %v; want %v", v, got, err, want)
+		}
+	}
+}
+
 func TestClientTimeoutPerAttempt(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -280,9 +328,8 @@ func TestBackoffRetryAfter(t *testing.T) {
 		v    string
 		want time.Duration
 	}{
-		{"seconds above max backoff", "20", 20 * time.Second},
+		{"seconds above max backoff", "7", 7 * time.Second},
 		{"zero", "0", 0},
-		{"bounded at five minutes", "86400", 5 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,12 +356,13 @@ func TestRetryAfter(t *testing.T) {
 		{name: "seconds", header: "7", want: 7 * time.Second, ok: true},
 		{name: "spaces", header: " 7 ", want: 7 * time.Second, ok: true},
 		{name: "negative is now", header: "-5", want: 0, ok: true},
-		{name: "bounded", header: "3600", want: 5 * time.Minute, ok: true},
-		{name: "overflowing seconds stay bounded", header: "99999999999999", want: 5 * time.Minute, ok: true},
+		{name: "an hour", header: "3600", want: time.Hour, ok: true},
+		{name: "bounded", header: "7200", want: time.Hour, ok: true},
+		{name: "overflowing seconds stay bounded", header: "99999999999999", want: time.Hour, ok: true},
 		{name: "garbage", header: "soon", ok: false},
 		{name: "date in the past", header: time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), want: 0, ok: true},
 		{name: "date ahead", header: time.Now().Add(2 * time.Minute).UTC().Format(http.TimeFormat), want: 2 * time.Minute, slack: 5 * time.Second, ok: true},
-		{name: "date far ahead", header: time.Now().Add(24 * time.Hour).UTC().Format(http.TimeFormat), want: 5 * time.Minute, ok: true},
+		{name: "date far ahead", header: time.Now().Add(24 * time.Hour).UTC().Format(http.TimeFormat), want: time.Hour, ok: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

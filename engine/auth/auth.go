@@ -3,6 +3,11 @@
 // check: Aliyun Live's ALI-LIVE-SIGNATURE, a bearer token or a Standard
 // Webhooks signature. rules builds policies when it loads; intake applies
 // them to each request before the body is decoded.
+//
+// It is also the one home of each signature scheme's signing half
+// (AliyunSignature, WebhookKey, WebhookSignature): `livehook send` signs
+// test callbacks with them, and the webhook action signs its deliveries,
+// so what livehook sends is what it verifies.
 package auth
 
 import (

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/secret"
 )
@@ -194,6 +196,41 @@ func TestStandardWebhooksVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkReason(t, v.Verify(tt.h, tt.body, tt.now), tt.reason)
 		})
+	}
+}
+
+// TestStandardWebhooksReferenceLibrary checks ours against the
+// specification's own Go library both ways: what it signs, ours accepts
+// (one of two signatures, as during a key rotation); what ours signs, as
+// `livehook send` and the webhook action do, it accepts.
+func TestStandardWebhooksReferenceLibrary(t *testing.T) {
+	const whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	lib, err := standardwebhooks.NewWebhook(strings.TrimPrefix(whsec, "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired, err := standardwebhooks.NewWebhook("c2VjcmV0LWJ1dC1ub3Qtb3Vycw==")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.WebhookKey(whsec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"job":"done"}`)
+	at := time.Now() // the library checks against the process clock
+	sig, _ := lib.Sign("msg_1", at, body)
+	retiredSig, _ := retired.Sign("msg_1", at, body)
+	h := http.Header{}
+	h.Set("webhook-id", "msg_1")
+	h.Set("webhook-timestamp", unix(at))
+	h.Set("webhook-signature", retiredSig+" "+sig)
+	if err := auth.NewStandardWebhooks([][]byte{key}, 5*time.Minute).Verify(h, body, at); err != nil {
+		t.Errorf("ours refuses what the library signed: %v", err)
+	}
+	h.Set("webhook-signature", auth.WebhookSignature(key, "msg_1", unix(at), body))
+	if err := lib.Verify(body, h); err != nil {
+		t.Errorf("the library refuses what ours signed: %v", err)
 	}
 }
 

@@ -17,9 +17,15 @@ const (
 	HeaderWebhookSignature = "Webhook-Signature"
 )
 
-// WebhookKey derives the HMAC key from a secret as the webhook action
-// does: `whsec_<base64>` is a Standard Webhooks secret whose key is the
-// decoded part; any other secret is used as its raw bytes. Its errors
+// WebhookKey derives the HMAC key from a secret, for a source's
+// webhook_secret and the webhook action's secret alike: `whsec_<base64>`
+// is a Standard Webhooks secret whose key is the decoded part (padding
+// optional); any other secret is used as its raw bytes.
+//
+// An empty secret, or nothing after `whsec_`, is an error and never an
+// empty key, which anyone could sign with: a setting left empty means no
+// secret is set, and the caller decides what that means before asking for
+// a key (a source drops it, the webhook action sends unsigned). Errors
 // never quote the secret.
 func WebhookKey(s string) ([]byte, error) {
 	b64, ok := strings.CutPrefix(s, "whsec_")
@@ -40,7 +46,8 @@ func WebhookKey(s string) ([]byte, error) {
 }
 
 // WebhookSignature is the Standard Webhooks v1 signature of one message:
-// "v1," + base64(HMAC-SHA256(key, id + "." + timestamp + "." + body)).
+// "v1," + base64(HMAC-SHA256(key, id + "." + timestamp + "." + body)). The
+// timestamp is signed as the header carries it, Unix seconds in decimal.
 func WebhookSignature(key []byte, id, timestamp string, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(webhookMAC(key, id, timestamp, body))
 }
@@ -54,6 +61,11 @@ func webhookMAC(key []byte, id, timestamp string, body []byte) []byte {
 
 // StandardWebhooks verifies webhook-id, webhook-timestamp and
 // webhook-signature: an HMAC over the body, so it runs once the body is read.
+//
+// It is not the specification's Go library, which checks against the
+// process clock with a fixed five-minute tolerance, derives keys from
+// base64 only, takes one key (no rotation) and tells a malformed header
+// from a wrong signature by no sign; the tests check that the two agree.
 type StandardWebhooks struct {
 	keys    [][]byte
 	maxSkew time.Duration

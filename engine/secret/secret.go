@@ -1,7 +1,8 @@
 // Package secret holds values that must never be printed: webhook URLs with
 // tokens, signing keys, AccessKeys. A Secret formats, logs and marshals as
 // "****"; only Reveal gives the value, so every use of the real value is
-// explicit and easy to audit.
+// explicit and easy to audit. A Redactor scrubs known values from text,
+// and a URLHider a URL that is a credential, such as a chat robot's.
 package secret
 
 import (
