@@ -20,11 +20,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/intake"
-	"github.com/livehook/livehook/engine/journal"
 	"github.com/livehook/livehook/engine/store"
+	"github.com/livehook/livehook/engine/store/journal"
+	"github.com/livehook/livehook/internal/intake"
 )
 
 // bareAcceptor answers like the engine without persisting anything: the
@@ -130,7 +130,7 @@ func durableServer(b *testing.B, commits *commitStats) (*httptest.Server, *Engin
 	reg := prometheus.NewRegistry()
 	quiet := slog.New(slog.DiscardHandler)
 	e, err := New(Options{RulesPath: rulesPath, Store: st, Logger: quiet, Metrics: reg,
-		Registry: func() (*action.Registry, error) { return logOnlyRegistry(b), nil }})
+		Registry: func() (*actionapi.Registry, error) { return logOnlyRegistry(b), nil }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -168,10 +168,10 @@ func waitEvaluated(b *testing.B, e *Engine) {
 
 // logOnlyRegistry holds a do-nothing `log` type: the benchmark rules
 // never match, so it is never run.
-func logOnlyRegistry(b *testing.B) *action.Registry {
-	reg := action.NewRegistry()
+func logOnlyRegistry(b *testing.B) *actionapi.Registry {
+	reg := actionapi.NewRegistry()
 	rec := &recorder{}
-	if err := reg.Add(action.Type{Name: "log", Open: func(action.Settings) (action.Instance, error) { return rec, nil }}); err != nil {
+	if err := reg.Add(actionapi.Type{Name: "log", Open: func(actionapi.Settings) (actionapi.Instance, error) { return rec, nil }}); err != nil {
 		b.Fatal(err)
 	}
 	return reg

@@ -21,10 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/intake"
 	"github.com/livehook/livehook/engine/store"
+	"github.com/livehook/livehook/internal/intake"
 )
 
 // failingStore is a real store whose Accept fails while fail is set, as a
@@ -73,12 +73,12 @@ func openStore(t *testing.T, dir string) *store.Local {
 }
 
 // startEngine runs an engine on st until the test ends (or the test stops it).
-func startEngine(t *testing.T, st store.Store, rulesPath string, reg func() (*action.Registry, error), clock *fakeClock, retention time.Duration) (*Engine, *prometheus.Registry) {
+func startEngine(t *testing.T, st store.Store, rulesPath string, reg func() (*actionapi.Registry, error), clock *fakeClock, retention time.Duration) (*Engine, *prometheus.Registry) {
 	t.Helper()
 	metrics := prometheus.NewRegistry()
 	e, err := New(Options{
 		RulesPath: rulesPath, Registry: reg, Store: st, Metrics: metrics,
-		Logger: slog.New(slog.DiscardHandler), Deps: action.Deps{Now: clock.Now}, Retention: retention,
+		Logger: slog.New(slog.DiscardHandler), Deps: actionapi.Deps{Now: clock.Now}, Retention: retention,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,14 +242,14 @@ func TestUnwritableStoreAnswers503(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{deliveries: make(chan action.Input, 10)}
+			rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
 			clock := &fakeClock{now: time.Now()}
 			fs := &failingStore{Store: openStore(t, t.TempDir())}
 			if tc.concurrent {
 				fs.entered, fs.hold = make(chan struct{}, 2), make(chan struct{})
 			}
 			fs.fail.Store(true)
-			e, metrics := startEngine(t, fs, writeRules(t, recordAll), func() (*action.Registry, error) { return rec.registry(t), nil }, clock, 0)
+			e, metrics := startEngine(t, fs, writeRules(t, recordAll), func() (*actionapi.Registry, error) { return rec.registry(t), nil }, clock, 0)
 			url := serve(t, e, metrics, clock)
 			body := fileCallback(t)
 
@@ -327,9 +327,9 @@ func TestFullDiskAnswers503(t *testing.T) {
 	if err := os.Symlink("/dev/full", filepath.Join(dir, "journal", "00000000000000000001.wal")); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{deliveries: make(chan action.Input, 10)}
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
 	clock := &fakeClock{now: time.Now()}
-	e, metrics := startEngine(t, openStore(t, dir), writeRules(t, recordAll), func() (*action.Registry, error) { return rec.registry(t), nil }, clock, 0)
+	e, metrics := startEngine(t, openStore(t, dir), writeRules(t, recordAll), func() (*actionapi.Registry, error) { return rec.registry(t), nil }, clock, 0)
 	url := serve(t, e, metrics, clock)
 	for i := range 2 {
 		if r := post(t, url, fileCallback(t)); r.Status != http.StatusServiceUnavailable || r.OK || r.Error == "" {
@@ -351,8 +351,8 @@ func TestFullDiskAnswers503(t *testing.T) {
 func TestDedupeSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	rulesPath := writeRules(t, recordAll)
-	rec := &recorder{deliveries: make(chan action.Input, 10)}
-	reg := func() (*action.Registry, error) { return rec.registry(t), nil }
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
+	reg := func() (*actionapi.Registry, error) { return rec.registry(t), nil }
 	clock := &fakeClock{now: time.Now()}
 	body := fileCallback(t)
 
@@ -416,8 +416,8 @@ func checkAllEvaluated(t *testing.T, dir string) {
 func TestStartEvaluatesEventsACrashLeftInTheJournal(t *testing.T) {
 	dir := t.TempDir()
 	rulesPath := writeRules(t, recordAll)
-	rec := &recorder{deliveries: make(chan action.Input, 10)}
-	reg := func() (*action.Registry, error) { return rec.registry(t), nil }
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
+	reg := func() (*actionapi.Registry, error) { return rec.registry(t), nil }
 	clock := &fakeClock{now: time.Now()}
 
 	// Accepted and journalled, then the process died before evaluating.
@@ -466,7 +466,7 @@ func TestStartEvaluatesEventsACrashLeftInTheJournal(t *testing.T) {
 }
 
 func TestReplayEvent(t *testing.T) {
-	rec := &recorder{deliveries: make(chan action.Input, 10)}
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
 	clock := &fakeClock{now: time.Now()}
 	e, _, _ := newTestEngine(t, "rules:\n  - name: alert\n    do: [ { type: record }, { type: record } ]\n", rec, clock)
 	accept(t, e, "room1")
@@ -523,12 +523,12 @@ func jobIDs(jobs []*store.Job) []string {
 func TestReplayDeadLetter(t *testing.T) {
 	// "flaky" fails until the test fixes it; "record" always succeeds and
 	// blocks while the test holds its gate.
-	flaky := &recorder{deliveries: make(chan action.Input, 10), outcome: action.Retryable}
-	ok := &recorder{deliveries: make(chan action.Input, 10), entered: make(chan struct{}, 10)}
-	reg := func() (*action.Registry, error) {
-		r := action.NewRegistry()
+	flaky := &recorder{deliveries: make(chan actionapi.Input, 10), outcome: actionapi.Retryable}
+	ok := &recorder{deliveries: make(chan actionapi.Input, 10), entered: make(chan struct{}, 10)}
+	reg := func() (*actionapi.Registry, error) {
+		r := actionapi.NewRegistry()
 		for name, inst := range map[string]*recorder{"flaky": flaky, "record": ok} {
-			if err := r.Add(action.Type{Name: name, Open: func(action.Settings) (action.Instance, error) { return inst, nil }}); err != nil {
+			if err := r.Add(actionapi.Type{Name: name, Open: func(actionapi.Settings) (actionapi.Instance, error) { return inst, nil }}); err != nil {
 				return nil, err
 			}
 		}
@@ -610,7 +610,7 @@ rules:
 		t.Fatalf("after the replay failed: %+v, %v; want dead after 2 more tries (4 attempts)", j, err)
 	}
 
-	flaky.outcome = action.Delivered // no attempt is running: drained above
+	flaky.outcome = actionapi.Delivered // no attempt is running: drained above
 	if _, err := e.ReplayDeadLetter(deadID); err != nil {
 		t.Fatal(err)
 	}
@@ -630,12 +630,12 @@ rules:
 }
 
 func TestRetentionPrunesFinishedEvents(t *testing.T) {
-	done := &recorder{deliveries: make(chan action.Input, 10)}
-	stuck := &recorder{deliveries: make(chan action.Input, 10), outcome: action.Permanent}
-	reg := func() (*action.Registry, error) {
-		r := action.NewRegistry()
+	done := &recorder{deliveries: make(chan actionapi.Input, 10)}
+	stuck := &recorder{deliveries: make(chan actionapi.Input, 10), outcome: actionapi.Permanent}
+	reg := func() (*actionapi.Registry, error) {
+		r := actionapi.NewRegistry()
 		for name, inst := range map[string]*recorder{"record": done, "reject": stuck} {
-			if err := r.Add(action.Type{Name: name, Open: func(action.Settings) (action.Instance, error) { return inst, nil }}); err != nil {
+			if err := r.Add(actionapi.Type{Name: name, Open: func(actionapi.Settings) (actionapi.Instance, error) { return inst, nil }}); err != nil {
 				return nil, err
 			}
 		}
@@ -694,8 +694,8 @@ rules:
     throttle: { by: [stream], window: 10m }
     do: [ { type: record } ]
 `)
-	rec := &recorder{deliveries: make(chan action.Input, 10)}
-	reg := func() (*action.Registry, error) { return rec.registry(t), nil }
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
+	reg := func() (*actionapi.Registry, error) { return rec.registry(t), nil }
 	clock := &fakeClock{now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
 
 	st := openStore(t, dir)

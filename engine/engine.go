@@ -16,10 +16,10 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -42,13 +42,13 @@ const (
 type Options struct {
 	RulesPath string
 	// Registry returns the action types for each load, so types found at
-	// run time (plugins) are rescanned on reload. Default: action.Default().
-	Registry func() (*action.Registry, error)
+	// run time (plugins) are rescanned on reload. Default: actionapi.Default().
+	Registry func() (*actionapi.Registry, error)
 	Store    store.Store // required: where accepted events and jobs live
 	// Sources are the kinds of callback, for their dedupe windows and
-	// metric labels. Default: source.Default().
-	Sources *source.Registry
-	Deps    action.Deps
+	// metric labels. Default: sourceapi.Default().
+	Sources *sourceapi.Registry
+	Deps    actionapi.Deps
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 
@@ -95,19 +95,19 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("engine: a store is required")
 	}
 	if o.Registry == nil {
-		o.Registry = func() (*action.Registry, error) { return action.Default(), nil }
+		o.Registry = func() (*actionapi.Registry, error) { return actionapi.Default(), nil }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Sources == nil {
-		o.Sources = source.Default()
+		o.Sources = sourceapi.Default()
 	}
 	if o.Deps.Logger == nil {
 		o.Deps.Logger = o.Logger
 	}
 	if o.Deps.HTTP == nil {
-		o.Deps.HTTP = action.NewHTTP(nil)
+		o.Deps.HTTP = actionapi.NewHTTP(nil)
 	}
 	if o.Deps.Now == nil {
 		o.Deps.Now = time.Now
@@ -222,7 +222,7 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 	if dedupeKey != "" {
 		in.DedupeTTL = e.opts.FileDedupe
 		if known {
-			in.DedupeTTL = src.DedupeWindow(ev, source.Windows{File: e.opts.FileDedupe, Status: e.opts.StatusDedupe})
+			in.DedupeTTL = src.DedupeWindow(ev, sourceapi.Windows{File: e.opts.FileDedupe, Status: e.opts.StatusDedupe})
 		}
 	}
 	got, err := e.store.Accept(ctx, in)

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/store"
 )
@@ -21,34 +21,34 @@ import (
 // recorder is an action type for tests: every delivery is sent on a
 // channel, and Do blocks while the test holds gate.
 type recorder struct {
-	deliveries chan action.Input
+	deliveries chan actionapi.Input
 	entered    chan struct{} // if set, told when Do starts, before the gate
 	gate       sync.RWMutex
 	closed     atomic.Int32
-	outcome    action.Outcome
+	outcome    actionapi.Outcome
 }
 
-func (r *recorder) registry(t *testing.T) *action.Registry {
-	reg := action.NewRegistry()
-	if err := reg.Add(action.Type{Name: "record", Open: func(action.Settings) (action.Instance, error) { return r, nil }}); err != nil {
+func (r *recorder) registry(t *testing.T) *actionapi.Registry {
+	reg := actionapi.NewRegistry()
+	if err := reg.Add(actionapi.Type{Name: "record", Open: func(actionapi.Settings) (actionapi.Instance, error) { return r, nil }}); err != nil {
 		t.Fatal(err)
 	}
 	return reg
 }
 
-func (r *recorder) Step(action.Params) (action.Step, error) { return r, nil }
-func (r *recorder) Close() error                            { r.closed.Add(1); return nil }
-func (r *recorder) Plan(in action.Input) (action.Plan, error) {
-	return action.Plan{Target: "recorder", Payload: in}, nil
+func (r *recorder) Step(actionapi.Params) (actionapi.Step, error) { return r, nil }
+func (r *recorder) Close() error                                  { r.closed.Add(1); return nil }
+func (r *recorder) Plan(in actionapi.Input) (actionapi.Plan, error) {
+	return actionapi.Plan{Target: "recorder", Payload: in}, nil
 }
-func (r *recorder) Do(_ context.Context, p action.Plan) action.Result {
+func (r *recorder) Do(_ context.Context, p actionapi.Plan) actionapi.Result {
 	if r.entered != nil {
 		r.entered <- struct{}{}
 	}
 	r.gate.RLock()
 	defer r.gate.RUnlock()
-	r.deliveries <- p.Payload.(action.Input)
-	return action.Result{Outcome: r.outcome, Detail: "recorded"}
+	r.deliveries <- p.Payload.(actionapi.Input)
+	return actionapi.Result{Outcome: r.outcome, Detail: "recorded"}
 }
 
 // fakeClock is a settable clock.
@@ -76,9 +76,9 @@ func newTestEngine(t *testing.T, rulesYAML string, rec *recorder, clock *fakeClo
 		t.Fatal(err)
 	}
 	e, err := New(Options{
-		RulesPath: path, Registry: func() (*action.Registry, error) { return rec.registry(t), nil },
+		RulesPath: path, Registry: func() (*actionapi.Registry, error) { return rec.registry(t), nil },
 		Store: st, Metrics: reg, Logger: slog.New(slog.DiscardHandler),
-		Deps: action.Deps{Now: clock.Now},
+		Deps: actionapi.Deps{Now: clock.Now},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -101,14 +101,14 @@ func accept(t *testing.T, e *Engine, stream string) {
 	}
 }
 
-func next(t *testing.T, rec *recorder) action.Input {
+func next(t *testing.T, rec *recorder) actionapi.Input {
 	t.Helper()
 	select {
 	case in := <-rec.deliveries:
 		return in
 	case <-time.After(5 * time.Second):
 		t.Fatal("no delivery within 5s")
-		return action.Input{}
+		return actionapi.Input{}
 	}
 }
 
@@ -132,7 +132,7 @@ func drained(t *testing.T, e *Engine) {
 }
 
 func TestThrottleHoldsBackRepeatsPerKey(t *testing.T) {
-	rec := &recorder{deliveries: make(chan action.Input, 100)}
+	rec := &recorder{deliveries: make(chan actionapi.Input, 100)}
 	clock := &fakeClock{now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
 	e, reg, _ := newTestEngine(t, `
 rules:
@@ -177,7 +177,7 @@ rules:
 }
 
 func TestDeliveriesAreCountedByResult(t *testing.T) {
-	rec := &recorder{deliveries: make(chan action.Input, 10), outcome: action.Permanent}
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10), outcome: actionapi.Permanent}
 	clock := &fakeClock{now: time.Now()}
 	e, _, _ := newTestEngine(t, `
 actions:
@@ -199,7 +199,7 @@ rules:
 }
 
 func TestReloadClosesOldInstancesAfterInFlightDeliveries(t *testing.T) {
-	rec := &recorder{deliveries: make(chan action.Input, 10), entered: make(chan struct{}, 1)}
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10), entered: make(chan struct{}, 1)}
 	clock := &fakeClock{now: time.Now()}
 	e, _, path := newTestEngine(t, "actions:\n  a: { type: record }\nrules:\n  - name: v1\n    do: [ { action: a } ]\n", rec, clock)
 

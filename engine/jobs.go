@@ -10,7 +10,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/store"
@@ -155,14 +155,14 @@ func (r *runner) run(c store.Claimed) {
 	switch {
 	case c.Event == nil:
 		// Nothing to render it from: a dead letter that says so.
-		r.settle(j, action.Failed(action.Permanent, fmt.Errorf("its event %s is gone from the store", j.EventID)),
-			action.Alerting, 0, set.Secrets.Redact)
+		r.settle(j, actionapi.Failed(actionapi.Permanent, fmt.Errorf("its event %s is gone from the store", j.EventID)),
+			actionapi.Alerting, 0, set.Secrets.Redact)
 	case step == nil || step.Action != j.Action || step.Type != j.Type:
 		// The rules changed before this delivery ran: running another
 		// action under this delivery's id would be wrong.
-		r.settle(j, action.Failed(action.Permanent,
+		r.settle(j, actionapi.Failed(actionapi.Permanent,
 			fmt.Errorf("rule %q step %d is no longer %s (%s): the rules changed before this delivery ran", j.Rule, j.Step, j.Action, j.Type)),
-			action.Alerting, 0, set.Secrets.Redact)
+			actionapi.Alerting, 0, set.Secrets.Redact)
 	default:
 		start := time.Now()
 		res := r.attempt(step, j, c.Event)
@@ -172,32 +172,32 @@ func (r *runner) run(c store.Claimed) {
 
 // attempt renders and sends one delivery. A panicking action (a service
 // reply it did not expect) fails that delivery, not the daemon.
-func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res action.Result) {
+func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res actionapi.Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.e.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", p, "stack", string(debug.Stack()))
-			res = action.Failed(action.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
+			res = actionapi.Failed(actionapi.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
 		}
 	}()
 	plan, err := step.Step.Plan(inputFor(j, ev))
 	if err != nil {
-		return action.Failed(action.Permanent, fmt.Errorf("render: %w", err))
+		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("render: %w", err))
 	}
 	return step.Step.Do(r.deliverCtx, plan)
 }
 
 // inputFor builds what a job's step renders from.
-func inputFor(j *store.Job, ev *event.Event) action.Input {
-	return action.Input{Event: ev, Rule: j.Rule, DeliveryID: j.ID, Suppressed: j.Suppressed}
+func inputFor(j *store.Job, ev *event.Event) actionapi.Input {
+	return actionapi.Input{Event: ev, Rule: j.Rule, DeliveryID: j.ID, Suppressed: j.Suppressed}
 }
 
 // classify appends the attempt to j and decides the job's next state.
-func classify(j *store.Job, res action.Result, p action.DeliveryPolicy, now time.Time, took time.Duration, detail string) {
+func classify(j *store.Job, res actionapi.Result, p actionapi.DeliveryPolicy, now time.Time, took time.Duration, detail string) {
 	j.Attempts = append(j.Attempts, store.Attempt{At: now, Outcome: res.Outcome.String(), Detail: detail, IDs: res.IDs, Duration: took})
 	switch {
-	case res.Outcome == action.Delivered:
+	case res.Outcome == actionapi.Delivered:
 		j.State, j.LastError = store.Delivered, ""
-	case res.Outcome == action.Permanent:
+	case res.Outcome == actionapi.Permanent:
 		j.State, j.LastError = store.Dead, detail
 	case j.Tries() >= p.MaxAttempts:
 		j.State, j.LastError = store.Dead, fmt.Sprintf("gave up after %d attempts: %s", j.Tries(), detail)
@@ -211,7 +211,7 @@ func classify(j *store.Job, res action.Result, p action.DeliveryPolicy, now time
 
 // settle records an attempt's result: the follow-up events it reported,
 // then the job's new state, then metrics and the log line.
-func (r *runner) settle(j *store.Job, res action.Result, p action.DeliveryPolicy, took time.Duration, redact func(string) string) {
+func (r *runner) settle(j *store.Job, res actionapi.Result, p actionapi.DeliveryPolicy, took time.Duration, redact func(string) string) {
 	e := r.e
 	detail := redact(res.Detail)
 	classify(j, res, p, e.opts.Deps.Now().UTC(), took, detail)
@@ -253,7 +253,7 @@ func (r *runner) settle(j *store.Job, res action.Result, p action.DeliveryPolicy
 // retryDelay is the wait before the next attempt: exponential from the
 // policy's backoff with jitter, capped, and never shorter than the
 // service asked for.
-func retryDelay(p action.DeliveryPolicy, tries int, retryAfter time.Duration) time.Duration {
+func retryDelay(p actionapi.DeliveryPolicy, tries int, retryAfter time.Duration) time.Duration {
 	d := p.MaxBackoff
 	if shift := tries - 1; shift < 63 && p.Backoff <= p.MaxBackoff>>shift {
 		d = p.Backoff << shift // cannot overflow: it is at most MaxBackoff

@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 )
@@ -36,19 +36,19 @@ func Node(t testing.TB, src string) *yaml.Node {
 // Settings are the settings of instance name of type typ as the rules loader
 // builds them from rules.yaml: logs discarded, the shared HTTP pool, the
 // wall clock and a fresh Redactor (Secrets) that Decode fills.
-func Settings(t testing.TB, name, typ, src string) action.Settings {
+func Settings(t testing.TB, name, typ, src string) actionapi.Settings {
 	t.Helper()
-	return action.Settings{
+	return actionapi.Settings{
 		Name: name, Type: typ, File: "rules.yaml", Node: Node(t, src),
-		Deps:    action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil), Now: time.Now},
+		Deps:    actionapi.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: actionapi.NewHTTP(nil), Now: time.Now},
 		Secrets: &secret.Redactor{},
 	}
 }
 
 // Step makes a step of inst; with is the step's with: mapping, "" for none.
-func Step(t testing.TB, inst action.Instance, with string) action.Step {
+func Step(t testing.TB, inst actionapi.Instance, with string) actionapi.Step {
 	t.Helper()
-	p := action.Params{File: "rules.yaml"}
+	p := actionapi.Params{File: "rules.yaml"}
 	if with != "" {
 		p.Node = Node(t, with)
 	}
@@ -60,7 +60,7 @@ func Step(t testing.TB, inst action.Instance, with string) action.Step {
 }
 
 // Deliver plans st for in and runs the plan, as the dispatcher does.
-func Deliver(t testing.TB, st action.Step, in action.Input) (action.Plan, action.Result) {
+func Deliver(t testing.TB, st actionapi.Step, in actionapi.Input) (actionapi.Plan, actionapi.Result) {
 	t.Helper()
 	plan, err := st.Plan(in)
 	if err != nil {

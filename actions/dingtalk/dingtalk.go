@@ -16,13 +16,13 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "dingtalk",
 		Doc:  "send a message through a DingTalk custom robot",
 		Open: open,
@@ -37,9 +37,9 @@ type Config struct {
 	URL secret.Secret `yaml:"url"`
 	// Secret is the robot's signing secret (SEC…), for robots that use
 	// 加签. Without it requests are not signed.
-	Secret             secret.Secret `yaml:"secret"`
-	action.HTTPOptions `yaml:",inline"`
-	Params             `yaml:",inline"`
+	Secret                secret.Secret `yaml:"secret"`
+	actionapi.HTTPOptions `yaml:",inline"`
+	Params                `yaml:",inline"`
 }
 
 // Params can be set on the instance and overridden per step. Every string
@@ -99,8 +99,8 @@ type instance struct {
 	secret  secret.Secret
 	target  string
 	client  *retryablehttp.Client
-	limiter *rate.Limiter // pacing: at most 20 messages a minute
-	hold    action.Hold   // what DingTalk asked the robot to wait
+	limiter *rate.Limiter  // pacing: at most 20 messages a minute
+	hold    actionapi.Hold // what DingTalk asked the robot to wait
 	now     func() time.Time
 	// hider keeps the token and secret out of result texts: net/http
 	// quotes the whole URL in its errors.
@@ -109,11 +109,11 @@ type instance struct {
 }
 
 var (
-	_ action.Instance = (*instance)(nil)
-	_ action.Step     = (*step)(nil)
+	_ actionapi.Instance = (*instance)(nil)
+	_ actionapi.Step     = (*step)(nil)
 )
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	var c Config
 	if err := s.Decode(&c); err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ func open(s action.Settings) (action.Instance, error) {
 	shown := secret.RedactedURL(u)
 	h := s.Deps.HTTP
 	if h == nil { // a caller that only checks the rules may pass no pool
-		h = action.NewHTTP(nil)
+		h = actionapi.NewHTTP(nil)
 	}
 	now := s.Deps.Now
 	if now == nil {
@@ -222,7 +222,7 @@ func (p *Params) buttons() error {
 	return nil
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	p := i.defaults
 	if err := with.Decode(&p); err != nil {
 		return nil, err
@@ -240,26 +240,26 @@ type step struct {
 	params Params
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	d, err := s.params.render(in.Data())
 	if err != nil {
-		return action.Plan{}, fmt.Errorf("dingtalk: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("dingtalk: %w", err)
 	}
 	body, truncated, err := d.encode()
 	if err != nil {
-		return action.Plan{}, fmt.Errorf("dingtalk: encode message: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("dingtalk: encode message: %w", err)
 	}
 	info := map[string]any{"msgtype": d.msg.MsgType, "signed": !s.i.secret.IsZero()}
 	if truncated {
 		info["truncated"] = true
 	}
-	return action.Plan{Method: http.MethodPost, Target: s.i.target, Body: d.msg, Info: info, Payload: body}, nil
+	return actionapi.Plan{Method: http.MethodPost, Target: s.i.target, Body: d.msg, Info: info, Payload: body}, nil
 }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	body, ok := p.Payload.([]byte)
 	if !ok {
-		return s.i.scrub(action.Failed(action.Permanent, errors.New("plan was not made by a dingtalk step")))
+		return s.i.scrub(actionapi.Failed(actionapi.Permanent, errors.New("plan was not made by a dingtalk step")))
 	}
 	return s.i.scrub(s.i.deliver(ctx, body))
 }
@@ -269,12 +269,12 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 // ends the attempt with the wait as its RetryAfter: the runner schedules
 // the next attempt, and the hold turns the instance's other deliveries
 // away until then without sending them.
-func (i *instance) deliver(ctx context.Context, body []byte) action.Result {
+func (i *instance) deliver(ctx context.Context, body []byte) actionapi.Result {
 	if r, ok := i.hold.Check(i.now()); !ok {
 		return r
 	}
 	if err := i.limiter.Wait(ctx); err != nil {
-		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
+		return actionapi.Failed(actionapi.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
 	}
 	// DingTalk may have refused another delivery while this one waited.
 	if r, ok := i.hold.Check(i.now()); !ok {
@@ -286,14 +286,14 @@ func (i *instance) deliver(ctx context.Context, body []byte) action.Result {
 }
 
 // send makes one delivery, HTTP retries included.
-func (i *instance) send(ctx context.Context, body []byte) action.Result {
+func (i *instance) send(ctx context.Context, body []byte) actionapi.Result {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, i.signedURL(), body)
 	if err != nil {
-		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err))
+		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json;charset=utf-8")
-	r, reply := action.HTTPResult(i.client.Do(req))
-	if reply == nil || r.Outcome == action.Retryable {
+	r, reply := actionapi.HTTPResult(i.client.Do(req))
+	if reply == nil || r.Outcome == actionapi.Retryable {
 		return r // a transport error, or a status worth retrying
 	}
 	// DingTalk answers HTTP 200 even when it refuses a message: the errcode
@@ -303,24 +303,24 @@ func (i *instance) send(ctx context.Context, body []byte) action.Result {
 		ErrMsg  string `json:"errmsg"`
 	}
 	if err := json.Unmarshal(reply, &ans); err != nil || ans.ErrCode == nil {
-		if r.Outcome != action.Delivered {
+		if r.Outcome != actionapi.Delivered {
 			return r
 		}
-		return action.Failed(action.Retryable, fmt.Errorf("%s with a reply that is not DingTalk's JSON: %.200q", r.Detail, reply))
+		return actionapi.Failed(actionapi.Retryable, fmt.Errorf("%s with a reply that is not DingTalk's JSON: %.200q", r.Detail, reply))
 	}
 	detail := fmt.Sprintf("errcode %d: %s", *ans.ErrCode, ans.ErrMsg)
 	switch *ans.ErrCode {
 	case 0:
-		return action.Result{Outcome: action.Delivered, Detail: detail}
+		return actionapi.Result{Outcome: actionapi.Delivered, Detail: detail}
 	case errTooFast:
 		// Resending within the penalty can only be refused again.
-		r := action.Failed(action.Retryable, errors.New(detail))
+		r := actionapi.Failed(actionapi.Retryable, errors.New(detail))
 		r.RetryAfter = throttlePenalty
 		return r
 	}
 	// Sign, keyword, IP and token errors: the robot's configuration has to
 	// change before anything will go through.
-	return action.Failed(action.Permanent, errors.New(detail))
+	return actionapi.Failed(actionapi.Permanent, errors.New(detail))
 }
 
 // signedURL is the webhook URL, with a fresh timestamp and signature when
@@ -336,4 +336,6 @@ func (i *instance) signedURL() string {
 }
 
 // scrub keeps the webhook URL and signing secret out of a result's texts.
-func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("dingtalk", i.hider.Hide) }
+func (i *instance) scrub(r actionapi.Result) actionapi.Result {
+	return r.Scrubbed("dingtalk", i.hider.Hide)
+}

@@ -16,13 +16,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/livehook/livehook/actions/actiontest"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 )
 
 const testSecret = "SECtestsecret0123456789abcdef"
 
-var input = action.Input{
+var input = actionapi.Input{
 	Event: &event.Event{
 		ID: "ev1", Source: event.SourceRecord, Kind: event.KindFile, Domain: "live.example.com",
 		App: "live", Stream: "room42", URI: "record/live/room42/0.m3u8", Format: "m3u8", Duration: 1800,
@@ -35,7 +35,7 @@ var input = action.Input{
 // loader does; now is the daemon's clock.
 func openYAML(t *testing.T, src string, now func() time.Time) (*instance, error) {
 	t.Helper()
-	typ, ok := action.Default().Lookup("dingtalk")
+	typ, ok := actionapi.Default().Lookup("dingtalk")
 	if !ok {
 		t.Fatal("type dingtalk is not registered")
 	}
@@ -63,9 +63,9 @@ func config(url string, extra ...string) string {
 		url, strings.Join(extra, "\n"))
 }
 
-func stepFor(t *testing.T, inst *instance, with string) (action.Step, error) {
+func stepFor(t *testing.T, inst *instance, with string) (actionapi.Step, error) {
 	t.Helper()
-	return inst.Step(action.Params{File: "rules.yaml", Node: actiontest.Node(t, with)})
+	return inst.Step(actionapi.Params{File: "rules.yaml", Node: actiontest.Node(t, with)})
 }
 
 // The vector was computed independently of sign (see domain.md §2).
@@ -133,7 +133,7 @@ func TestDeliver(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDingTalk(t, tt.robot)
 			_, res := actiontest.Deliver(t, actiontest.Step(t, mustOpen(t, config(f.URL(), tt.settings...)), tt.with), input)
-			if res.Outcome != action.Delivered || res.Detail != "errcode 0: ok" {
+			if res.Outcome != actionapi.Delivered || res.Detail != "errcode 0: ok" {
 				t.Fatalf("result = %v %q (%v), want delivered", res.Outcome, res.Detail, res.Err)
 			}
 			requests, got, _, _ := f.stats()
@@ -159,7 +159,7 @@ func TestFailures(t *testing.T) {
 		settings       []string
 		clock          time.Duration // the daemon's clock error
 		replies        func(f *fakeDingTalk) []http.HandlerFunc
-		want           action.Outcome
+		want           actionapi.Outcome
 		wantRequests   int
 		wantDelivered  int
 		wantDetail     string
@@ -169,7 +169,7 @@ func TestFailures(t *testing.T) {
 			name:         "wrong secret",
 			robot:        robot{secret: testSecret},
 			settings:     []string{"secret: SECwrongsecret0123456789"},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "errcode 310000: sign not match",
 		},
@@ -178,21 +178,21 @@ func TestFailures(t *testing.T) {
 			robot:        robot{secret: testSecret},
 			settings:     []string{"secret: " + testSecret},
 			clock:        -2 * time.Hour,
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "errcode 310000: invalid timestamp",
 		},
 		{
 			name:         "signed robot without a secret",
 			robot:        robot{secret: testSecret},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "errcode 310000: invalid timestamp",
 		},
 		{
 			name:         "keyword missing from the text",
 			robot:        robot{keyword: "告警"},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "errcode 310000: keywords not in content",
 		},
@@ -201,7 +201,7 @@ func TestFailures(t *testing.T) {
 			replies: func(*fakeDingTalk) []http.HandlerFunc {
 				return []http.HandlerFunc{errcode(300001, "token is not exist")}
 			},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "errcode 300001: token is not exist",
 		},
@@ -210,7 +210,7 @@ func TestFailures(t *testing.T) {
 			replies: func(*fakeDingTalk) []http.HandlerFunc {
 				return []http.HandlerFunc{errcode(130101, "send too fast, exceed 20 times per minute")}
 			},
-			want:           action.Retryable,
+			want:           actionapi.Retryable,
 			wantRequests:   1,
 			wantDetail:     "errcode 130101: send too fast",
 			wantRetryAfter: 10 * time.Minute,
@@ -220,7 +220,7 @@ func TestFailures(t *testing.T) {
 			replies: func(*fakeDingTalk) []http.HandlerFunc {
 				return []http.HandlerFunc{status(http.StatusInternalServerError, "text/plain", "internal error")}
 			},
-			want:          action.Delivered,
+			want:          actionapi.Delivered,
 			wantRequests:  2,
 			wantDelivered: 1,
 			wantDetail:    "errcode 0: ok",
@@ -231,7 +231,7 @@ func TestFailures(t *testing.T) {
 				bad := status(http.StatusBadGateway, "text/html", "<html>502 Bad Gateway</html>")
 				return []http.HandlerFunc{bad, bad, bad}
 			},
-			want:         action.Retryable,
+			want:         actionapi.Retryable,
 			wantRequests: 3,
 			wantDetail:   "HTTP 502: <html>502 Bad Gateway</html>",
 		},
@@ -240,7 +240,7 @@ func TestFailures(t *testing.T) {
 			replies: func(*fakeDingTalk) []http.HandlerFunc {
 				return []http.HandlerFunc{status(http.StatusOK, "text/html", "<html>captive portal</html>")}
 			},
-			want:         action.Retryable,
+			want:         actionapi.Retryable,
 			wantRequests: 1,
 			wantDetail:   `200 OK with a reply that is not DingTalk's JSON: "<html>captive portal</html>"`,
 		},
@@ -249,7 +249,7 @@ func TestFailures(t *testing.T) {
 			replies: func(*fakeDingTalk) []http.HandlerFunc {
 				return []http.HandlerFunc{status(http.StatusBadRequest, "application/json", `{"errcode":310000,"errmsg":"keywords not in content"}`)}
 			},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "errcode 310000: keywords not in content",
 		},
@@ -269,7 +269,7 @@ func TestFailures(t *testing.T) {
 			if res.Outcome != tt.want || !strings.Contains(res.Detail, tt.wantDetail) {
 				t.Fatalf("result = %v %q, want %v containing %q", res.Outcome, res.Detail, tt.want, tt.wantDetail)
 			}
-			if (res.Err != nil) != (tt.want != action.Delivered) {
+			if (res.Err != nil) != (tt.want != actionapi.Delivered) {
 				t.Errorf("err = %v with outcome %v", res.Err, res.Outcome)
 			}
 			requests, delivered, _, _ := f.stats()
@@ -300,7 +300,7 @@ func TestSendTooFastHoldsTheRobot(t *testing.T) {
 
 	start := time.Now()
 	_, res := actiontest.Deliver(t, st, input)
-	if res.Outcome != action.Retryable || res.RetryAfter != 10*time.Minute || !strings.Contains(res.Detail, "errcode 130101") {
+	if res.Outcome != actionapi.Retryable || res.RetryAfter != 10*time.Minute || !strings.Contains(res.Detail, "errcode 130101") {
 		t.Fatalf("result = %v %q, retry after %v; want retryable after 10m", res.Outcome, res.Detail, res.RetryAfter)
 	}
 	// The old pause slept a minute between resends.
@@ -312,7 +312,7 @@ func TestSendTooFastHoldsTheRobot(t *testing.T) {
 	clock = clock.Add(4 * time.Minute)
 	mu.Unlock()
 	_, res = actiontest.Deliver(t, st, input)
-	if res.Outcome != action.Retryable || res.RetryAfter != 6*time.Minute ||
+	if res.Outcome != actionapi.Retryable || res.RetryAfter != 6*time.Minute ||
 		!strings.HasPrefix(res.Detail, "not sent: the service asked to wait until ") || !strings.Contains(res.Detail, "errcode 130101") {
 		t.Errorf("during the penalty: %v %q, retry after %v; want not sent, retry after 6m", res.Outcome, res.Detail, res.RetryAfter)
 	}
@@ -323,7 +323,7 @@ func TestSendTooFastHoldsTheRobot(t *testing.T) {
 	mu.Lock()
 	clock = clock.Add(6 * time.Minute)
 	mu.Unlock()
-	if _, res = actiontest.Deliver(t, st, input); res.Outcome != action.Delivered {
+	if _, res = actiontest.Deliver(t, st, input); res.Outcome != actionapi.Delivered {
 		t.Errorf("after the penalty: %v %q, want delivered", res.Outcome, res.Detail)
 	}
 }
@@ -339,11 +339,11 @@ func TestLongRetryAfterEndsTheAttempt(t *testing.T) {
 	inst := mustOpen(t, config(f.URL(), "text: hi"))
 	st := actiontest.Step(t, inst, "")
 	_, res := actiontest.Deliver(t, st, input)
-	if res.Outcome != action.Retryable || res.RetryAfter != 120*time.Second || !strings.Contains(res.Detail, "HTTP 429: slow down") {
+	if res.Outcome != actionapi.Retryable || res.RetryAfter != 120*time.Second || !strings.Contains(res.Detail, "HTTP 429: slow down") {
 		t.Fatalf("result = %v %q, retry after %v; want retryable after 120s", res.Outcome, res.Detail, res.RetryAfter)
 	}
 	_, res = actiontest.Deliver(t, st, input)
-	if res.Outcome != action.Retryable || res.RetryAfter <= 110*time.Second || res.RetryAfter > 120*time.Second {
+	if res.Outcome != actionapi.Retryable || res.RetryAfter <= 110*time.Second || res.RetryAfter > 120*time.Second {
 		t.Errorf("next delivery: %v %q, retry after %v; want held for the rest of 120s", res.Outcome, res.Detail, res.RetryAfter)
 	}
 	if requests, _, _, _ := f.stats(); requests != 1 {
@@ -356,7 +356,7 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 	f.play(f.hang, f.hang)
 	inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", f.URL()))
 	_, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
-	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "exceeded") { // "context deadline exceeded" or "Client.Timeout exceeded"
+	if res.Outcome != actionapi.Retryable || !strings.Contains(res.Detail, "exceeded") { // "context deadline exceeded" or "Client.Timeout exceeded"
 		t.Fatalf("result = %v %q, want retryable after a client timeout", res.Outcome, res.Detail)
 	}
 	if requests, _, _, _ := f.stats(); requests != 2 {
@@ -399,7 +399,7 @@ func TestOversizeIsTruncated(t *testing.T) {
 				t.Errorf("plan info = %v, want truncated", plan.Info)
 			}
 			res := st.Do(context.Background(), plan)
-			if res.Outcome != action.Delivered {
+			if res.Outcome != actionapi.Delivered {
 				t.Fatalf("result = %v %q, want delivered", res.Outcome, res.Detail)
 			}
 			_, got, sizes, _ := f.stats()
@@ -442,7 +442,7 @@ func TestRateLimitQueues(t *testing.T) {
 	inst.limiter = rate.NewLimiter(rate.Every(interval), 1)
 
 	start := time.Now()
-	results := make([]action.Result, n)
+	results := make([]actionapi.Result, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		st := actiontest.Step(t, inst, fmt.Sprintf("text: message %d", i))
@@ -451,7 +451,7 @@ func TestRateLimitQueues(t *testing.T) {
 	wg.Wait()
 
 	for i, r := range results {
-		if r.Outcome != action.Delivered {
+		if r.Outcome != actionapi.Delivered {
 			t.Errorf("message %d: %v %q", i, r.Outcome, r.Detail)
 		}
 	}
@@ -519,17 +519,17 @@ func TestSecretsStayHidden(t *testing.T) {
 		url     string
 		secret  string
 		replies func(f *fakeDingTalk) []http.HandlerFunc
-		want    action.Outcome
+		want    actionapi.Outcome
 	}{
-		{name: "delivered", robot: robot{secret: testSecret}, secret: testSecret, want: action.Delivered},
-		{name: "sign not match", robot: robot{secret: "SECothersecret012345678"}, secret: testSecret, want: action.Permanent},
+		{name: "delivered", robot: robot{secret: testSecret}, secret: testSecret, want: actionapi.Delivered},
+		{name: "sign not match", robot: robot{secret: "SECothersecret012345678"}, secret: testSecret, want: actionapi.Permanent},
 		{
 			name:    "timeout",
 			secret:  testSecret,
 			replies: func(f *fakeDingTalk) []http.HandlerFunc { return []http.HandlerFunc{f.hang, f.hang, f.hang} },
-			want:    action.Retryable,
+			want:    actionapi.Retryable,
 		},
-		{name: "connection refused", url: refusedURL, secret: testSecret, want: action.Retryable},
+		{name: "connection refused", url: refusedURL, secret: testSecret, want: actionapi.Retryable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -557,7 +557,7 @@ func TestSecretsStayHidden(t *testing.T) {
 					t.Errorf("%s reveals the token or the secret: %s", where, s)
 				}
 			}
-			if tt.want == action.Retryable && !strings.Contains(res.Detail, "/robot/send?access_token=****&timestamp=") {
+			if tt.want == actionapi.Retryable && !strings.Contains(res.Detail, "/robot/send?access_token=****&timestamp=") {
 				t.Errorf("transport error %q should name the redacted URL", res.Detail)
 			}
 		})

@@ -17,14 +17,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 	"github.com/livehook/livehook/internal/subprocess"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "exec",
 		Doc:  "run a local command (no shell) with the event as JSON on stdin",
 		Open: open,
@@ -63,7 +63,7 @@ type instance struct {
 	secrets  *secret.Redactor
 }
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	var p Params
 	if err := s.Decode(&p); err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (p Params) override(w Params) (Params, error) {
 	return p, nil
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	// Decode into a zero Params so that `env:` merges by name over the
 	// instance's variables instead of replacing them all.
 	var w Params
@@ -151,28 +151,28 @@ type run struct {
 	rule    string
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	data := in.Data()
 	command, err := render("command", s.params.Command, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	if command == "" {
-		return action.Plan{}, errors.New("command: rendered empty")
+		return actionapi.Plan{}, errors.New("command: rendered empty")
 	}
 	args := make([]string, len(s.params.Args))
 	for n, t := range s.params.Args {
 		if args[n], err = render(fmt.Sprintf("args[%d]", n), t, data); err != nil {
-			return action.Plan{}, err
+			return actionapi.Plan{}, err
 		}
 	}
 	env, err := s.env(in, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	stdin, err := json.Marshal(in.Event)
 	if err != nil {
-		return action.Plan{}, fmt.Errorf("stdin: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("stdin: %w", err)
 	}
 	names := slices.Sorted(maps.Keys(env))
 	r := &run{
@@ -190,7 +190,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	if r.dir != "" {
 		info["dir"] = r.dir
 	}
-	return action.Plan{
+	return actionapi.Plan{
 		Target:  s.i.secrets.Redact(command),
 		Body:    json.RawMessage(stdin),
 		Info:    info,
@@ -213,7 +213,7 @@ func render(what string, t *tmpl.Template, data map[string]any) (string, error) 
 
 // env is the command's whole environment: the few variables passed from
 // the daemon, the event's, then the configured ones.
-func (s *step) env(in action.Input, data map[string]any) (map[string]string, error) {
+func (s *step) env(in actionapi.Input, data map[string]any) (map[string]string, error) {
 	env := map[string]string{}
 	for _, k := range passed {
 		if v, ok := os.LookupEnv(k); ok {
@@ -254,10 +254,10 @@ func (s *step) env(in action.Input, data map[string]any) (map[string]string, err
 	return env, nil
 }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	r, ok := p.Payload.(*run)
 	if !ok {
-		return action.Failed(action.Permanent, errors.New("exec: plan was not made by this step"))
+		return actionapi.Failed(actionapi.Permanent, errors.New("exec: plan was not made by this step"))
 	}
 	stdout, stderr := &subprocess.Head{Max: outputLimit}, &subprocess.Head{Max: outputLimit}
 	ran, err := subprocess.Run(ctx, subprocess.Command{
@@ -275,7 +275,7 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	res.Detail = s.i.secrets.Redact(strings.Join(parts, "; "))
 
 	level := slog.LevelDebug
-	if res.Outcome != action.Delivered {
+	if res.Outcome != actionapi.Delivered {
 		level = slog.LevelInfo
 	}
 	s.i.logger.Log(ctx, level, "exec finished", "action", s.i.name, "event_id", r.eventID, "rule", r.rule,
@@ -286,36 +286,36 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 
 // classify turns how the command ended into a result; Detail is the head
 // line, the caller adds the output. Exit 0 counts however the run ended.
-func classify(ctx context.Context, ran subprocess.Result, startErr error, timeout time.Duration) action.Result {
+func classify(ctx context.Context, ran subprocess.Result, startErr error, timeout time.Duration) actionapi.Result {
 	switch {
 	case startErr != nil:
 		return failed(startOutcome(startErr), fmt.Errorf("cannot start: %w", startErr))
 	case ran.Code == 0:
-		return action.Result{Outcome: action.Delivered, Detail: "exit 0"}
+		return actionapi.Result{Outcome: actionapi.Delivered, Detail: "exit 0"}
 	case ran.Killed == subprocess.Cancelled:
-		return failed(action.Retryable, fmt.Errorf("stopped: %w", ctx.Err()))
+		return failed(actionapi.Retryable, fmt.Errorf("stopped: %w", ctx.Err()))
 	case ran.Killed == subprocess.Timeout:
-		return action.Result{Outcome: action.Retryable, Detail: fmt.Sprintf("killed after %s", timeout),
+		return actionapi.Result{Outcome: actionapi.Retryable, Detail: fmt.Sprintf("killed after %s", timeout),
 			Err: fmt.Errorf("exec: killed after %s: %w", timeout, context.DeadlineExceeded)}
 	case ran.Code == exTempFail:
-		return failed(action.Retryable, fmt.Errorf("%s (EX_TEMPFAIL: try again later)", ran.Exit))
+		return failed(actionapi.Retryable, fmt.Errorf("%s (EX_TEMPFAIL: try again later)", ran.Exit))
 	}
-	return failed(action.Permanent, errors.New(ran.Exit))
+	return failed(actionapi.Permanent, errors.New(ran.Exit))
 }
 
-func failed(o action.Outcome, err error) action.Result {
-	return action.Result{Outcome: o, Detail: err.Error(), Err: fmt.Errorf("exec: %w", err)}
+func failed(o actionapi.Outcome, err error) actionapi.Result {
+	return actionapi.Result{Outcome: o, Detail: err.Error(), Err: fmt.Errorf("exec: %w", err)}
 }
 
 // startOutcome classifies a failure to start: a missing or unusable
 // program stays missing, but a full process table may clear.
-func startOutcome(err error) action.Outcome {
+func startOutcome(err error) actionapi.Outcome {
 	for _, transient := range []error{syscall.EAGAIN, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE} {
 		if errors.Is(err, transient) {
-			return action.Retryable
+			return actionapi.Retryable
 		}
 	}
-	return action.Permanent
+	return actionapi.Permanent
 }
 
 func validEnvName(s string) bool {

@@ -20,15 +20,15 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/actions/actiontest"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 )
 
 // openExec opens an exec instance from YAML settings through the registry;
 // logs go to logs.
-func openExec(t *testing.T, settings string, logs *bytes.Buffer) (action.Instance, error) {
+func openExec(t *testing.T, settings string, logs *bytes.Buffer) (actionapi.Instance, error) {
 	t.Helper()
-	typ, ok := action.Default().Lookup("exec")
+	typ, ok := actionapi.Default().Lookup("exec")
 	if !ok {
 		t.Fatal("exec is not registered")
 	}
@@ -40,7 +40,7 @@ func openExec(t *testing.T, settings string, logs *bytes.Buffer) (action.Instanc
 	return typ.Open(s)
 }
 
-func mustStep(t *testing.T, settings string) action.Step {
+func mustStep(t *testing.T, settings string) actionapi.Step {
 	t.Helper()
 	inst, err := openExec(t, settings, nil)
 	if err != nil {
@@ -69,11 +69,11 @@ func testEvent() *event.Event {
 	}
 }
 
-func input() action.Input {
-	return action.Input{Event: testEvent(), Rule: "archive", DeliveryID: "ev-1.archive.0"}
+func input() actionapi.Input {
+	return actionapi.Input{Event: testEvent(), Rule: "archive", DeliveryID: "ev-1.archive.0"}
 }
 
-func wantOutcome(t *testing.T, r action.Result, want action.Outcome) {
+func wantOutcome(t *testing.T, r actionapi.Result, want actionapi.Outcome) {
 	t.Helper()
 	if r.Outcome != want {
 		t.Fatalf("outcome = %v (detail %q, err %v), want %v", r.Outcome, r.Detail, r.Err, want)
@@ -114,7 +114,7 @@ env: {ARCHIVE_BUCKET: 'rec-{{ .app }}', EMPTY: ''}
 		t.Fatal(err)
 	}
 	_, r := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input())
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 	if !strings.Contains(r.Detail, "stdout: archived room42") {
 		t.Errorf("detail = %q, want the command's output", r.Detail)
 	}
@@ -163,43 +163,43 @@ func TestFailures(t *testing.T) {
 	tests := []struct {
 		name     string
 		settings string
-		want     action.Outcome
+		want     actionapi.Outcome
 		inDetail []string
 	}{
 		{
 			name:     "exit 1 is permanent",
 			settings: "command: " + script(t, "echo 'disk full' >&2\necho partial\nexit 1\n"),
-			want:     action.Permanent,
+			want:     actionapi.Permanent,
 			inDetail: []string{"exit status 1", "stderr: disk full", "stdout: partial"},
 		},
 		{
 			name:     "exit 75 is retryable",
 			settings: "command: " + script(t, "echo 'upstream busy' >&2\nexit 75\n"),
-			want:     action.Retryable,
+			want:     actionapi.Retryable,
 			inDetail: []string{"exit status 75", "EX_TEMPFAIL", "stderr: upstream busy"},
 		},
 		{
 			name:     "missing program in PATH",
 			settings: "command: livehook-test-no-such-program",
-			want:     action.Permanent,
+			want:     actionapi.Permanent,
 			inDetail: []string{"cannot start", "executable file not found"},
 		},
 		{
 			name:     "missing path",
 			settings: "command: /nonexistent/livehook/hook",
-			want:     action.Permanent,
+			want:     actionapi.Permanent,
 			inDetail: []string{"cannot start", "no such file or directory"},
 		},
 		{
 			name:     "not executable",
 			settings: "command: " + nonExec,
-			want:     action.Permanent,
+			want:     actionapi.Permanent,
 			inDetail: []string{"cannot start", "permission denied"},
 		},
 		{
 			name:     "missing working directory",
 			settings: "command: " + script(t, "exit 0\n") + "\ndir: /nonexistent/livehook",
-			want:     action.Permanent,
+			want:     actionapi.Permanent,
 			inDetail: []string{"cannot start"},
 		},
 	}
@@ -242,7 +242,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	start := time.Now()
 	_, r := actiontest.Deliver(t, st, input())
 	elapsed := time.Since(start)
-	wantOutcome(t, r, action.Retryable)
+	wantOutcome(t, r, actionapi.Retryable)
 	if !strings.Contains(r.Detail, "killed after 1s") || !strings.Contains(r.Detail, "stdout: started") {
 		t.Errorf("detail = %q, want it to say it was killed after 1s, with the output", r.Detail)
 	}
@@ -279,7 +279,7 @@ func TestLeftoversDieWithTheCommand(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "background.pid")
 	cmd := script(t, "sleep 30 &\necho $! > \"$1\"\necho archived\n")
 	_, r := actiontest.Deliver(t, mustStep(t, fmt.Sprintf("command: %s\nargs: [%s]", cmd, pidFile)), input())
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +307,7 @@ func TestStoppedByCaller(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	r := st.Do(ctx, p)
-	wantOutcome(t, r, action.Retryable)
+	wantOutcome(t, r, actionapi.Retryable)
 	if !errors.Is(r.Err, context.Canceled) || !strings.Contains(r.Detail, "stopped") {
 		t.Errorf("detail = %q, err = %v; want a stop by the caller", r.Detail, r.Err)
 	}
@@ -325,7 +325,7 @@ func TestStoppedBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := st.Do(ctx, p)
-	wantOutcome(t, r, action.Retryable)
+	wantOutcome(t, r, actionapi.Retryable)
 	if !errors.Is(r.Err, context.Canceled) || !strings.Contains(r.Detail, "stopped") {
 		t.Errorf("detail = %q, err = %v; want a stop by the caller", r.Detail, r.Err)
 	}
@@ -337,7 +337,7 @@ func TestStoppedBeforeStart(t *testing.T) {
 func TestEndlessOutputIsBounded(t *testing.T) {
 	st := mustStep(t, "command: "+script(t, "yes 'livehook endless output' &\nexec yes 'on stderr too' >&2\n")+"\ntimeout: 1s")
 	_, r := actiontest.Deliver(t, st, input())
-	wantOutcome(t, r, action.Retryable)
+	wantOutcome(t, r, actionapi.Retryable)
 	if max := 2*outputLimit + 200; len(r.Detail) > max {
 		t.Errorf("detail is %d bytes, want at most %d", len(r.Detail), max)
 	}

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/tmpl"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "log",
 		Doc:  "write a message to livehook's own log",
 		Open: open,
@@ -40,7 +40,7 @@ type instance struct {
 	logger   *slog.Logger
 }
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	var c Config
 	if err := s.Decode(&c); err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func open(s action.Settings) (action.Instance, error) {
 	return &instance{name: s.Name, level: level, defaults: c.Params, logger: s.Deps.Logger}, nil
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	p := i.defaults
 	if err := with.Decode(&p); err != nil {
 		return nil, err
@@ -72,12 +72,12 @@ type step struct {
 	params Params
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	msg, err := s.params.Message.Render(in.Data())
 	if err != nil {
-		return action.Plan{}, fmt.Errorf("message: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("message: %w", err)
 	}
-	return action.Plan{
+	return actionapi.Plan{
 		Target:  "log",
 		Body:    msg,
 		Info:    map[string]any{"level": s.i.level.String()},
@@ -87,8 +87,8 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 
 type line struct{ msg, rule, eventID string }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	l := p.Payload.(line)
 	s.i.logger.Log(ctx, s.i.level, l.msg, "action", s.i.name, "rule", l.rule, "event_id", l.eventID)
-	return action.Result{Outcome: action.Delivered}
+	return actionapi.Result{Outcome: actionapi.Delivered}
 }

@@ -25,19 +25,19 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/mts"
 
 	"github.com/livehook/livehook/actions/internal/aliyun"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 	"github.com/livehook/livehook/internal/textcut"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "mps",
 		Doc:  "submit an ApsaraVideo Media Processing transcoding job (SubmitJobs)",
 		Open: open,
 		// A transcoding job may wait out an outage of hours; an alert may not.
-		Delivery: action.Jobs,
+		Delivery: actionapi.Jobs,
 	})
 }
 
@@ -110,11 +110,11 @@ type instance struct {
 }
 
 var (
-	_ action.Instance = (*instance)(nil)
-	_ action.Step     = (*step)(nil)
+	_ actionapi.Instance = (*instance)(nil)
+	_ actionapi.Step     = (*step)(nil)
 )
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	var c Config
 	if err := s.Decode(&c); err != nil {
 		return nil, err
@@ -141,9 +141,9 @@ func open(s action.Settings) (action.Instance, error) {
 	}
 	h := s.Deps.HTTP
 	if h == nil {
-		h = action.NewHTTP(nil)
+		h = actionapi.NewHTTP(nil)
 	}
-	opts := action.HTTPOptions{Timeout: c.Timeout}
+	opts := actionapi.HTTPOptions{Timeout: c.Timeout}
 	client := h.Client(opts).HTTPClient
 	return &instance{
 		region:     c.Region,
@@ -197,7 +197,7 @@ func credentialFor(c Config, r *secret.Redactor) (auth.Credential, error) {
 	return &credentials.AccessKeyCredential{AccessKeyId: id, AccessKeySecret: key}, nil
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	p := i.defaults
 	if err := with.Decode(&p); err != nil {
 		return nil, err
@@ -241,22 +241,22 @@ type submission struct {
 	input, outputs, outputBucket, outputLocation string
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	data := in.Data()
 	src, err := s.renderFile("input", &s.params.Input, "", data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	dst, err := s.renderFile("output", &s.params.Output, src.Bucket, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	userData, err := aliyun.Render("user_data", &s.params.UserData, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	if len(userData) > maxUserData {
-		return action.Plan{}, fmt.Errorf("user_data: %d bytes, MPS keeps at most %d", len(userData), maxUserData)
+		return actionapi.Plan{}, fmt.Errorf("user_data: %d bytes, MPS keeps at most %d", len(userData), maxUserData)
 	}
 	input := src
 	input.Object = escapeKey(src.Object)
@@ -264,7 +264,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	inputJSON, _ := json.Marshal(input)
 	outputsJSON, _ := json.Marshal([]output{{OutputObject: escapeKey(dst.Object), TemplateID: s.i.templateID, UserData: userData}})
 	sub := submission{input: string(inputJSON), outputs: string(outputsJSON), outputBucket: dst.Bucket, outputLocation: dst.Location}
-	return action.Plan{
+	return actionapi.Plan{
 		Method: http.MethodPost,
 		Target: strings.ToLower(s.i.scheme) + "://" + s.i.host + "/?Action=SubmitJobs",
 		Body: map[string]string{
@@ -332,10 +332,10 @@ func escapeKey(key string) string {
 	return strings.Join(segs, "/")
 }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	sub, ok := p.Payload.(submission)
 	if !ok {
-		return action.Failed(action.Permanent, fmt.Errorf("mps: plan carries %T, not an mps submission", p.Payload))
+		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("mps: plan carries %T, not an mps submission", p.Payload))
 	}
 	req := mts.CreateSubmitJobsRequest()
 	req.Scheme, req.Domain = s.i.scheme, s.i.host
@@ -353,7 +353,7 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	jobs := resp.JobResultList.JobResult
 	if len(jobs) == 0 {
 		detail := fmt.Sprintf("the reply lists no job (RequestId %s)", resp.RequestId)
-		return action.Result{Outcome: action.Permanent, Detail: detail, IDs: ids, Err: errors.New("mps: " + detail)}
+		return actionapi.Result{Outcome: actionapi.Permanent, Detail: detail, IDs: ids, Err: errors.New("mps: " + detail)}
 	}
 	// One output was sent, so one job comes back; read them all anyway.
 	var jobIDs []string
@@ -369,14 +369,14 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 		if !j.Success {
 			// HTTP 200 still carries per-output failures.
 			detail := fmt.Sprintf("job not submitted: %s: %s (RequestId %s)", j.Code, j.Message, resp.RequestId)
-			return action.Result{Outcome: outcomeFor(0, j.Code), Detail: detail, IDs: ids, Err: errors.New("mps: " + detail)}
+			return actionapi.Result{Outcome: outcomeFor(0, j.Code), Detail: detail, IDs: ids, Err: errors.New("mps: " + detail)}
 		}
 	}
 	state := strings.ToLower(jobs[0].Job.State)
 	if state == "" {
 		state = "submitted"
 	}
-	return action.Result{Outcome: action.Delivered, Detail: fmt.Sprintf("job %s %s", ids["JobId"], state), IDs: ids}
+	return actionapi.Result{Outcome: actionapi.Delivered, Detail: fmt.Sprintf("job %s %s", ids["JobId"], state), IDs: ids}
 }
 
 // submit calls SubmitJobs on a client made for this call. The SDK client
@@ -443,42 +443,42 @@ func (b *releaseBody) Close() error {
 
 // outcomeFor classifies an MPS error by HTTP status (0 when the error came
 // inside a 200) and code.
-func outcomeFor(status int, code string) action.Outcome {
-	if (status != 0 && action.RetryableStatus(status)) ||
+func outcomeFor(status int, code string) actionapi.Outcome {
+	if (status != 0 && actionapi.RetryableStatus(status)) ||
 		strings.HasPrefix(code, "Throttling") || strings.HasPrefix(code, "InternalError") ||
 		code == "ServiceUnavailable" || code == "ServiceUnavailableTemporary" {
-		return action.Retryable
+		return actionapi.Retryable
 	}
-	return action.Permanent
+	return actionapi.Permanent
 }
 
 // failure classifies an error from the SDK: MPS's own error replies by
 // status and code, network trouble as retryable, and anything else (a
 // reply that could not be read) as permanent, since the job may exist.
-func failure(err error) action.Result {
+func failure(err error) actionapi.Result {
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
 		detail := fmt.Sprintf("%s: %s (RequestId %s)", se.ErrorCode(), se.Message(), se.RequestId())
 		if se.ErrorCode() == "" { // not MPS's JSON: a proxy or gateway spoke
 			detail = fmt.Sprintf("HTTP %d: %s", se.HttpStatus(), textcut.Truncate(strings.TrimSpace(se.Message()), 512))
 		}
-		r := action.Result{Outcome: outcomeFor(se.HttpStatus(), se.ErrorCode()), Detail: detail, Err: &aliyun.OpError{Service: "mps", Detail: detail, Err: err}}
+		r := actionapi.Result{Outcome: outcomeFor(se.HttpStatus(), se.ErrorCode()), Detail: detail, Err: &aliyun.OpError{Service: "mps", Detail: detail, Err: err}}
 		if se.RequestId() != "" {
 			r.IDs = map[string]string{"RequestId": se.RequestId()}
 		}
-		if r.Outcome == action.Retryable {
-			r.RetryAfter, _ = action.RetryAfter(&http.Response{Header: se.RespHeaders})
+		if r.Outcome == actionapi.Retryable {
+			r.RetryAfter, _ = actionapi.RetryAfter(&http.Response{Header: se.RespHeaders})
 		}
 		return r
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return action.Failed(action.Retryable, &aliyun.OpError{Service: "mps", Detail: aliyun.TransportDetail(ue), Err: err})
+		return actionapi.Failed(actionapi.Retryable, &aliyun.OpError{Service: "mps", Detail: aliyun.TransportDetail(ue), Err: err})
 	}
-	outcome := action.Permanent
+	outcome := actionapi.Permanent
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		outcome = action.Retryable
+		outcome = actionapi.Retryable
 	}
-	return action.Failed(outcome, &aliyun.OpError{Service: "mps", Detail: err.Error(), Err: err})
+	return actionapi.Failed(outcome, &aliyun.OpError{Service: "mps", Detail: err.Error(), Err: err})
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/livehook/livehook/actions/actiontest"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
@@ -40,7 +40,7 @@ output: { object: '{{ .uri | trimSuffix ".flv" }}.mp4' }
 `, endpoint, testAK, sk, testPipeline, testTemplate, timeout)
 }
 
-func mustOpen(t *testing.T, src string) action.Instance {
+func mustOpen(t *testing.T, src string) actionapi.Instance {
 	t.Helper()
 	inst, err := open(actiontest.Settings(t, "mps-mp4", "mps", src))
 	if err != nil {
@@ -95,7 +95,7 @@ func TestDeliver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeMPS(t, testAK, testSK)
 			st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testSK, "5s")), tc.with)
-			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t), Rule: "mp4"})
+			plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t), Rule: "mp4"})
 			if err != nil {
 				t.Fatalf("Plan: %v", err)
 			}
@@ -116,7 +116,7 @@ func TestDeliver(t *testing.T) {
 			}
 
 			res := st.Do(context.Background(), plan)
-			if res.Outcome != action.Delivered {
+			if res.Outcome != actionapi.Delivered {
 				t.Fatalf("Do = %v %q (err %v), want delivered", res.Outcome, res.Detail, res.Err)
 			}
 			calls := f.Calls()
@@ -139,7 +139,7 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
-func assertNoSecret(t *testing.T, plan action.Plan, res action.Result) {
+func assertNoSecret(t *testing.T, plan actionapi.Plan, res actionapi.Result) {
 	t.Helper()
 	js, err := json.Marshal(plan)
 	if err != nil {
@@ -179,74 +179,74 @@ func TestFailures(t *testing.T) {
 		secret     string
 		timeout    string
 		reply      func(http.ResponseWriter, *http.Request, mpsCall)
-		want       action.Outcome
+		want       actionapi.Outcome
 		wantDetail []string
 		wantIDs    []string
 	}{
 		{
 			name:       "failed job inside a 200 is permanent",
 			reply:      failedJob("InvalidParameter", `The parameter "TemplateId" is invalid.`),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{`job not submitted: InvalidParameter: The parameter "TemplateId" is invalid. (RequestId 25818875-`},
 			wantIDs:    []string{"JobId", "RequestId"},
 		},
 		{
 			name:       "internal error inside a 200 is retryable",
 			reply:      failedJob("InternalError", "The request processing has failed due to some unknown error."),
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"InternalError: The request processing has failed"},
 			wantIDs:    []string{"JobId", "RequestId"},
 		},
 		{
 			name:       "pipeline not found is permanent",
 			reply:      rpcError(http.StatusNotFound, "InvalidParameter.ResourceNotFound", `The resource operated "PipelineId" cannot be found.`),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{`InvalidParameter.ResourceNotFound: The resource operated "PipelineId" cannot be found. (RequestId 25818875-`},
 			wantIDs:    []string{"RequestId"},
 		},
 		{
 			name:       "throttling in a 400 is retryable",
 			reply:      rpcError(http.StatusBadRequest, "Throttling.User", "Request was denied due to user flow control."),
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"Throttling.User: Request was denied due to user flow control."},
 			wantIDs:    []string{"RequestId"},
 		},
 		{
 			name:       "service unavailable is retryable, tried once",
 			reply:      rpcError(http.StatusServiceUnavailable, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"ServiceUnavailable: The request has failed due to a temporary failure"},
 			wantIDs:    []string{"RequestId"},
 		},
 		{
 			name:       "wrong secret fails the fake's signature check",
 			secret:     "wrong-secret-0001",
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"SignatureDoesNotMatch: Specified signature is not matched with our calculation."},
 			wantIDs:    []string{"RequestId"},
 		},
 		{
 			name:       "a gateway's HTML 502 is retryable",
 			reply:      raw(http.StatusBadGateway, "text/html", "<html><body>502 Bad Gateway</body></html>"),
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"HTTP 502: <html><body>502 Bad Gateway</body></html>"},
 		},
 		{
 			name:       "an error reply the SDK chokes on is permanent, not a crash",
 			reply:      raw(http.StatusBadRequest, "application/json", `{"RequestId":12345,"Code":"InvalidParameter","Message":"x"}`),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"the SDK could not read the reply"},
 		},
 		{
 			name:       "an unreadable success reply is permanent: the job may exist",
 			reply:      raw(http.StatusOK, "application/json", `{"RequestId":"r1","JobResultList":`),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"JsonUnmarshalError"},
 		},
 		{
 			name:       "a 200 listing no job is permanent",
 			reply:      raw(http.StatusOK, "application/json", `{"RequestId":"r1","JobResultList":{"JobResult":[]}}`),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"the reply lists no job (RequestId r1)"},
 			wantIDs:    []string{"RequestId"},
 		},
@@ -256,7 +256,7 @@ func TestFailures(t *testing.T) {
 			reply: func(w http.ResponseWriter, r *http.Request, c mpsCall) {
 				<-r.Context().Done() // the client gives up first
 			},
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"Post http://127.0.0.1:", "/: timed out"},
 		},
 	}
@@ -272,7 +272,7 @@ func TestFailures(t *testing.T) {
 				timeout = tc.timeout
 			}
 			st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, sk, timeout)), "")
-			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+			plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -313,7 +313,7 @@ func TestCancelStopsRequest(t *testing.T) {
 		<-r.Context().Done()
 	}
 	st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testSK, "10m")), "")
-	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestCancelStopsRequest(t *testing.T) {
 		cancel()
 	}()
 	res := st.Do(ctx, plan)
-	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "context canceled") {
+	if res.Outcome != actionapi.Retryable || !strings.Contains(res.Detail, "context canceled") {
 		t.Errorf("Do = %v %q, want retryable after cancel", res.Outcome, res.Detail)
 	}
 }
@@ -339,11 +339,11 @@ func TestEnvironmentCredentials(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	st := actiontest.Step(t, inst, "")
-	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := st.Do(context.Background(), plan); res.Outcome != action.Delivered {
+	if res := st.Do(context.Background(), plan); res.Outcome != actionapi.Delivered {
 		t.Fatalf("Do = %v %q, want delivered with the environment's keys", res.Outcome, res.Detail)
 	}
 	if got := s.Secrets.Redact("key " + testSK); got != "key "+secret.Redacted {
@@ -405,12 +405,12 @@ func TestStepAndPlanErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := inst.Step(action.Params{File: "rules.yaml", Node: actiontest.Node(t, tc.with)})
+			st, err := inst.Step(actionapi.Params{File: "rules.yaml", Node: actiontest.Node(t, tc.with)})
 			if tc.ev != nil {
 				if err != nil {
 					t.Fatalf("Step: %v", err)
 				}
-				_, err = st.Plan(action.Input{Event: tc.ev})
+				_, err = st.Plan(actionapi.Input{Event: tc.ev})
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want it to contain %q", err, tc.want)
@@ -440,13 +440,13 @@ func TestEscapeKey(t *testing.T) {
 func TestConcurrentDeliveries(t *testing.T) {
 	f := newFakeMPS(t, testAK, testSK)
 	st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testSK, "5s")), "")
-	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 8
 	var wg sync.WaitGroup
-	results := make([]action.Result, n)
+	results := make([]actionapi.Result, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -457,7 +457,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 	wg.Wait()
 	jobs := map[string]bool{}
 	for _, r := range results {
-		if r.Outcome != action.Delivered {
+		if r.Outcome != actionapi.Delivered {
 			t.Errorf("Do = %v %q", r.Outcome, r.Detail)
 		}
 		jobs[r.IDs["JobId"]] = true
@@ -469,7 +469,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 
 func TestDefaultEndpoint(t *testing.T) {
 	inst := mustOpen(t, "{region: cn-hangzhou, pipeline_id: p, template_id: t, access_key_id: a, access_key_secret: b, input: {bucket: rec-live}, output: {object: out.mp4}}")
-	plan, err := actiontest.Step(t, inst, "").Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := actiontest.Step(t, inst, "").Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,18 +23,18 @@ import (
 	"github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss/credentials"
 
 	"github.com/livehook/livehook/actions/internal/aliyun"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "oss",
 		Doc:  "submit an OSS processing job on an object (video/convert, image resize with sys/saveas)",
 		Open: open,
 		// A transcoding job may wait out an outage of hours; an alert may not.
-		Delivery: action.Jobs,
+		Delivery: actionapi.Jobs,
 	})
 }
 
@@ -110,11 +110,11 @@ type instance struct {
 }
 
 var (
-	_ action.Instance = (*instance)(nil)
-	_ action.Step     = (*step)(nil)
+	_ actionapi.Instance = (*instance)(nil)
+	_ actionapi.Step     = (*step)(nil)
 )
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	var c Config
 	if err := s.Decode(&c); err != nil {
 		return nil, err
@@ -144,7 +144,7 @@ func open(s action.Settings) (action.Instance, error) {
 	}
 	h := s.Deps.HTTP
 	if h == nil {
-		h = action.NewHTTP(nil)
+		h = actionapi.NewHTTP(nil)
 	}
 	cfg := osssdk.NewConfig().
 		WithRegion(c.Region).
@@ -156,7 +156,7 @@ func open(s action.Settings) (action.Instance, error) {
 		WithRetryMaxAttempts(1).
 		// The daemon's shared pool and the instance's timeout, without
 		// the retrying wrapper for the same reason.
-		WithHttpClient(h.Client(action.HTTPOptions{Timeout: c.Timeout}).HTTPClient)
+		WithHttpClient(h.Client(actionapi.HTTPOptions{Timeout: c.Timeout}).HTTPClient)
 	return &instance{
 		client:   osssdk.NewClient(cfg),
 		endpoint: endpoint,
@@ -208,7 +208,7 @@ func credentialsFor(c Config, r *secret.Redactor) (credentials.CredentialsProvid
 	return credentials.NewEnvironmentVariableCredentialsProvider(), nil
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	p := i.defaults
 	if err := with.Decode(&p); err != nil {
 		return nil, err
@@ -243,34 +243,34 @@ type request struct {
 	mode, bucket, key, process string
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	data := in.Data()
 	bucket, err := renderBucket("bucket", &s.i.bucket, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	key, err := renderKey("object", &s.params.Object, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	process, err := aliyun.Render("process", &s.params.Process, data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	if process == "" {
-		return action.Plan{}, errors.New("process: rendered empty")
+		return actionapi.Plan{}, errors.New("process: rendered empty")
 	}
 	info := map[string]any{"mode": s.params.Mode, "endpoint": s.i.endpoint}
 	if !s.params.SaveAs.Object.IsZero() {
 		target, err := renderKey("save_as.object", &s.params.SaveAs.Object, data)
 		if err != nil {
-			return action.Plan{}, err
+			return actionapi.Plan{}, err
 		}
 		saveas := "|sys/saveas"
 		targetBucket := bucket
 		if !s.params.SaveAs.Bucket.IsZero() {
 			if targetBucket, err = renderBucket("save_as.bucket", &s.params.SaveAs.Bucket, data); err != nil {
-				return action.Plan{}, err
+				return actionapi.Plan{}, err
 			}
 			saveas += ",b_" + b64url(targetBucket)
 		}
@@ -280,7 +280,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	if !s.params.NotifyTopic.IsZero() {
 		topic, err := aliyun.Render("notify_topic", &s.params.NotifyTopic, data)
 		if err != nil {
-			return action.Plan{}, err
+			return actionapi.Plan{}, err
 		}
 		if topic != "" {
 			process += "/notify,topic_" + b64url(topic)
@@ -292,7 +292,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	if s.params.Mode == modeSync {
 		param = "x-oss-process"
 	}
-	return action.Plan{
+	return actionapi.Plan{
 		Method:  http.MethodPost,
 		Target:  "oss://" + bucket + "/" + key,
 		Body:    param + "=" + process,
@@ -334,10 +334,10 @@ func renderKey(field string, t *tmpl.Template, data map[string]any) (string, err
 	return k, nil
 }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	r, ok := p.Payload.(request)
 	if !ok {
-		return action.Failed(action.Permanent, fmt.Errorf("oss: plan carries %T, not an oss request", p.Payload))
+		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("oss: plan carries %T, not an oss request", p.Payload))
 	}
 	if r.mode == modeSync {
 		res, err := s.i.client.ProcessObject(ctx, &osssdk.ProcessObjectRequest{Bucket: &r.bucket, Key: &r.key, Process: &r.process})
@@ -353,9 +353,9 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 		})
 		if !strings.EqualFold(res.ProcessStatus, "OK") {
 			detail := fmt.Sprintf("process finished with status %q (RequestId %s)", res.ProcessStatus, ids["RequestId"])
-			return action.Result{Outcome: action.Permanent, Detail: detail, IDs: ids, Err: errors.New("oss: " + detail)}
+			return actionapi.Result{Outcome: actionapi.Permanent, Detail: detail, IDs: ids, Err: errors.New("oss: " + detail)}
 		}
-		return action.Result{Outcome: action.Delivered, IDs: ids,
+		return actionapi.Result{Outcome: actionapi.Delivered, IDs: ids,
 			Detail: fmt.Sprintf("saved oss://%s/%s (%d bytes)", res.Bucket, res.Object, res.FileSize)}
 	}
 	res, err := s.i.client.AsyncProcessObject(ctx, &osssdk.AsyncProcessObjectRequest{Bucket: &r.bucket, Key: &r.key, AsyncProcess: &r.process})
@@ -366,8 +366,8 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	if reqID == "" {
 		reqID = res.Headers.Get("X-Oss-Request-Id")
 	}
-	return action.Result{
-		Outcome: action.Delivered,
+	return actionapi.Result{
+		Outcome: actionapi.Delivered,
 		Detail:  fmt.Sprintf("task %s submitted", res.TaskId),
 		IDs:     nonEmpty(map[string]string{"TaskId": res.TaskId, "EventId": res.EventId, "RequestId": reqID}),
 	}
@@ -384,36 +384,36 @@ var retryableCodes = map[string]bool{
 // network trouble as retryable, anything else (a reply the SDK could not
 // read, a bad request built locally) as permanent, since the job may have
 // been queued and a retry could run it twice.
-func failure(err error) action.Result {
+func failure(err error) actionapi.Result {
 	var se *osssdk.ServiceError
 	if errors.As(err, &se) {
 		detail := fmt.Sprintf("%s: %s (RequestId %s)", se.Code, se.Message, se.RequestID)
-		r := action.Result{
-			Outcome: action.Permanent,
+		r := actionapi.Result{
+			Outcome: actionapi.Permanent,
 			Detail:  detail,
 			IDs:     nonEmpty(map[string]string{"RequestId": se.RequestID}),
 			Err:     &aliyun.OpError{Service: "oss", Detail: detail, Err: err},
 		}
-		if action.RetryableStatus(se.StatusCode) || retryableCodes[se.Code] {
-			r.Outcome = action.Retryable
-			r.RetryAfter, _ = action.RetryAfter(&http.Response{Header: se.Headers})
+		if actionapi.RetryableStatus(se.StatusCode) || retryableCodes[se.Code] {
+			r.Outcome = actionapi.Retryable
+			r.RetryAfter, _ = actionapi.RetryAfter(&http.Response{Header: se.Headers})
 		}
 		return r
 	}
 	var ce *osssdk.ClientError
 	if errors.As(err, &ce) {
-		return action.Failed(action.Permanent, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
+		return actionapi.Failed(actionapi.Permanent, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return action.Failed(action.Retryable, &aliyun.OpError{Service: "oss", Detail: aliyun.TransportDetail(ue), Err: err})
+		return actionapi.Failed(actionapi.Retryable, &aliyun.OpError{Service: "oss", Detail: aliyun.TransportDetail(ue), Err: err})
 	}
-	outcome := action.Permanent
+	outcome := actionapi.Permanent
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		outcome = action.Retryable
+		outcome = actionapi.Retryable
 	}
-	return action.Failed(outcome, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
+	return actionapi.Failed(outcome, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
 }
 
 func nonEmpty(m map[string]string) map[string]string {

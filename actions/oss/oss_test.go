@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/actions/actiontest"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
@@ -41,7 +41,7 @@ timeout: 2s
 %s`, testRegion, endpoint, ak, sk, extra)
 }
 
-func mustOpen(t *testing.T, src string) action.Instance {
+func mustOpen(t *testing.T, src string) actionapi.Instance {
 	t.Helper()
 	inst, err := open(actiontest.Settings(t, "transcode", "oss", src))
 	if err != nil {
@@ -116,7 +116,7 @@ save_as: { object: 'thumbs/{{ .stream }}.jpg' }`,
 				endpoint = strings.Replace(endpoint, "127.0.0.1", "localhost", 1)
 			}
 			st := actiontest.Step(t, mustOpen(t, instanceYAML(endpoint, testAK, testSK, "")), tc.with)
-			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t), Rule: "transcode-flv"})
+			plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t), Rule: "transcode-flv"})
 			if err != nil {
 				t.Fatalf("Plan: %v", err)
 			}
@@ -139,7 +139,7 @@ save_as: { object: 'thumbs/{{ .stream }}.jpg' }`,
 			}
 
 			res := st.Do(context.Background(), plan)
-			if res.Outcome != action.Delivered {
+			if res.Outcome != actionapi.Delivered {
 				t.Fatalf("Do = %v %q (err %v), want delivered", res.Outcome, res.Detail, res.Err)
 			}
 			calls := f.Calls()
@@ -175,7 +175,7 @@ save_as: { object: 'thumbs/{{ .stream }}.jpg' }`,
 }
 
 // assertNoSecret checks the secret is nowhere a user or a log can see it.
-func assertNoSecret(t *testing.T, plan action.Plan, res action.Result) {
+func assertNoSecret(t *testing.T, plan actionapi.Plan, res actionapi.Result) {
 	t.Helper()
 	js, err := json.Marshal(plan)
 	if err != nil {
@@ -206,39 +206,39 @@ func TestFailures(t *testing.T) {
 		secret     string // the client's secret; the fake knows testSK
 		timeout    string
 		reply      func(http.ResponseWriter, *http.Request, ossCall)
-		want       action.Outcome
+		want       actionapi.Outcome
 		wantDetail []string
 		wantWait   time.Duration
 	}{
 		{
 			name:       "access denied is permanent",
 			reply:      xmlError(http.StatusForbidden, "AccessDenied", "You have no right to access this object because of bucket acl."),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"AccessDenied: You have no right to access this object because of bucket acl.", "(RequestId 65F2A1B0C3D4E5F6"},
 		},
 		{
 			name:       "missing source object is permanent",
 			reply:      xmlError(http.StatusNotFound, "NoSuchKey", "The specified key does not exist."),
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"NoSuchKey: The specified key does not exist."},
 		},
 		{
 			name:       "service unavailable is retryable, tried once",
 			reply:      xmlError(http.StatusServiceUnavailable, "ServiceUnavailable", "Please reduce your request rate."),
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"ServiceUnavailable: Please reduce your request rate."},
 		},
 		{
 			name:       "throttled with Retry-After",
 			reply:      xmlError(http.StatusTooManyRequests, "QpsLimitExceeded", "Qps limit exceeded.", "Retry-After", "7"),
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"QpsLimitExceeded"},
 			wantWait:   7 * time.Second,
 		},
 		{
 			name:       "wrong secret fails the fake's signature check",
 			secret:     "wrong-secret-0001",
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"SignatureDoesNotMatch: The request signature we calculated does not match"},
 		},
 		{
@@ -251,7 +251,7 @@ func TestFailures(t *testing.T) {
 				case <-time.After(10 * time.Second):
 				}
 			},
-			want:       action.Retryable,
+			want:       actionapi.Retryable,
 			wantDetail: []string{"Post http://127.0.0.1:", "/rec-live/" + seedURI + ": timed out"},
 		},
 		{
@@ -260,7 +260,7 @@ func TestFailures(t *testing.T) {
 				w.Header().Set("Content-Type", "text/html")
 				fmt.Fprint(w, "<html>gateway</html>")
 			},
-			want:       action.Permanent,
+			want:       actionapi.Permanent,
 			wantDetail: []string{"UnmarshalOutputFail"},
 		},
 	}
@@ -277,7 +277,7 @@ func TestFailures(t *testing.T) {
 			}
 			src := strings.Replace(instanceYAML(f.URL, testAK, sk, ""), "timeout: 2s", "timeout: "+timeout, 1)
 			st := actiontest.Step(t, mustOpen(t, src), `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
-			plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+			plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,11 +314,11 @@ func TestEnvironmentCredentials(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	st := actiontest.Step(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
-	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := st.Do(context.Background(), plan); res.Outcome != action.Delivered {
+	if res := st.Do(context.Background(), plan); res.Outcome != actionapi.Delivered {
 		t.Fatalf("Do = %v %q, want delivered with the environment's keys", res.Outcome, res.Detail)
 	}
 	if got := s.Secrets.Redact("key " + testSK); got != "key "+secret.Redacted {
@@ -372,7 +372,7 @@ func TestStepErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := inst.Step(action.Params{File: "rules.yaml", Node: actiontest.Node(t, tc.with)})
+			_, err := inst.Step(actionapi.Params{File: "rules.yaml", Node: actiontest.Node(t, tc.with)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Step error = %v, want it to contain %q", err, tc.want)
 			}
@@ -403,7 +403,7 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := actiontest.Step(t, inst, tc.with).Plan(action.Input{Event: tc.ev})
+			_, err := actiontest.Step(t, inst, tc.with).Plan(actionapi.Input{Event: tc.ev})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Plan error = %v, want it to contain %q", err, tc.want)
 			}
@@ -421,13 +421,13 @@ func TestStepOverridesStayPerStep(t *testing.T) {
 	ev := actiontest.SeedEvent(t)
 	for _, c := range []struct {
 		name string
-		st   action.Step
+		st   actionapi.Step
 		want string
 	}{
 		{"override", override, "video/convert,f_mkv|sys/saveas,o_" + b64url(seedURI+".mkv")},
 		{"defaults", plain, "video/convert,f_mp4|sys/saveas,o_" + b64url(seedURI+".mp4")},
 	} {
-		plan, err := c.st.Plan(action.Input{Event: ev})
+		plan, err := c.st.Plan(actionapi.Input{Event: ev})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -441,13 +441,13 @@ func TestStepOverridesStayPerStep(t *testing.T) {
 func TestConcurrentDeliveries(t *testing.T) {
 	f := newFakeOSS(t, testAK, testSK, testRegion)
 	st := actiontest.Step(t, mustOpen(t, instanceYAML(f.URL, testAK, testSK, "")), `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`)
-	plan, err := st.Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := st.Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 8
 	var wg sync.WaitGroup
-	results := make([]action.Result, n)
+	results := make([]actionapi.Result, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -458,7 +458,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 	wg.Wait()
 	tasks := map[string]bool{}
 	for _, r := range results {
-		if r.Outcome != action.Delivered {
+		if r.Outcome != actionapi.Delivered {
 			t.Errorf("Do = %v %q", r.Outcome, r.Detail)
 		}
 		tasks[r.IDs["TaskId"]] = true
@@ -470,7 +470,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 
 func TestDefaultEndpoint(t *testing.T) {
 	inst := mustOpen(t, "{region: cn-hangzhou, bucket: rec-live, access_key_id: a, access_key_secret: b}")
-	plan, err := actiontest.Step(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`).Plan(action.Input{Event: actiontest.SeedEvent(t)})
+	plan, err := actiontest.Step(t, inst, `{process: "video/convert,f_mp4", save_as: {object: out.mp4}}`).Plan(actionapi.Input{Event: actiontest.SeedEvent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

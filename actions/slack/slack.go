@@ -15,13 +15,13 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "slack",
 		Doc:  "post a message to a Slack incoming webhook",
 		Open: open,
@@ -32,9 +32,9 @@ func init() {
 type Config struct {
 	// URL is the incoming webhook URL, https://hooks.slack.com/services/….
 	// It is a credential: it is never shown, logged or put in errors.
-	URL                secret.Secret `yaml:"url"`
-	action.HTTPOptions `yaml:",inline"`
-	Params             `yaml:",inline"`
+	URL                   secret.Secret `yaml:"url"`
+	actionapi.HTTPOptions `yaml:",inline"`
+	Params                `yaml:",inline"`
 }
 
 // Params can be set on the instance and overridden per step.
@@ -63,7 +63,7 @@ type instance struct {
 	limiter *rate.Limiter // pacing: about one message a second
 	// hold keeps the wait Slack asked for (Retry-After) for every delivery
 	// of the webhook: Slack may revoke a webhook that ignores its 429s.
-	hold action.Hold
+	hold actionapi.Hold
 	now  func() time.Time
 	// hider keeps the webhook URL out of result texts: net/http quotes
 	// the whole URL in its errors.
@@ -72,11 +72,11 @@ type instance struct {
 }
 
 var (
-	_ action.Instance = (*instance)(nil)
-	_ action.Step     = (*step)(nil)
+	_ actionapi.Instance = (*instance)(nil)
+	_ actionapi.Step     = (*step)(nil)
 )
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	var c Config
 	if err := s.Decode(&c); err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func open(s action.Settings) (action.Instance, error) {
 	shown := target(u)
 	h := s.Deps.HTTP
 	if h == nil { // a caller that only checks the rules may pass no pool
-		h = action.NewHTTP(nil)
+		h = actionapi.NewHTTP(nil)
 	}
 	now := s.Deps.Now
 	if now == nil {
@@ -119,7 +119,7 @@ func target(u *url.URL) string {
 	return u.Scheme + "://" + u.Host + prefix + secret.Redacted
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	p := i.defaults
 	if err := with.Decode(&p); err != nil {
 		return nil, err
@@ -143,26 +143,26 @@ type message struct {
 	Blocks json.RawMessage `json:"blocks,omitempty"`
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	data := in.Data()
 	text, err := s.params.Text.Render(data)
 	if err != nil {
-		return action.Plan{}, fmt.Errorf("slack: text: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("slack: text: %w", err)
 	}
 	// Slack would refuse it with no_text; failing here shows why in
 	// `livehook test` and spends no request.
 	if strings.TrimSpace(text) == "" {
-		return action.Plan{}, errors.New("slack: text rendered empty (slack rejects it with no_text)")
+		return actionapi.Plan{}, errors.New("slack: text rendered empty (slack rejects it with no_text)")
 	}
 	m := message{Text: text}
 	if m.Blocks, err = renderBlocks(&s.params.Blocks, data); err != nil {
-		return action.Plan{}, fmt.Errorf("slack: blocks: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("slack: blocks: %w", err)
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
-		return action.Plan{}, fmt.Errorf("slack: encode message: %w", err)
+		return actionapi.Plan{}, fmt.Errorf("slack: encode message: %w", err)
 	}
-	return action.Plan{Method: http.MethodPost, Target: s.i.target, Body: m, Payload: body}, nil
+	return actionapi.Plan{Method: http.MethodPost, Target: s.i.target, Body: m, Payload: body}, nil
 }
 
 // renderBlocks renders t and checks that it is a JSON array of objects;
@@ -186,7 +186,7 @@ func renderBlocks(t *tmpl.Template, data map[string]any) (json.RawMessage, error
 	return json.RawMessage(src), nil
 }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	return s.i.scrub(s.i.send(ctx, p))
 }
 
@@ -194,16 +194,16 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 // reply that asks for a longer wait than a quick retry's ends the attempt
 // with the wait as its RetryAfter; the hold turns the instance's other
 // deliveries away until then without sending them.
-func (i *instance) send(ctx context.Context, p action.Plan) action.Result {
+func (i *instance) send(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	body, ok := p.Payload.([]byte)
 	if !ok {
-		return action.Failed(action.Permanent, errors.New("plan was not made by a slack step"))
+		return actionapi.Failed(actionapi.Permanent, errors.New("plan was not made by a slack step"))
 	}
 	if r, ok := i.hold.Check(i.now()); !ok {
 		return r
 	}
 	if err := i.limiter.Wait(ctx); err != nil {
-		return action.Failed(action.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
+		return actionapi.Failed(actionapi.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
 	}
 	// Slack may have refused another delivery while this one waited.
 	if r, ok := i.hold.Check(i.now()); !ok {
@@ -215,14 +215,14 @@ func (i *instance) send(ctx context.Context, p action.Plan) action.Result {
 }
 
 // post makes one delivery, HTTP retries included.
-func (i *instance) post(ctx context.Context, body []byte) action.Result {
+func (i *instance) post(ctx context.Context, body []byte) actionapi.Result {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, i.url.Reveal(), body)
 	if err != nil {
-		return action.Failed(action.Permanent, fmt.Errorf("build request: %w", err))
+		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	r, reply := action.HTTPResult(i.client.Do(req))
-	if r.Outcome != action.Delivered {
+	r, reply := actionapi.HTTPResult(i.client.Do(req))
+	if r.Outcome != actionapi.Delivered {
 		return r
 	}
 	// Slack's one success is 200 with the body "ok". Any other 2xx reply
@@ -230,10 +230,12 @@ func (i *instance) post(ctx context.Context, body []byte) action.Result {
 	// could duplicate it, so it is not retried.
 	if got := strings.TrimSpace(string(reply)); got != "ok" {
 		detail := fmt.Sprintf("%s: unexpected reply %q (slack answers ok)", r.Detail, got)
-		return action.Result{Outcome: action.Permanent, Detail: detail, Err: errors.New(detail)}
+		return actionapi.Result{Outcome: actionapi.Permanent, Detail: detail, Err: errors.New(detail)}
 	}
-	return action.Result{Outcome: action.Delivered, Detail: "ok"}
+	return actionapi.Result{Outcome: actionapi.Delivered, Detail: "ok"}
 }
 
 // scrub keeps the webhook URL out of a result's texts.
-func (i *instance) scrub(r action.Result) action.Result { return r.Scrubbed("slack", i.hider.Hide) }
+func (i *instance) scrub(r actionapi.Result) actionapi.Result {
+	return r.Scrubbed("slack", i.hider.Hide)
+}

@@ -14,11 +14,11 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/livehook/livehook/actions/actiontest"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 )
 
-var input = action.Input{
+var input = actionapi.Input{
 	Event: &event.Event{
 		ID: "ev1", Source: event.SourceRecord, Kind: event.KindFile, Domain: "live.example.com",
 		App: "live", Stream: "room42", URI: "record/live/room42/0.m3u8", Format: "m3u8", Duration: 1800,
@@ -30,7 +30,7 @@ var input = action.Input{
 // openYAML opens a slack instance through the registry, as the rules loader does.
 func openYAML(t *testing.T, src string) (*instance, error) {
 	t.Helper()
-	typ, ok := action.Default().Lookup("slack")
+	typ, ok := actionapi.Default().Lookup("slack")
 	if !ok {
 		t.Fatal("type slack is not registered")
 	}
@@ -97,7 +97,7 @@ func TestDeliver(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeSlack(t)
 			_, res := actiontest.Deliver(t, actiontest.Step(t, mustOpen(t, config(f.URL(), tt.params...)), tt.with), input)
-			if res.Outcome != action.Delivered || res.Detail != "ok" {
+			if res.Outcome != actionapi.Delivered || res.Detail != "ok" {
 				t.Fatalf("result = %v %q (%v), want delivered ok", res.Outcome, res.Detail, res.Err)
 			}
 			requests, got, _ := f.stats()
@@ -132,7 +132,7 @@ func TestWithLeavesDefaultsAlone(t *testing.T) {
 	plain := actiontest.Step(t, inst, "")
 	for _, c := range []struct {
 		name string
-		st   action.Step
+		st   actionapi.Step
 		want string
 	}{
 		{name: "override", st: override, want: "override"},
@@ -190,7 +190,7 @@ func TestFailures(t *testing.T) {
 	tests := []struct {
 		name           string
 		replies        []http.HandlerFunc
-		want           action.Outcome
+		want           actionapi.Outcome
 		wantRequests   int
 		wantDelivered  int
 		wantDetail     string
@@ -200,7 +200,7 @@ func TestFailures(t *testing.T) {
 		{
 			name:          "429 with Retry-After is waited out",
 			replies:       []http.HandlerFunc{reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1")},
-			want:          action.Delivered,
+			want:          actionapi.Delivered,
 			wantRequests:  2,
 			wantDelivered: 1,
 			wantDetail:    "ok",
@@ -209,7 +209,7 @@ func TestFailures(t *testing.T) {
 		{
 			name:          "500 then 200 is retried",
 			replies:       []http.HandlerFunc{reply(http.StatusInternalServerError, "rollup_error")},
-			want:          action.Delivered,
+			want:          actionapi.Delivered,
 			wantRequests:  2,
 			wantDelivered: 1,
 			wantDetail:    "ok",
@@ -217,28 +217,28 @@ func TestFailures(t *testing.T) {
 		{
 			name:         "channel_not_found is permanent",
 			replies:      []http.HandlerFunc{reply(http.StatusNotFound, "channel_not_found")},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "HTTP 404: channel_not_found",
 		},
 		{
 			name:         "channel_is_archived is permanent",
 			replies:      []http.HandlerFunc{reply(http.StatusGone, "channel_is_archived")},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "HTTP 410: channel_is_archived",
 		},
 		{
 			name:         "action_prohibited is permanent",
 			replies:      []http.HandlerFunc{reply(http.StatusForbidden, "action_prohibited")},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "HTTP 403: action_prohibited",
 		},
 		{
 			name:         "invalid_payload is permanent",
 			replies:      []http.HandlerFunc{reply(http.StatusBadRequest, "invalid_payload")},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   "HTTP 400: invalid_payload",
 		},
@@ -249,7 +249,7 @@ func TestFailures(t *testing.T) {
 				reply(http.StatusServiceUnavailable, "service_unavailable"),
 				reply(http.StatusServiceUnavailable, "service_unavailable"),
 			},
-			want:         action.Retryable,
+			want:         actionapi.Retryable,
 			wantRequests: 3,
 			wantDetail:   "HTTP 503: service_unavailable",
 		},
@@ -260,7 +260,7 @@ func TestFailures(t *testing.T) {
 				reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1"),
 				reply(http.StatusTooManyRequests, "rate_limited", "Retry-After", "1"),
 			},
-			want:           action.Retryable,
+			want:           actionapi.Retryable,
 			wantRequests:   3,
 			wantDetail:     "HTTP 429: rate_limited",
 			minElapsed:     1800 * time.Millisecond,
@@ -269,7 +269,7 @@ func TestFailures(t *testing.T) {
 		{
 			name:         "200 with a body other than ok is not counted as delivered",
 			replies:      []http.HandlerFunc{reply(http.StatusOK, "<html>portal</html>")},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantDetail:   `unexpected reply "<html>portal</html>"`,
 		},
@@ -285,7 +285,7 @@ func TestFailures(t *testing.T) {
 			if res.Outcome != tt.want || !strings.Contains(res.Detail, tt.wantDetail) {
 				t.Fatalf("result = %v %q, want %v containing %q", res.Outcome, res.Detail, tt.want, tt.wantDetail)
 			}
-			if (res.Err != nil) != (tt.want != action.Delivered) {
+			if (res.Err != nil) != (tt.want != actionapi.Delivered) {
 				t.Errorf("err = %v with outcome %v", res.Err, res.Outcome)
 			}
 			requests, delivered, _ := f.stats()
@@ -318,7 +318,7 @@ func TestLongRetryAfterHoldsTheWebhook(t *testing.T) {
 
 	start := time.Now()
 	_, res := actiontest.Deliver(t, st, input)
-	if res.Outcome != action.Retryable || res.RetryAfter != 120*time.Second || !strings.Contains(res.Detail, "HTTP 429: rate_limited") {
+	if res.Outcome != actionapi.Retryable || res.RetryAfter != 120*time.Second || !strings.Contains(res.Detail, "HTTP 429: rate_limited") {
 		t.Fatalf("result = %v %q, retry after %v; want retryable after 120s", res.Outcome, res.Detail, res.RetryAfter)
 	}
 	if took := time.Since(start); took > 20*time.Second {
@@ -327,7 +327,7 @@ func TestLongRetryAfterHoldsTheWebhook(t *testing.T) {
 
 	advance(30 * time.Second)
 	_, res = actiontest.Deliver(t, st, input)
-	if res.Outcome != action.Retryable || res.RetryAfter != 90*time.Second || !strings.HasPrefix(res.Detail, "not sent: ") {
+	if res.Outcome != actionapi.Retryable || res.RetryAfter != 90*time.Second || !strings.HasPrefix(res.Detail, "not sent: ") {
 		t.Errorf("during the wait: %v %q, retry after %v; want not sent, retry after 90s", res.Outcome, res.Detail, res.RetryAfter)
 	}
 	if requests, _, _ := f.stats(); requests != 1 {
@@ -335,7 +335,7 @@ func TestLongRetryAfterHoldsTheWebhook(t *testing.T) {
 	}
 
 	advance(90 * time.Second)
-	if _, res = actiontest.Deliver(t, st, input); res.Outcome != action.Delivered {
+	if _, res = actiontest.Deliver(t, st, input); res.Outcome != actionapi.Delivered {
 		t.Errorf("after the wait: %v %q, want delivered", res.Outcome, res.Detail)
 	}
 }
@@ -345,7 +345,7 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 	f.play(f.hang, f.hang)
 	inst := mustOpen(t, fmt.Sprintf("url: %s\ntimeout: 200ms\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}\ntext: hi\n", f.URL()))
 	_, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input)
-	if res.Outcome != action.Retryable || !strings.Contains(res.Detail, "exceeded") { // "context deadline exceeded" or "Client.Timeout exceeded"
+	if res.Outcome != actionapi.Retryable || !strings.Contains(res.Detail, "exceeded") { // "context deadline exceeded" or "Client.Timeout exceeded"
 		t.Fatalf("result = %v %q, want retryable after a client timeout", res.Outcome, res.Detail)
 	}
 	if requests, _, _ := f.stats(); requests != 2 {
@@ -364,7 +364,7 @@ func TestRateLimitQueues(t *testing.T) {
 	inst.limiter = rate.NewLimiter(rate.Every(interval), 1)
 
 	start := time.Now()
-	results := make([]action.Result, n)
+	results := make([]actionapi.Result, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		st := actiontest.Step(t, inst, fmt.Sprintf("text: message %d", i))
@@ -373,7 +373,7 @@ func TestRateLimitQueues(t *testing.T) {
 	wg.Wait()
 
 	for i, r := range results {
-		if r.Outcome != action.Delivered {
+		if r.Outcome != actionapi.Delivered {
 			t.Errorf("message %d: %v %q", i, r.Outcome, r.Detail)
 		}
 	}
@@ -437,25 +437,25 @@ func TestSecretsStayHidden(t *testing.T) {
 		name    string
 		url     func(f *fakeSlack) string
 		replies func(f *fakeSlack) []http.HandlerFunc
-		want    action.Outcome
+		want    actionapi.Outcome
 	}{
-		{name: "delivered", want: action.Delivered},
+		{name: "delivered", want: actionapi.Delivered},
 		{
 			name: "error reply",
 			replies: func(*fakeSlack) []http.HandlerFunc {
 				return []http.HandlerFunc{reply(http.StatusNotFound, "channel_not_found")}
 			},
-			want: action.Permanent,
+			want: actionapi.Permanent,
 		},
 		{
 			name:    "timeout",
 			replies: func(f *fakeSlack) []http.HandlerFunc { return []http.HandlerFunc{f.hang, f.hang, f.hang} },
-			want:    action.Retryable,
+			want:    actionapi.Retryable,
 		},
 		{
 			name: "connection refused",
 			url:  func(*fakeSlack) string { return refusedURL },
-			want: action.Retryable,
+			want: actionapi.Retryable,
 		},
 	}
 	for _, tt := range tests {
@@ -484,7 +484,7 @@ func TestSecretsStayHidden(t *testing.T) {
 					t.Errorf("%s reveals the webhook token: %s", where, s)
 				}
 			}
-			if tt.want == action.Retryable && !strings.Contains(res.Detail, `/services/****"`) {
+			if tt.want == actionapi.Retryable && !strings.Contains(res.Detail, `/services/****"`) {
 				t.Errorf("transport error %q should name the redacted URL", res.Detail)
 			}
 		})
@@ -531,9 +531,9 @@ func TestStepErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken, tt.instance))
-			var p action.Params
+			var p actionapi.Params
 			if tt.with != "" {
-				p = action.Params{File: "rules.yaml", Node: actiontest.Node(t, tt.with)}
+				p = actionapi.Params{File: "rules.yaml", Node: actiontest.Node(t, tt.with)}
 			}
 			_, err := inst.Step(p)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

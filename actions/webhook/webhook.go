@@ -17,14 +17,14 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 )
 
 func init() {
-	action.Register(action.Type{
+	actionapi.Register(actionapi.Type{
 		Name: "webhook",
 		Doc:  "send an HTTP request to any service, signed per Standard Webhooks when a secret is set",
 		Open: open,
@@ -37,9 +37,9 @@ type Config struct {
 	URL endpoint `yaml:"url"`
 	// Secret signs every delivery (webhook-timestamp, webhook-signature);
 	// empty means unsigned, as if it were not set.
-	Secret             secret.Secret `yaml:"secret"`
-	action.HTTPOptions `yaml:",inline"`
-	Params             `yaml:",inline"`
+	Secret                secret.Secret `yaml:"secret"`
+	actionapi.HTTPOptions `yaml:",inline"`
+	Params                `yaml:",inline"`
 }
 
 // Params can be set on the instance and overridden per step with `with:`.
@@ -66,7 +66,7 @@ type instance struct {
 	now      func() time.Time
 }
 
-func open(s action.Settings) (action.Instance, error) {
+func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if s.Secrets == nil {
 		s.Secrets = &secret.Redactor{}
 	}
@@ -85,7 +85,7 @@ func open(s action.Settings) (action.Instance, error) {
 	}
 	h := s.Deps.HTTP
 	if h == nil {
-		h = action.NewHTTP(nil)
+		h = actionapi.NewHTTP(nil)
 	}
 	i := &instance{
 		name:     s.Name,
@@ -147,7 +147,7 @@ func (p Params) override(w Params) (Params, error) {
 	return p, nil
 }
 
-func (i *instance) Step(with action.Params) (action.Step, error) {
+func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	// Decode into a zero Params so that `headers:` merges by name over the
 	// instance's headers instead of replacing them all.
 	var w Params
@@ -178,36 +178,36 @@ type delivery struct {
 	id     string // webhook-id
 }
 
-func (s *step) Plan(in action.Input) (action.Plan, error) {
+func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	data := in.Data()
 	u, err := s.i.url.render(data)
 	if err != nil {
-		return action.Plan{}, err
+		return actionapi.Plan{}, err
 	}
 	var body []byte
 	switch {
 	case s.params.Body != nil:
 		b, err := s.params.Body.Render(data)
 		if err != nil {
-			return action.Plan{}, fmt.Errorf("body: %w", err)
+			return actionapi.Plan{}, fmt.Errorf("body: %w", err)
 		}
 		body = []byte(b)
 	case s.params.Method != http.MethodGet:
 		if body, err = json.Marshal(in.Event); err != nil {
-			return action.Plan{}, fmt.Errorf("body: %w", err)
+			return actionapi.Plan{}, fmt.Errorf("body: %w", err)
 		}
 	}
 	header := http.Header{}
 	for name, t := range s.params.Headers {
 		v, err := t.Render(data)
 		if err != nil {
-			return action.Plan{}, fmt.Errorf("header %s: %w", name, err)
+			return actionapi.Plan{}, fmt.Errorf("header %s: %w", name, err)
 		}
 		if v == "" {
 			continue
 		}
 		if !validHeaderValue(v) {
-			return action.Plan{}, fmt.Errorf("header %s: the rendered value holds a control character such as a line break", name)
+			return actionapi.Plan{}, fmt.Errorf("header %s: the rendered value holds a control character such as a line break", name)
 		}
 		header.Set(name, v)
 	}
@@ -232,7 +232,7 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	for name := range header {
 		shown[name] = s.i.showHeader(name, header.Get(name))
 	}
-	return action.Plan{
+	return actionapi.Plan{
 		Method:  d.method,
 		Target:  d.target,
 		Body:    s.i.showBody(body),
@@ -241,10 +241,10 @@ func (s *step) Plan(in action.Input) (action.Plan, error) {
 	}, nil
 }
 
-func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
+func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 	d, ok := p.Payload.(*delivery)
 	if !ok {
-		return action.Failed(action.Permanent, errors.New("webhook: plan was not made by this step"))
+		return actionapi.Failed(actionapi.Permanent, errors.New("webhook: plan was not made by this step"))
 	}
 	var body any // untyped nil: no body at all, not an empty one
 	if len(d.body) > 0 {
@@ -252,7 +252,7 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	}
 	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, deliveryKey{}, d), d.method, d.url, body)
 	if err != nil {
-		return s.i.result(action.Failed(action.Permanent, hideURL(err, d)))
+		return s.i.result(actionapi.Failed(actionapi.Permanent, hideURL(err, d)))
 	}
 	req.Header = d.header.Clone()
 	s.i.sign(req.Header, d)
@@ -260,7 +260,7 @@ func (s *step) Do(ctx context.Context, p action.Plan) action.Result {
 	if err != nil && resp != nil {
 		resp.Body.Close() // the client hands back both on some failures
 	}
-	r, _ := action.HTTPResult(resp, hideURL(err, d))
+	r, _ := actionapi.HTTPResult(resp, hideURL(err, d))
 	return s.i.result(r)
 }
 
@@ -291,7 +291,7 @@ func (i *instance) resign(r *http.Request) error {
 }
 
 // result keeps credentials out of what a delivery reports.
-func (i *instance) result(r action.Result) action.Result {
+func (i *instance) result(r actionapi.Result) actionapi.Result {
 	r.Detail = i.secrets.Redact(r.Detail)
 	if r.Err != nil {
 		r.Err = &scrubbed{msg: "webhook: " + i.secrets.Redact(r.Err.Error()), err: r.Err}

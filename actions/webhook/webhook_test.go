@@ -18,7 +18,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/livehook/livehook/actions/actiontest"
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
@@ -27,9 +27,9 @@ import (
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // openHook opens a webhook instance from YAML settings through the registry.
-func openHook(t *testing.T, settings string) (action.Instance, *secret.Redactor, error) {
+func openHook(t *testing.T, settings string) (actionapi.Instance, *secret.Redactor, error) {
 	t.Helper()
-	typ, ok := action.Default().Lookup("webhook")
+	typ, ok := actionapi.Default().Lookup("webhook")
 	if !ok {
 		t.Fatal("webhook is not registered")
 	}
@@ -38,7 +38,7 @@ func openHook(t *testing.T, settings string) (action.Instance, *secret.Redactor,
 	return inst, s.Secrets, err
 }
 
-func mustStep(t *testing.T, settings, with string) action.Step {
+func mustStep(t *testing.T, settings, with string) actionapi.Step {
 	t.Helper()
 	inst, _, err := openHook(t, settings)
 	if err != nil {
@@ -57,11 +57,11 @@ func testEvent() *event.Event {
 	}
 }
 
-func input() action.Input {
-	return action.Input{Event: testEvent(), Rule: "failed", DeliveryID: "dlv-1"}
+func input() actionapi.Input {
+	return actionapi.Input{Event: testEvent(), Rule: "failed", DeliveryID: "dlv-1"}
 }
 
-func wantOutcome(t *testing.T, r action.Result, want action.Outcome) {
+func wantOutcome(t *testing.T, r actionapi.Result, want actionapi.Outcome) {
 	t.Helper()
 	if r.Outcome != want {
 		t.Fatalf("outcome = %v (detail %q, err %v), want %v", r.Outcome, r.Detail, r.Err, want)
@@ -72,7 +72,7 @@ func TestDefaultBodyIsEventJSON(t *testing.T) {
 	rc := newReceiver(t, "")
 	st := mustStep(t, fmt.Sprintf("url: %s/hook", rc.srv.URL), "")
 	p, r := actiontest.Deliver(t, st, input())
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 
 	got := rc.requests()
 	if len(got) != 1 {
@@ -144,7 +144,7 @@ func TestTemplatedURL(t *testing.T) {
 			before := len(rc.requests())
 			st := mustStep(t, fmt.Sprintf(tc.settings, rc.srv.URL), "")
 			p, r := actiontest.Deliver(t, st, input())
-			wantOutcome(t, r, action.Delivered)
+			wantOutcome(t, r, actionapi.Delivered)
 			got := rc.requests()[before:]
 			if len(got) != 1 {
 				t.Fatalf("receiver saw %d requests, want 1", len(got))
@@ -245,7 +245,7 @@ body: '{"text": "{{ .event }}"}'
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(rc.requests())
 			p, r := actiontest.Deliver(t, actiontest.Step(t, inst, tc.with), input())
-			wantOutcome(t, r, action.Delivered)
+			wantOutcome(t, r, actionapi.Delivered)
 			req := rc.requests()[before]
 			for k, v := range tc.wantHeaders {
 				if got := req.header.Get(k); got != v {
@@ -290,12 +290,12 @@ func TestSignedDelivery(t *testing.T) {
 		name         string
 		secret       string // the sender's
 		receiverKey  string // the receiver's own copy
-		want         action.Outcome
+		want         actionapi.Outcome
 		wantInDetail string
 	}{
-		{name: "whsec secret", secret: testSecret, receiverKey: testSecret, want: action.Delivered},
-		{name: "raw secret", secret: "plain-shared-secret", receiverKey: "plain-shared-secret", want: action.Delivered},
-		{name: "receiver holds another secret", secret: testSecret, receiverKey: "whsec_b3RoZXItc2VjcmV0LWtleQ==", want: action.Permanent, wantInDetail: "HTTP 401: invalid signature: no matching signature found"},
+		{name: "whsec secret", secret: testSecret, receiverKey: testSecret, want: actionapi.Delivered},
+		{name: "raw secret", secret: "plain-shared-secret", receiverKey: "plain-shared-secret", want: actionapi.Delivered},
+		{name: "receiver holds another secret", secret: testSecret, receiverKey: "whsec_b3RoZXItc2VjcmV0LWtleQ==", want: actionapi.Permanent, wantInDetail: "HTTP 401: invalid signature: no matching signature found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,7 +332,7 @@ func TestSignatureVector(t *testing.T) {
 		published = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 	)
 	rc := newReceiver(t, "") // the example's timestamp is long past: do not check it
-	typ, _ := action.Default().Lookup("webhook")
+	typ, _ := actionapi.Default().Lookup("webhook")
 	s := actiontest.Settings(t, "hook", "webhook", fmt.Sprintf("url: %s/hook\nsecret: %s\nbody: '%s'", rc.srv.URL, testSecret, body))
 	s.Deps.Now = func() time.Time { return time.Unix(ts, 0) }
 	inst, err := typ.Open(s)
@@ -342,7 +342,7 @@ func TestSignatureVector(t *testing.T) {
 	in := input()
 	in.DeliveryID = id
 	_, r := actiontest.Deliver(t, actiontest.Step(t, inst, ""), in)
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 	h := rc.requests()[0].header
 	got := h.Get("webhook-signature")
 
@@ -386,7 +386,7 @@ func TestReferenceLibraryVerifies(t *testing.T) {
 			defer srv.Close()
 			st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s", srv.URL, key), "")
 			_, r := actiontest.Deliver(t, st, input())
-			if err := <-verdicts; err != nil || r.Outcome != action.Delivered {
+			if err := <-verdicts; err != nil || r.Outcome != actionapi.Delivered {
 				t.Errorf("outcome %v (%s); the library says %v", r.Outcome, r.Detail, err)
 			}
 		})
@@ -397,7 +397,7 @@ func TestSameIDAcrossRetries(t *testing.T) {
 	rc := newReceiver(t, testSecret, reply{status: http.StatusInternalServerError, body: "busy"})
 	st := mustStep(t, fmt.Sprintf("url: %s/hook\nsecret: %s\nretry: {attempts: 3, min_backoff: 10ms, max_backoff: 50ms}", rc.srv.URL, testSecret), "")
 	_, r := actiontest.Deliver(t, st, input())
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 	got := rc.requests()
 	if len(got) != 2 {
 		t.Fatalf("receiver saw %d requests, want 2 (500 then 200)", len(got))
@@ -418,7 +418,7 @@ func TestDeliveryIDFallback(t *testing.T) {
 	in := input()
 	in.DeliveryID = ""
 	_, r := actiontest.Deliver(t, st, in)
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 	if id := rc.requests()[0].header.Get("webhook-id"); id != "ev-1:failed" {
 		t.Errorf("webhook-id = %q, want the event id and rule", id)
 	}
@@ -428,7 +428,7 @@ func TestRetryAfter(t *testing.T) {
 	rc := newReceiver(t, "", reply{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, body: "slow down"})
 	st := mustStep(t, fmt.Sprintf("url: %s/hook\nretry: {attempts: 2, min_backoff: 10ms, max_backoff: 20ms}", rc.srv.URL), "")
 	_, r := actiontest.Deliver(t, st, input())
-	wantOutcome(t, r, action.Delivered)
+	wantOutcome(t, r, actionapi.Delivered)
 	got := rc.requests()
 	if len(got) != 2 {
 		t.Fatalf("receiver saw %d requests, want 2", len(got))
@@ -445,21 +445,21 @@ func TestFailures(t *testing.T) {
 		name         string
 		replies      []reply
 		retry        string
-		want         action.Outcome
+		want         actionapi.Outcome
 		wantRequests int
 		wantInDetail string
 	}{
 		{
 			name:         "404 is permanent and not retried",
 			replies:      []reply{{status: http.StatusNotFound, body: "no such hook\n"}},
-			want:         action.Permanent,
+			want:         actionapi.Permanent,
 			wantRequests: 1,
 			wantInDetail: "HTTP 404: no such hook",
 		},
 		{
 			name:         "503 until retries run out",
 			replies:      []reply{{status: 503, body: "down"}, {status: 503, body: "down"}, {status: 503, body: "still down"}},
-			want:         action.Retryable,
+			want:         actionapi.Retryable,
 			wantRequests: 3,
 			wantInDetail: "HTTP 503: still down",
 		},
@@ -467,7 +467,7 @@ func TestFailures(t *testing.T) {
 			name:         "a hanging receiver times out",
 			replies:      []reply{{hang: true}},
 			retry:        "timeout: 200ms\nretry: {attempts: 1}",
-			want:         action.Retryable,
+			want:         actionapi.Retryable,
 			wantRequests: 1,
 			wantInDetail: "exceeded", // "context deadline exceeded" or "Client.Timeout exceeded"
 		},
@@ -522,9 +522,9 @@ retry: {attempts: 1}
 			}
 			p, r := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input())
 			if tc.replies == nil {
-				wantOutcome(t, r, action.Delivered)
+				wantOutcome(t, r, actionapi.Delivered)
 			} else {
-				wantOutcome(t, r, map[bool]action.Outcome{true: action.Retryable, false: action.Permanent}[tc.replies[0].hang])
+				wantOutcome(t, r, map[bool]actionapi.Outcome{true: actionapi.Retryable, false: actionapi.Permanent}[tc.replies[0].hang])
 			}
 			planJSON, err := json.Marshal(p)
 			if err != nil {

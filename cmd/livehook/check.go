@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -41,7 +41,7 @@ func loadForCLI(path string, getenv func(string) (string, bool), plugins string)
 	return rules.Load(path, rules.Options{
 		Registry: reg,
 		Getenv:   getenv,
-		Deps:     action.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: action.NewHTTP(nil)},
+		Deps:     actionapi.Deps{Logger: slog.New(slog.DiscardHandler), HTTP: actionapi.NewHTTP(nil)},
 	})
 }
 

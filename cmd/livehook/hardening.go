@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livehook/livehook/engine/admin"
 	"github.com/livehook/livehook/engine/auth"
-	"github.com/livehook/livehook/engine/intake"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
+	"github.com/livehook/livehook/internal/admin"
+	"github.com/livehook/livehook/internal/intake"
 )
 
 // hardeningConfig is what `serve` takes to face the internet: request
@@ -193,7 +193,7 @@ func (p *prefixList) Set(s string) error {
 // callbacks are taken without a signature: fine for a first try, not on
 // the internet.
 func (h *hardening) warnUnsigned(log *slog.Logger, policies intake.Policies) {
-	for _, s := range source.Default().All() {
+	for _, s := range sourceapi.Default().All() {
 		if s.Auth == "" || s.Family() {
 			continue
 		}

@@ -10,9 +10,10 @@ import (
 )
 
 // TestDependencyDirection holds the layering docs/design.md describes: the
-// core knows no concrete action, source or plugin and never the command;
-// intake and admin declare what they consume instead of importing the
-// engine; actions and sources know nothing of each other.
+// core knows no concrete action, source or plugin, no edge (the HTTP
+// servers, the rules watcher) and never the command; intake and admin
+// declare what they consume instead of importing the engine; actions and
+// sources know nothing of each other or of the edges.
 func TestDependencyDirection(t *testing.T) {
 	const module = "github.com/livehook/livehook/"
 	// Patterns as the go command reads them: "engine/..." is engine and
@@ -25,11 +26,12 @@ func TestDependencyDirection(t *testing.T) {
 		}
 		return false
 	}
+	edges := []string{"internal/intake", "internal/admin", "internal/watch"}
 	rules := []struct{ pkgs, forbidden []string }{
-		{[]string{"engine/..."}, []string{"actions/...", "sources/...", "plugins/...", "cmd/..."}},
-		{[]string{"engine/intake", "engine/admin"}, []string{"engine"}},
-		{[]string{"actions/..."}, []string{"sources/...", "plugins/...", "cmd/..."}},
-		{[]string{"sources/..."}, []string{"actions/...", "plugins/...", "cmd/..."}},
+		{[]string{"engine/..."}, append([]string{"actions/...", "sources/...", "plugins/...", "cmd/..."}, edges...)},
+		{[]string{"internal/intake", "internal/admin"}, []string{"engine"}},
+		{[]string{"actions/..."}, append([]string{"sources/...", "plugins/...", "cmd/..."}, edges...)},
+		{[]string{"sources/..."}, append([]string{"actions/...", "plugins/...", "cmd/..."}, edges...)},
 	}
 	checked := 0
 	err := filepath.WalkDir(filepath.Join("..", ".."), func(dir string, d fs.DirEntry, err error) error {

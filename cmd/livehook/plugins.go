@@ -3,8 +3,8 @@ package main
 import (
 	"flag"
 
-	"github.com/livehook/livehook/engine/action"
-	"github.com/livehook/livehook/plugins/host"
+	"github.com/livehook/livehook/engine/actionapi"
+	"github.com/livehook/livehook/plugins/provider"
 )
 
 // defaultPlugins is where plugins are looked for when no --plugins is
@@ -29,10 +29,10 @@ func pluginsFlag(fs *flag.FlagSet, dir *string, getenv func(string) (string, boo
 // pluginRegistry returns the action types for each load: the built-ins
 // plus the plugins in dir, scanned again on every call. An empty dir means
 // the default folder, which may be missing.
-func pluginRegistry(dir string) func() (*action.Registry, error) {
+func pluginRegistry(dir string) func() (*actionapi.Registry, error) {
 	missingOK := dir == ""
 	if missingOK {
 		dir = defaultPlugins
 	}
-	return host.Provider(host.Options{Dir: dir, Base: action.Default(), MissingOK: missingOK})
+	return provider.Provider(provider.Options{Dir: dir, Base: actionapi.Default(), MissingOK: missingOK})
 }

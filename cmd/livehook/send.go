@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 )
 
 func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
@@ -36,7 +36,7 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	req, body, err := sendRequest(ctx, source.Default(), *target, *name, file)
+	req, body, err := sendRequest(ctx, sourceapi.Default(), *target, *name, file)
 	if err != nil {
 		return &exitError{code: 2, msg: "send: " + err.Error()}
 	}
@@ -60,7 +60,7 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 // would to target, and its body. Without a name, the source is the one
 // target's path names, else Aliyun's recording callbacks (a proxy may
 // mount them anywhere); a target without a path takes the source's own.
-func sendRequest(ctx context.Context, reg *source.Registry, target, name string, file []byte) (*http.Request, []byte, error) {
+func sendRequest(ctx context.Context, reg *sourceapi.Registry, target, name string, file []byte) (*http.Request, []byte, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, nil, err

@@ -19,10 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/livehook/livehook/engine"
-	"github.com/livehook/livehook/engine/admin"
-	"github.com/livehook/livehook/engine/intake"
-	"github.com/livehook/livehook/engine/reload"
 	"github.com/livehook/livehook/engine/store"
+	"github.com/livehook/livehook/internal/admin"
+	"github.com/livehook/livehook/internal/intake"
+	"github.com/livehook/livehook/internal/watch"
 )
 
 // serveConfig is everything `livehook serve` takes.
@@ -204,7 +204,7 @@ func (d *daemon) serve(ctx context.Context) error {
 			_ = d.engine.Reload()
 			close(watching)
 		}
-		err := reload.Watch(watchCtx, d.cfg.rules, reload.Options{Logger: d.log, Started: started}, func() {
+		err := watch.Watch(watchCtx, d.cfg.rules, watch.Options{Logger: d.log, Started: started}, func() {
 			_ = d.engine.Reload() // a failed reload logs every problem and keeps the old rules
 		})
 		if err != nil {

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 	_ "github.com/livehook/livehook/sources/all" // every built-in source
 )
 
 // lookupSource is the descriptor of the source name.
-func lookupSource(reg *source.Registry, name string) (*source.Source, error) {
+func lookupSource(reg *sourceapi.Registry, name string) (*sourceapi.Source, error) {
 	s, ok := reg.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("--source %q: not a source name (1-64 letters, digits, '_', '.' or '-')", name)
@@ -21,7 +21,7 @@ func lookupSource(reg *source.Registry, name string) (*source.Source, error) {
 func sourceNames() string {
 	var named []string
 	family := ""
-	for _, s := range source.Default().All() {
+	for _, s := range sourceapi.Default().All() {
 		if s.Family() {
 			family = " or any other source name (" + s.Doc + ")"
 			continue
@@ -34,7 +34,7 @@ func sourceNames() string {
 // sourcePaths lists where each source is sent, for help.
 func sourcePaths() string {
 	var paths []string
-	for _, s := range source.Default().All() {
+	for _, s := range sourceapi.Default().All() {
 		paths = append(paths, s.Path+" for "+s.Doc)
 	}
 	return strings.Join(paths, ", ")

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 )
 
 // TestSendFollowsTheSource: send makes the request the source's sender
@@ -27,7 +27,7 @@ func TestSendFollowsTheSource(t *testing.T) {
 		{"a generic source by path", "http://h:1/events/jobs", "", "POST http://h:1/events/jobs"},
 		{"behind a proxy: the URL as given", "https://hooks.example.com/live/cb?x=1", "", "POST https://hooks.example.com/live/cb?x=1"},
 	} {
-		req, body, err := sendRequest(context.Background(), source.Default(), tt.url, tt.source, file)
+		req, body, err := sendRequest(context.Background(), sourceapi.Default(), tt.url, tt.source, file)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -41,11 +41,11 @@ func TestSendFollowsTheSource(t *testing.T) {
 	}
 
 	// A source called with a query: its fixture says what to send.
-	reg := source.NewRegistry()
-	err := reg.Add(source.Source{
+	reg := sourceapi.NewRegistry()
+	err := reg.Add(sourceapi.Source{
 		Name: "notify", Doc: "stream notifications", Path: "/live/notify", Methods: []string{http.MethodGet},
-		Decode: func(*source.Request) (*event.Event, error) { return &event.Event{}, nil },
-		Fixture: func(name string, file []byte) (*source.Request, error) {
+		Decode: func(*sourceapi.Request) (*event.Event, error) { return &event.Event{}, nil },
+		Fixture: func(name string, file []byte) (*sourceapi.Request, error) {
 			var params map[string]string
 			if err := json.Unmarshal(file, &params); err != nil {
 				return nil, err
@@ -54,7 +54,7 @@ func TestSendFollowsTheSource(t *testing.T) {
 			for k, v := range params {
 				q.Set(k, v)
 			}
-			return &source.Request{Name: name, Query: q}, nil
+			return &sourceapi.Request{Name: name, Query: q}, nil
 		},
 	})
 	if err != nil {

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 )
 
 // testReport is what `livehook test --json` prints for one event file.
@@ -29,10 +29,10 @@ type testMatch struct {
 }
 
 type testAction struct {
-	Action string       `json:"action"`
-	Type   string       `json:"type"`
-	Plan   *action.Plan `json:"plan,omitempty"`
-	Error  string       `json:"error,omitempty"`
+	Action string          `json:"action"`
+	Type   string          `json:"type"`
+	Plan   *actionapi.Plan `json:"plan,omitempty"`
+	Error  string          `json:"error,omitempty"`
 }
 
 func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
@@ -48,7 +48,7 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 		fs.Usage()
 		return &exitError{code: 2, msg: "test: want a rules PATH and at least one EVENT.json"}
 	}
-	src, err := lookupSource(source.Default(), *name)
+	src, err := lookupSource(sourceapi.Default(), *name)
 	if err != nil {
 		return &exitError{code: 2, msg: "test: " + err.Error()}
 	}
@@ -78,7 +78,7 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 
 // testEvent decodes the event file as intake would a callback from the
 // source name, and shows what the rules would do with it.
-func testEvent(m *rules.Matcher, set *rules.Set, file string, src *source.Source, name string, n int) testReport {
+func testEvent(m *rules.Matcher, set *rules.Set, file string, src *sourceapi.Source, name string, n int) testReport {
 	rep := testReport{File: file, Matches: []testMatch{}}
 	body, err := os.ReadFile(file)
 	if err != nil {
@@ -104,7 +104,7 @@ func testEvent(m *rules.Matcher, set *rules.Set, file string, src *source.Source
 	for _, r := range matched {
 		tm := testMatch{Rule: r.Name, Actions: []testAction{}}
 		for _, s := range r.Steps {
-			in := action.Input{Event: ev, Rule: r.Name, DeliveryID: fmt.Sprintf("%s.%s.%d", ev.ID, r.Name, s.Index)}
+			in := actionapi.Input{Event: ev, Rule: r.Name, DeliveryID: fmt.Sprintf("%s.%s.%d", ev.ID, r.Name, s.Index)}
 			ta := testAction{Action: s.Action, Type: s.Type}
 			if plan, err := s.Step.Plan(in); err != nil {
 				ta.Error = set.Secrets.Redact(err.Error())

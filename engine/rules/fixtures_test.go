@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -114,7 +114,7 @@ func TestValidFixtures(t *testing.T) {
 					t.Fatalf("a valid fixture expects diagnostics: %v", ws)
 				}
 			}
-			set, err := rules.Load(path, options(action.Default(), nil))
+			set, err := rules.Load(path, options(actionapi.Default(), nil))
 			if err != nil {
 				t.Fatalf("load:\n%v", err)
 			}
@@ -145,7 +145,7 @@ func TestInvalidFixtures(t *testing.T) {
 			if len(wants) == 0 {
 				t.Fatal("fixture has no # want: comment")
 			}
-			set, err := rules.Load(path, options(action.Default(), nil))
+			set, err := rules.Load(path, options(actionapi.Default(), nil))
 			if err == nil {
 				set.Retire()
 				t.Fatalf("loaded without error; want %v", wants)
@@ -219,7 +219,7 @@ func checkGolden(t *testing.T, path string, ds yamlconf.List) {
 func TestMultiReportsEveryError(t *testing.T) {
 	path := filepath.Join(fixtureDir, "invalid", "multi.yaml")
 	wants := parseWants(t, path)
-	_, err := rules.Load(path, options(action.Default(), nil))
+	_, err := rules.Load(path, options(actionapi.Default(), nil))
 	ds := yamlconf.Diagnostics(err)
 	if len(wants) < 5 {
 		t.Fatalf("multi.yaml has %d mistakes, want at least 5", len(wants))

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	_ "github.com/livehook/livehook/actions/log" // type: log, which the fixtures use
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
@@ -46,8 +46,8 @@ type probeInstance struct {
 	closes int
 }
 
-func (p *probe) typ() action.Type {
-	return action.Type{Name: "probe", Doc: "test action", Open: func(s action.Settings) (action.Instance, error) {
+func (p *probe) typ() actionapi.Type {
+	return actionapi.Type{Name: "probe", Doc: "test action", Open: func(s actionapi.Settings) (actionapi.Instance, error) {
 		var c probeConfig
 		if err := s.Decode(&c); err != nil {
 			return nil, err
@@ -87,7 +87,7 @@ type probeHandle struct {
 	in *probeInstance
 }
 
-func (h *probeHandle) Step(with action.Params) (action.Step, error) {
+func (h *probeHandle) Step(with actionapi.Params) (actionapi.Step, error) {
 	params := h.in.cfg.Params
 	if err := with.Decode(&params); err != nil {
 		return nil, err
@@ -104,26 +104,26 @@ func (h *probeHandle) Close() error {
 
 type probeStep struct{ p probeParams }
 
-func (s probeStep) Plan(in action.Input) (action.Plan, error) {
+func (s probeStep) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	text, err := s.p.Text.Render(in.Data())
-	return action.Plan{Target: "probe", Body: text}, err
+	return actionapi.Plan{Target: "probe", Body: text}, err
 }
 
-func (probeStep) Do(context.Context, action.Plan) action.Result {
-	return action.Result{Outcome: action.Delivered}
+func (probeStep) Do(context.Context, actionapi.Plan) actionapi.Result {
+	return actionapi.Result{Outcome: actionapi.Delivered}
 }
 
 // isolated returns a registry of its own holding a fresh probe and the log
 // type, so probe counts never mix between tests or fuzz runs.
-func isolated(t testing.TB) (*action.Registry, *probe) {
+func isolated(t testing.TB) (*actionapi.Registry, *probe) {
 	t.Helper()
-	logType, ok := action.Default().Lookup("log")
+	logType, ok := actionapi.Default().Lookup("log")
 	if !ok {
 		t.Fatal("the log action is not registered")
 	}
 	p := &probe{}
-	r := action.NewRegistry()
-	for _, ty := range []action.Type{p.typ(), logType} {
+	r := actionapi.NewRegistry()
+	for _, ty := range []actionapi.Type{p.typ(), logType} {
 		if err := r.Add(ty); err != nil {
 			t.Fatal(err)
 		}
@@ -139,11 +139,11 @@ func env(vars map[string]string) func(string) (string, bool) {
 	}
 }
 
-func options(reg *action.Registry, vars map[string]string) rules.Options {
+func options(reg *actionapi.Registry, vars map[string]string) rules.Options {
 	return rules.Options{
 		Registry: reg,
 		Getenv:   env(vars),
-		Deps:     action.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HTTP: action.NewHTTP(nil), Now: time.Now},
+		Deps:     actionapi.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HTTP: actionapi.NewHTTP(nil), Now: time.Now},
 	}
 }
 

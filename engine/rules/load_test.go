@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -119,7 +119,7 @@ func TestExpandErrors(t *testing.T) {
 // The environment reaches conditions as well as settings.
 func TestExpandInCondition(t *testing.T) {
 	set, err := rules.Load(writeRules(t, "rules:\n  - name: r\n    when: stream == \"${STREAM}\"\n    do:\n      - type: log\n"),
-		options(action.Default(), map[string]string{"STREAM": "room42"}))
+		options(actionapi.Default(), map[string]string{"STREAM": "room42"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestLoadPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set, err := rules.Load(tt.path, options(action.Default(), nil))
+			set, err := rules.Load(tt.path, options(actionapi.Default(), nil))
 			if err == nil {
 				t.Fatalf("loaded %v", set.Summary())
 			}
@@ -164,7 +164,7 @@ func TestLoadPaths(t *testing.T) {
 
 func TestLoadDirectory(t *testing.T) {
 	path := filepath.Join(fixtureDir, "valid", "multi")
-	set, err := rules.Load(path, options(action.Default(), nil))
+	set, err := rules.Load(path, options(actionapi.Default(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestLoadDirectory(t *testing.T) {
 
 func TestLoadEmptyFile(t *testing.T) {
 	for _, src := range []string{"", "# only a comment\n", "---\n"} {
-		set, err := rules.Load(writeRules(t, src), options(action.Default(), nil))
+		set, err := rules.Load(writeRules(t, src), options(actionapi.Default(), nil))
 		if err != nil {
 			t.Errorf("%q: %v", src, err)
 			continue
@@ -209,7 +209,7 @@ func TestLoadEmptyFile(t *testing.T) {
 // not be dropped without a word.
 func TestLoadMultiDocumentFile(t *testing.T) {
 	src := "actions:\n  audit: {type: log}\n---\nrules:\n  - name: r\n    do: [{action: audit}]\n"
-	set, err := rules.Load(writeRules(t, src), options(action.Default(), nil))
+	set, err := rules.Load(writeRules(t, src), options(actionapi.Default(), nil))
 	if err != nil {
 		if ds := yamlconf.Diagnostics(err); len(ds) != 1 || ds[0].Line != 3 {
 			t.Errorf("refusing a second document is fine, but at its --- (line 3): %v", err)
@@ -246,7 +246,7 @@ func TestLoadShapeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := rules.Load(writeRules(t, tt.src), options(action.Default(), nil))
+			_, err := rules.Load(writeRules(t, tt.src), options(actionapi.Default(), nil))
 			ds := yamlconf.Diagnostics(err)
 			if len(ds) != 1 {
 				t.Fatalf("got %v, want one diagnostic", err)
@@ -281,7 +281,7 @@ func TestConditionPositions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := "rules:\n  - name: r\n" + tt.when + "    do:\n      - type: log\n"
-			_, err := rules.Load(writeRules(t, src), options(action.Default(), nil))
+			_, err := rules.Load(writeRules(t, src), options(actionapi.Default(), nil))
 			ds := yamlconf.Diagnostics(err)
 			if len(ds) != 1 {
 				t.Fatalf("got %v, want one diagnostic", err)
@@ -316,7 +316,7 @@ func TestRuleFields(t *testing.T) {
     enabled: false
     do: [{type: log}]
 `
-	set, err := rules.Load(writeRules(t, src), options(action.Default(), nil))
+	set, err := rules.Load(writeRules(t, src), options(actionapi.Default(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestHash(t *testing.T) {
 	b := writeRules(t, "rules:\n  - name: a\n    do: [{type: log}]\n")
 	c := writeRules(t, "rules:\n  - name: b\n    do: [{type: log}]\n")
 	hash := func(p string) string {
-		s, err := rules.Load(p, options(action.Default(), nil))
+		s, err := rules.Load(p, options(actionapi.Default(), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func TestDeeplyNestedConditionIsAnError(t *testing.T) {
 	const n = 1_000_000
 	if os.Getenv("RULES_DEEP_CONDITION_CHILD") == "1" {
 		src := "rules:\n  - name: r\n    when: '" + strings.Repeat("(", n) + "true" + strings.Repeat(")", n) + "'\n    do: [{type: log}]\n"
-		_, err := rules.Load(writeRules(t, src), options(action.Default(), nil))
+		_, err := rules.Load(writeRules(t, src), options(actionapi.Default(), nil))
 		if ds := yamlconf.Diagnostics(err); len(ds) != 1 || ds[0].Line != 3 {
 			t.Fatalf("want one diagnostic on line 3, got %.300v", err)
 		}

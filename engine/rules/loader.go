@@ -12,7 +12,7 @@ import (
 	exprfile "github.com/expr-lang/expr/file"
 	"gopkg.in/yaml.v3"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
@@ -119,12 +119,12 @@ func (l *loader) actionsNode(file string, n *yaml.Node) {
 }
 
 // delivery decodes an instance's `delivery:` over its type's defaults.
-func (l *loader) delivery(file string, typ, n *yaml.Node) (action.DeliveryPolicy, bool) {
-	base := action.Alerting
-	if t, ok := l.opts.Registry.Lookup(typ.Value); ok && t.Delivery != (action.DeliveryPolicy{}) {
+func (l *loader) delivery(file string, typ, n *yaml.Node) (actionapi.DeliveryPolicy, bool) {
+	base := actionapi.Alerting
+	if t, ok := l.opts.Registry.Lookup(typ.Value); ok && t.Delivery != (actionapi.DeliveryPolicy{}) {
 		base = t.Delivery
 	}
-	var p action.DeliveryPolicy
+	var p actionapi.DeliveryPolicy
 	if n == nil {
 		return base, true
 	}
@@ -140,7 +140,7 @@ func (l *loader) delivery(file string, typ, n *yaml.Node) (action.DeliveryPolicy
 }
 
 // open builds one instance, reporting failures at the instance's position.
-func (l *loader) open(file string, at *yaml.Node, name string, typ, settings *yaml.Node) action.Instance {
+func (l *loader) open(file string, at *yaml.Node, name string, typ, settings *yaml.Node) actionapi.Instance {
 	t, ok := l.opts.Registry.Lookup(typ.Value)
 	if !ok {
 		l.diags.At(file, typ, "unknown action type %q (want one of %s)", typ.Value, strings.Join(l.opts.Registry.Names(), ", "))
@@ -149,7 +149,7 @@ func (l *loader) open(file string, at *yaml.Node, name string, typ, settings *ya
 	if l.hasFailed(settings) {
 		return nil // the unexpanded ${...} is reported; Open would only complain about it again
 	}
-	inst, err := t.Open(action.Settings{
+	inst, err := t.Open(actionapi.Settings{
 		Name: name, Type: t.Name, File: file, Node: settings,
 		Deps: l.opts.Deps, Secrets: l.set.Secrets,
 	})
@@ -326,7 +326,7 @@ func (l *loader) step(file string, r *Rule, i int, n *yaml.Node) *Step {
 	name, rest := splitKey(n, "action")
 	typ, settings := splitKey(rest, "type")
 	with, settings := splitKey(settings, "with")
-	var inst action.Instance
+	var inst actionapi.Instance
 	s := &Step{Index: i}
 	switch {
 	case name != nil && typ != nil:
@@ -364,7 +364,7 @@ func (l *loader) step(file string, r *Rule, i int, n *yaml.Node) *Step {
 		l.diags.At(file, with, "rule %q: do[%d]: with: want a mapping of parameters", r.Name, i)
 		return nil
 	}
-	step, err := inst.Step(action.Params{File: file, Node: with, Secrets: l.set.Secrets})
+	step, err := inst.Step(actionapi.Params{File: file, Node: with, Secrets: l.set.Secrets})
 	if err != nil {
 		l.addErr(file, n, err)
 		return nil

@@ -8,14 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 )
 
 func loadString(t *testing.T, src string) *rules.Set {
 	t.Helper()
-	set, err := rules.Load(writeRules(t, src), options(action.Default(), nil))
+	set, err := rules.Load(writeRules(t, src), options(actionapi.Default(), nil))
 	if err != nil {
 		t.Fatalf("load:\n%v", err)
 	}
@@ -131,7 +131,7 @@ func TestMatchEvalError(t *testing.T) {
 // TestExampleRules runs the shipped example against every captured
 // callback: the tour in rules.example.yaml must do what its comments say.
 func TestExampleRules(t *testing.T) {
-	set, err := rules.Load("../../rules.example.yaml", options(action.Default(), nil))
+	set, err := rules.Load("../../rules.example.yaml", options(actionapi.Default(), nil))
 	if err != nil {
 		t.Fatalf("rules.example.yaml:\n%v", err)
 	}
@@ -168,7 +168,7 @@ func TestExampleRules(t *testing.T) {
 			for _, r := range matched {
 				got = append(got, r.Name)
 				for _, s := range r.Steps {
-					plan, err := s.Step.Plan(action.Input{Event: ev, Rule: r.Name, DeliveryID: "d1"})
+					plan, err := s.Step.Plan(actionapi.Input{Event: ev, Rule: r.Name, DeliveryID: "d1"})
 					if err != nil {
 						t.Errorf("rule %s step %d: %v", r.Name, s.Index, err)
 						continue

@@ -18,7 +18,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 )
 
@@ -35,7 +35,7 @@ type Set struct {
 	// Sources are the `sources:` entries: how intake admits callbacks.
 	Sources []*Source
 
-	instances []action.Instance // every instance, named and inline, to close
+	instances []actionapi.Instance // every instance, named and inline, to close
 
 	mu      sync.Mutex
 	refs    int
@@ -48,8 +48,8 @@ type Action struct {
 	Type     string
 	File     string
 	Line     int
-	Instance action.Instance
-	Delivery action.DeliveryPolicy
+	Instance actionapi.Instance
+	Delivery actionapi.DeliveryPolicy
 }
 
 // Rule is one rule, compiled.
@@ -72,8 +72,8 @@ type Step struct {
 	Index    int
 	Action   string // instance name: the `actions:` key, or rule/do[i] for an inline step
 	Type     string
-	Step     action.Step
-	Delivery action.DeliveryPolicy
+	Step     actionapi.Step
+	Delivery actionapi.DeliveryPolicy
 }
 
 // Step finds step i of the named rule; nil if the rule or step is gone.
@@ -108,8 +108,8 @@ type Throttle struct {
 
 // Options tune a load.
 type Options struct {
-	Registry *action.Registry            // action types; default action.Default()
-	Deps     action.Deps                 // handed to every instance
+	Registry *actionapi.Registry         // action types; default actionapi.Default()
+	Deps     actionapi.Deps              // handed to every instance
 	Getenv   func(string) (string, bool) // default os.LookupEnv
 }
 
@@ -118,7 +118,7 @@ type Options struct {
 // (see yamlconf.Diagnostics) and no instance is left open.
 func Load(path string, o Options) (*Set, error) {
 	if o.Registry == nil {
-		o.Registry = action.Default()
+		o.Registry = actionapi.Default()
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv

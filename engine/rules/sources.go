@@ -8,7 +8,7 @@ import (
 
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/secret"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
 
@@ -115,7 +115,7 @@ func (l *loader) sourcesNode(file string, n *yaml.Node) {
 	}
 	yamlconf.ForEachKey(file, n, &l.diags, func(k, v *yaml.Node) {
 		name := k.Value
-		if !source.ValidName(name) {
+		if !sourceapi.ValidName(name) {
 			l.diags.At(file, k, "sources: %q is not a source name (1-64 letters, digits, '_', '.' or '-'), nor %s", name, defaultEntry)
 			return
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/rules"
 )
@@ -35,7 +35,7 @@ rules:
 
 func TestSourcesLoad(t *testing.T) {
 	vars := map[string]string{"KEY_NEW": "NEWkey0123456789", "JOBS_TOKEN": "jobs-token-0123456789"}
-	set, err := rules.Load(writeRules(t, sourcesSrc), options(action.Default(), vars))
+	set, err := rules.Load(writeRules(t, sourcesSrc), options(actionapi.Default(), vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestSourcesLoad(t *testing.T) {
 }
 
 func TestSourcesAbsentMeansOpen(t *testing.T) {
-	set, err := rules.Load(writeRules(t, "rules:\n  - name: r\n    do: [{type: log}]\n"), options(action.Default(), nil))
+	set, err := rules.Load(writeRules(t, "rules:\n  - name: r\n    do: [{type: log}]\n"), options(actionapi.Default(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestDiagnosticsHideExpandedValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vars := map[string]string{"TOKEN": tt.value, "FLAG": tt.value, "URL": tt.value}
-			_, err := rules.Load(writeRules(t, tt.src), options(action.Default(), vars))
+			_, err := rules.Load(writeRules(t, tt.src), options(actionapi.Default(), vars))
 			if err == nil {
 				t.Fatal("loaded")
 			}

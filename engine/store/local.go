@@ -19,7 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/journal"
+	"github.com/livehook/livehook/engine/store/journal"
 )
 
 var (

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/yamlconf"
 	"github.com/livehook/livehook/plugins/internal/plugintest"
 )
@@ -43,7 +43,7 @@ func TestBinaryDeliversASignedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan, res := plugintest.Deliver(t, set, "failed", plugintest.Event("ev1", "room42"))
-	if res.Outcome != action.Delivered || res.Detail != "code 0: success" {
+	if res.Outcome != actionapi.Delivered || res.Detail != "code 0: success" {
 		t.Fatalf("result %+v, want delivered: code 0: success", res)
 	}
 	got := fake.messages()
@@ -67,22 +67,22 @@ func TestBinaryFailures(t *testing.T) {
 		name         string
 		secret       string
 		script       []func(http.ResponseWriter, *http.Request)
-		wantOutcome  action.Outcome
+		wantOutcome  actionapi.Outcome
 		wantDetail   string
 		wantRequests int
 	}{
 		{name: "wrong secret is permanent and not retried", secret: "wrong-secret",
-			wantOutcome: action.Permanent, wantDetail: "code 19021: sign match fail", wantRequests: 1},
+			wantOutcome: actionapi.Permanent, wantDetail: "code 19021: sign match fail", wantRequests: 1},
 		{name: "rate limited is retryable, left to livehook's delivery policy", secret: "s3cret-signing-key",
 			script: []func(http.ResponseWriter, *http.Request){
 				func(w http.ResponseWriter, _ *http.Request) { reply(w, 11232, "frequency limited") },
 			},
-			wantOutcome: action.Retryable, wantDetail: "code 11232: frequency limited", wantRequests: 1},
+			wantOutcome: actionapi.Retryable, wantDetail: "code 11232: frequency limited", wantRequests: 1},
 		{name: "a 503 is retried inside the run", secret: "s3cret-signing-key",
 			script: []func(http.ResponseWriter, *http.Request){
 				func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) },
 			},
-			wantOutcome: action.Delivered, wantDetail: "code 0: success", wantRequests: 2},
+			wantOutcome: actionapi.Delivered, wantDetail: "code 0: success", wantRequests: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

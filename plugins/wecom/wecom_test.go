@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/yamlconf"
 	"github.com/livehook/livehook/plugins/internal/plugintest"
 	"github.com/livehook/livehook/plugins/protocol"
@@ -148,7 +148,7 @@ func TestBinaryDelivers(t *testing.T) {
 	ev := plugintest.Event("ev1", "room42")
 	ev.PushArgs = map[string]string{"oncall": "13800000000"}
 	_, res := plugintest.Deliver(t, set, "failed", ev)
-	if res.Outcome != action.Delivered || res.Detail != "errcode 0: ok" {
+	if res.Outcome != actionapi.Delivered || res.Detail != "errcode 0: ok" {
 		t.Fatalf("result %+v, want delivered", res)
 	}
 	want := map[string]any{"msgtype": "text", "text": map[string]any{"content": "room42 failed",
@@ -165,7 +165,7 @@ func TestBinaryPermanentFailureIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, res := plugintest.Deliver(t, set, "failed", plugintest.Event("ev1", "room42"))
-	if res.Outcome != action.Permanent || !strings.HasPrefix(res.Detail, "errcode 93000") || fake.count() != 1 {
+	if res.Outcome != actionapi.Permanent || !strings.HasPrefix(res.Detail, "errcode 93000") || fake.count() != 1 {
 		t.Errorf("result %s %q after %d requests, want permanent errcode 93000 after 1", res.Outcome, res.Detail, fake.count())
 	}
 }

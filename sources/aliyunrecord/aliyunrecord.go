@@ -12,16 +12,16 @@ import (
 
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 )
 
 func init() {
-	source.Register(source.Source{
+	sourceapi.Register(sourceapi.Source{
 		Name:     event.SourceRecord,
 		Doc:      "recording callbacks",
 		Path:     "/callbacks/record",
 		Methods:  []string{http.MethodPost},
-		Decode:   func(r *source.Request) (*event.Event, error) { return event.DecodeRecord(r.Body) },
+		Decode:   func(r *sourceapi.Request) (*event.Event, error) { return event.DecodeRecord(r.Body) },
 		Identity: identity,
 		Window:   window,
 		Auth:     "aliyun_signature",
@@ -35,17 +35,17 @@ func init() {
 //   - A status event has no time of its own, and two genuine record_error
 //     events for one stream can have identical bodies: it is its whole body
 //     plus the ALI-LIVE-TIMESTAMP header when Aliyun signs its callbacks.
-func identity(r *source.Request, ev *event.Event) string {
+func identity(r *sourceapi.Request, ev *event.Event) string {
 	if ev.Kind == event.KindFile {
-		return source.Key("file", ev.Domain, ev.App, ev.Stream, ev.URI)
+		return sourceapi.Key("file", ev.Domain, ev.App, ev.Stream, ev.URI)
 	}
 	sum := sha256.Sum256(r.Body)
-	return source.Key(ev.Kind, hex.EncodeToString(sum[:]), r.Header.Get(auth.HeaderAliTimestamp))
+	return sourceapi.Key(ev.Kind, hex.EncodeToString(sum[:]), r.Header.Get(auth.HeaderAliTimestamp))
 }
 
 // window remembers a status event only a little longer than Aliyun's
 // retries last, since a genuine repeat is possible.
-func window(ev *event.Event, w source.Windows) time.Duration {
+func window(ev *event.Event, w sourceapi.Windows) time.Duration {
 	if ev.Kind == event.KindFile {
 		return w.File
 	}

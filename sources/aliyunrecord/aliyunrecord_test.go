@@ -9,22 +9,22 @@ import (
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 	_ "github.com/livehook/livehook/sources/aliyunrecord"
 )
 
-func descriptor(t *testing.T) *source.Source {
+func descriptor(t *testing.T) *sourceapi.Source {
 	t.Helper()
-	s, name, ok := source.Default().Route("/callbacks/record")
+	s, name, ok := sourceapi.Default().Route("/callbacks/record")
 	if !ok || name != event.SourceRecord || s.Name != event.SourceRecord {
 		t.Fatalf("/callbacks/record routes to %v %q %v", s, name, ok)
 	}
 	return s
 }
 
-func decode(t *testing.T, s *source.Source, body string, header http.Header) (*source.Request, *event.Event) {
+func decode(t *testing.T, s *sourceapi.Source, body string, header http.Header) (*sourceapi.Request, *event.Event) {
 	t.Helper()
-	r := &source.Request{Name: s.Name, Header: header, Body: []byte(body)}
+	r := &sourceapi.Request{Name: s.Name, Header: header, Body: []byte(body)}
 	ev, err := s.Decode(r)
 	if err != nil {
 		t.Fatalf("decode %s: %v", body, err)
@@ -36,7 +36,7 @@ func decode(t *testing.T, s *source.Source, body string, header http.Header) (*s
 // holds, so a retry that straddles an upgrade is still known.
 func TestRetriesAreTold(t *testing.T) {
 	s := descriptor(t)
-	w := source.Windows{File: 24 * time.Hour, Status: 5 * time.Minute}
+	w := sourceapi.Windows{File: 24 * time.Hour, Status: 5 * time.Minute}
 	signed := http.Header{}
 	signed.Set(auth.HeaderAliTimestamp, "1714564803")
 	for _, tt := range []struct {

@@ -8,23 +8,23 @@ import (
 
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 )
 
 func init() {
-	source.Register(source.Source{
+	sourceapi.Register(sourceapi.Source{
 		Name:    "generic",
 		Doc:     "generic JSON events",
 		Path:    "/events/{source}",
 		Methods: []string{http.MethodPost},
-		Decode:  func(r *source.Request) (*event.Event, error) { return event.DecodeGeneric(r.Name, r.Body) },
+		Decode:  func(r *sourceapi.Request) (*event.Event, error) { return event.DecodeGeneric(r.Name, r.Body) },
 		// Deduplicated when the sender gives a Standard Webhooks webhook-id.
-		Identity: func(r *source.Request, ev *event.Event) string {
+		Identity: func(r *sourceapi.Request, ev *event.Event) string {
 			id := r.Header.Get(auth.HeaderWebhookID)
 			if id == "" {
 				return ""
 			}
-			return source.Key("event", ev.Source, id)
+			return sourceapi.Key("event", ev.Source, id)
 		},
 		// Callers name these sources: one label for all of them keeps the
 		// series bounded.

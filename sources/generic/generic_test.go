@@ -7,19 +7,19 @@ import (
 
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
-	"github.com/livehook/livehook/engine/source"
+	"github.com/livehook/livehook/engine/sourceapi"
 	_ "github.com/livehook/livehook/sources/generic"
 )
 
 func TestEventsNamedByThePath(t *testing.T) {
-	s, name, ok := source.Default().Route("/events/cam-1")
+	s, name, ok := sourceapi.Default().Route("/events/cam-1")
 	if !ok || name != "cam-1" || !s.Family() || s.PathFor("ci") != "/events/ci" {
 		t.Fatalf("/events/cam-1 routes to %v %q %v", s, name, ok)
 	}
-	if got, ok := source.Default().Lookup("plugin.kit"); !ok || got != s {
+	if got, ok := sourceapi.Default().Lookup("plugin.kit"); !ok || got != s {
 		t.Errorf("an event a plugin reports is not a generic one: %v", got)
 	}
-	w := source.Windows{File: 24 * time.Hour, Status: 5 * time.Minute}
+	w := sourceapi.Windows{File: 24 * time.Hour, Status: 5 * time.Minute}
 	withID := http.Header{}
 	withID.Set(auth.HeaderWebhookID, "msg_1")
 	for _, tt := range []struct {
@@ -30,7 +30,7 @@ func TestEventsNamedByThePath(t *testing.T) {
 		{"a Standard Webhooks id", withID, "event\x00cam-1\x00msg_1"},
 		{"no id: every copy is new", http.Header{}, ""},
 	} {
-		r := &source.Request{Name: name, Header: tt.header, Body: []byte(`{"stream":"s","event":"motion"}`)}
+		r := &sourceapi.Request{Name: name, Header: tt.header, Body: []byte(`{"stream":"s","event":"motion"}`)}
 		ev, err := s.Decode(r)
 		if err != nil || ev.Source != "cam-1" || ev.Kind != event.KindEvent || ev.Stream != "s" {
 			t.Fatalf("%s: decoded %+v, %v", tt.name, ev, err)

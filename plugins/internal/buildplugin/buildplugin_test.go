@@ -11,9 +11,9 @@ import (
 
 	_ "github.com/livehook/livehook/actions/log" // the READMEs' rules use it
 
-	"github.com/livehook/livehook/plugins/host"
 	"github.com/livehook/livehook/plugins/internal/buildplugin"
 	"github.com/livehook/livehook/plugins/internal/plugintest"
+	"github.com/livehook/livehook/plugins/provider"
 )
 
 // TestBuildEverything runs what `go run ./plugins/build DIR` runs and
@@ -41,7 +41,7 @@ func TestBuildEverything(t *testing.T) {
 			t.Errorf("%s: no executable: %v", name, err)
 		}
 	}
-	reg, err := host.Registry(host.Options{Dir: dst})
+	reg, err := provider.Registry(provider.Options{Dir: dst})
 	if err != nil {
 		t.Fatalf("the built plugins do not load:\n%v", err)
 	}

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/livehook/engine/action"
+	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
-	"github.com/livehook/livehook/plugins/host"
 	"github.com/livehook/livehook/plugins/internal/buildplugin"
+	"github.com/livehook/livehook/plugins/provider"
 )
 
 // Main builds the named plugins of this repository into a temporary
@@ -77,18 +77,18 @@ func (l *Log) Logger() *slog.Logger {
 // Load writes src as a rules file and loads it with the built-in types in
 // base plus the plugins in pluginsDir. It returns the set, or the load's
 // error; the set is retired when the test ends.
-func Load(t testing.TB, pluginsDir string, base *action.Registry, src string, logger *slog.Logger) (*rules.Set, error) {
+func Load(t testing.TB, pluginsDir string, base *actionapi.Registry, src string, logger *slog.Logger) (*rules.Set, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := host.Registry(host.Options{Dir: pluginsDir, Base: base})
+	reg, err := provider.Registry(provider.Options{Dir: pluginsDir, Base: base})
 	if err != nil {
 		return nil, err
 	}
 	set, err := rules.Load(path, rules.Options{Registry: reg,
-		Deps: action.Deps{Logger: logger, HTTP: action.NewHTTP(nil), Now: time.Now}})
+		Deps: actionapi.Deps{Logger: logger, HTTP: actionapi.NewHTTP(nil), Now: time.Now}})
 	if err != nil {
 		return nil, err
 	}
@@ -98,21 +98,21 @@ func Load(t testing.TB, pluginsDir string, base *action.Registry, src string, lo
 
 // Deliver plans and runs the first step of the named rule for ev, as the
 // engine does, and returns the plan and the result.
-func Deliver(t testing.TB, set *rules.Set, rule string, ev *event.Event) (action.Plan, action.Result) {
+func Deliver(t testing.TB, set *rules.Set, rule string, ev *event.Event) (actionapi.Plan, actionapi.Result) {
 	t.Helper()
 	for _, r := range set.Rules {
 		if r.Name != rule {
 			continue
 		}
 		s := r.Steps[0]
-		plan, err := s.Step.Plan(action.Input{Event: ev, Rule: r.Name, DeliveryID: ev.ID + "." + r.Name + ".0"})
+		plan, err := s.Step.Plan(actionapi.Input{Event: ev, Rule: r.Name, DeliveryID: ev.ID + "." + r.Name + ".0"})
 		if err != nil {
 			t.Fatalf("plan: %v", err)
 		}
 		return plan, s.Step.Do(context.Background(), plan)
 	}
 	t.Fatalf("no rule %q", rule)
-	return action.Plan{}, action.Result{}
+	return actionapi.Plan{}, actionapi.Result{}
 }
 
 // Event returns a recording-error event for stream.
