@@ -67,9 +67,10 @@ type ReloadStatus struct {
 }
 
 // Engine evaluates events against the current rule set and delivers.
-// Its work is split in stages: accept (intake → store), evaluate (match,
-// throttle, plan jobs; ingest.go) and deliver (claim, attempt, settle;
-// jobs.go). Everything durable is the store's.
+// Its work is split in stages: accept (intake → store; here), evaluate
+// (match, throttle, plan, commit; ingest.go, throttle.go) and deliver
+// (claim, attempt, classify, record, report; jobs.go). Everything durable
+// is the store's; the Engine wires the stages and swaps rule sets.
 type Engine struct {
 	opts    Options
 	log     *slog.Logger
@@ -77,7 +78,9 @@ type Engine struct {
 	store   store.Store
 	current atomic.Pointer[rules.Set]
 	status  atomic.Pointer[ReloadStatus]
-	runner  *runner
+	// The stages, each with only what it needs.
+	evaluator *evaluator
+	runner    *runner
 
 	reloadMu    sync.Mutex // one reload at a time
 	mu          sync.RWMutex
@@ -119,8 +122,10 @@ func New(o Options) (*Engine, error) {
 	o.StatusDedupe = cmpOr(o.StatusDedupe, DefaultStatusDedupe)
 	o.Retention = cmpOr(o.Retention, DefaultRetention)
 	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{})}
-	e.runner = newRunner(e)
-	e.metrics = newMetrics(o.Metrics, e)
+	e.metrics = newMetrics(o.Metrics, o.Store)
+	e.evaluator = &evaluator{store: o.Store, now: o.Deps.Now, rules: e.acquire, log: o.Logger, metrics: e.metrics}
+	e.runner = newRunner(runnerDeps{store: o.Store, now: o.Deps.Now, rules: e.acquire, accept: e.acceptFollowUp,
+		log: o.Logger, metrics: e.metrics})
 	if err := e.Reload(); err != nil {
 		return nil, fmt.Errorf("load rules %s:\n%w", o.RulesPath, err)
 	}
@@ -255,7 +260,7 @@ func (e *Engine) Start() error {
 		e.log.Info("resuming work a previous run left", "unevaluated_events", st.Unevaluated, "pending_deliveries", st.Pending)
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { e.ingestLoop(ingestCtx, commitCtx) })
+	wg.Go(func() { e.evaluator.ingestLoop(ingestCtx, commitCtx) })
 	wg.Go(func() { e.pruneLoop(ctx) })
 	e.runner.start()
 	go func() { wg.Wait(); close(e.done) }()

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/livehook/livehook/engine/rules"
@@ -20,18 +21,27 @@ const ingestBatch = 256
 // and then the ingester does not wait at all.
 const ingestPace = 50 * time.Millisecond
 
+// evaluator runs the evaluate stages: match, throttle, plan, commit.
+type evaluator struct {
+	store   store.Store
+	now     func() time.Time
+	rules   func() *rules.Set // the current set, acquired: Release it
+	log     *slog.Logger
+	metrics *metrics
+}
+
 // ingestLoop evaluates accepted events, oldest first, and commits each
 // batch with its jobs as one unit. Once ingest ends (no more events will
 // be accepted) it evaluates what is left and returns; commit ending means
 // the shutdown timeout has passed, and what is left stays in the store.
-func (e *Engine) ingestLoop(ingest, commit context.Context) {
+func (v *evaluator) ingestLoop(ingest, commit context.Context) {
 	var m rules.Matcher
 	for commit.Err() == nil {
-		batch, err := e.store.Unevaluated(ingest, ingestBatch)
+		batch, err := v.store.Unevaluated(ingest, ingestBatch)
 		if err != nil {
 			if ingest.Err() == nil {
-				e.metrics.storeErrors.Inc()
-				e.log.Error("cannot read events to evaluate", "err", err)
+				v.metrics.storeErrors.Inc()
+				v.log.Error("cannot read events to evaluate", "err", err)
 				sleepCtx(commit, time.Second)
 				continue
 			}
@@ -43,22 +53,22 @@ func (e *Engine) ingestLoop(ingest, commit context.Context) {
 		// evaluate them again too.
 		var evals []*store.Evaluation
 		for attempt := 1; ; attempt++ {
-			if evals, err = e.evaluate(commit, &m, batch); err == nil {
-				if err = e.store.Commit(commit, evals); err == nil {
+			if evals, err = v.evaluate(commit, &m, batch); err == nil {
+				if err = v.store.Commit(commit, evals); err == nil {
 					break
 				}
 			}
 			if errors.Is(err, store.ErrStateConflict) {
 				continue // another evaluator changed a throttle window: decide again
 			}
-			e.metrics.storeErrors.Inc()
-			e.log.Error("cannot evaluate and save events; retrying", "events", len(batch), "attempt", attempt, "err", err)
+			v.metrics.storeErrors.Inc()
+			v.log.Error("cannot evaluate and save events; retrying", "events", len(batch), "attempt", attempt, "err", err)
 			if !sleepCtx(commit, min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)) {
 				return // still in the store: the next start evaluates them
 			}
 		}
 		for _, ev := range evals {
-			e.log.Debug("event processed", "event_id", ev.EventID, "rules_matched", len(ev.Matched))
+			v.log.Debug("event processed", "event_id", ev.EventID, "rules_matched", len(ev.Matched))
 		}
 		if len(batch) == ingestBatch || ingest.Err() != nil {
 			continue // a backlog, or stopping: commits are as large as they get already
@@ -82,10 +92,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // evaluate runs the stages of an evaluation over a batch: match every
 // event against the rules, throttle the matches, and plan a job per step
 // of each admitted one.
-func (e *Engine) evaluate(ctx context.Context, m *rules.Matcher, batch []*store.Accepted) ([]*store.Evaluation, error) {
-	set := e.acquire()
+func (v *evaluator) evaluate(ctx context.Context, m *rules.Matcher, batch []*store.Accepted) ([]*store.Evaluation, error) {
+	set := v.rules()
 	defer set.Release()
-	now := e.opts.Deps.Now().UTC()
+	now := v.now().UTC()
 	evals := make([]*store.Evaluation, 0, len(batch))
 	var ms []match
 	for _, a := range batch {
@@ -93,10 +103,10 @@ func (e *Engine) evaluate(ctx context.Context, m *rules.Matcher, batch []*store.
 		out := &store.Evaluation{EventID: ev.ID, Matched: []string{}}
 		matched, errs := m.Match(set, ev)
 		for _, err := range errs {
-			e.metrics.ruleErrors.WithLabelValues(err.Rule.Name).Inc()
+			v.metrics.ruleErrors.WithLabelValues(err.Rule.Name).Inc()
 			msg := set.Secrets.Redact(err.Error())
 			out.Errors = append(out.Errors, msg)
-			e.log.Warn("rule condition failed", "event_id", ev.ID, "rule", err.Rule.Name, "err", msg)
+			v.log.Warn("rule condition failed", "event_id", ev.ID, "rule", err.Rule.Name, "err", msg)
 		}
 		for _, r := range matched {
 			out.Matched = append(out.Matched, r.Name)
@@ -104,21 +114,21 @@ func (e *Engine) evaluate(ctx context.Context, m *rules.Matcher, batch []*store.
 		}
 		evals = append(evals, out)
 	}
-	admitted, err := e.throttle(ctx, ms, now)
+	admitted, err := v.throttle(ctx, ms, now)
 	if err != nil {
 		return nil, err
 	}
 	for i, mt := range ms {
 		r, ev := mt.rule, mt.ev
-		e.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
+		v.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
 		suppressed, run := admitted[i]
 		if !run {
-			e.metrics.throttled.WithLabelValues(r.Name).Inc()
+			v.metrics.throttled.WithLabelValues(r.Name).Inc()
 			mt.out.Throttled = append(mt.out.Throttled, r.Name)
-			e.log.Debug("rule throttled", "event_id", ev.ID, "rule", r.Name)
+			v.log.Debug("rule throttled", "event_id", ev.ID, "rule", r.Name)
 			continue
 		}
-		e.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
+		v.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
 		mt.out.Jobs = append(mt.out.Jobs, newJobs(ev.ID, r, suppressed, now, 0)...)
 	}
 	return evals, nil

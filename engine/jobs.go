@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -35,7 +36,7 @@ const claimOther = 64
 // runner runs delivery jobs when they are due, at most Concurrency at a
 // time per action instance, and records every attempt before the next.
 type runner struct {
-	e     *Engine
+	deps  runnerDeps
 	owner string // this process, as the store's leases name it
 
 	ctx           context.Context // ends when no new attempt may start
@@ -53,8 +54,18 @@ type runner struct {
 	limits   map[string]int
 }
 
-func newRunner(e *Engine) *runner {
-	r := &runner{e: e, owner: "local-" + ulid.Make().String(), done: make(chan struct{})}
+// runnerDeps is what the deliver stages need of the rest of the engine.
+type runnerDeps struct {
+	store   store.Store
+	now     func() time.Time
+	rules   func() *rules.Set // the current set, acquired: Release it
+	accept  func(*event.Event) (string, error)
+	log     *slog.Logger
+	metrics *metrics
+}
+
+func newRunner(deps runnerDeps) *runner {
+	r := &runner{deps: deps, owner: "local-" + ulid.Make().String(), done: make(chan struct{})}
 	r.idle = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.deliverCtx, r.cancelDeliver = context.WithCancel(context.Background())
@@ -72,22 +83,24 @@ func (r *runner) start() {
 // comes due or the store has news (new jobs, a slot freed).
 func (r *runner) loop() {
 	defer close(r.done)
-	e := r.e
+	d := r.deps
 	var dueBy time.Time // the due time a timer last fired for
 	for r.ctx.Err() == nil {
-		now := e.opts.Deps.Now()
+		now := d.now()
 		if dueBy.After(now) {
 			// The timer measured the wait on the real clock; a clock that
 			// does not move by itself (tests) has reached its due time too.
 			now = dueBy
 		}
-		claimed, next, err := e.store.ClaimJobs(r.ctx, store.Claim{
+		claimed, next, err := d.store.ClaimJobs(r.ctx, store.Claim{
 			Owner: r.owner, Now: now, Lease: claimLease, Limits: r.concurrency(), Other: claimOther,
 		})
 		if err != nil {
-			e.metrics.storeErrors.Inc()
-			e.log.Error("cannot claim due deliveries", "err", err)
-			next = now.Add(time.Second)
+			d.metrics.storeErrors.Inc()
+			d.log.Error("cannot claim due deliveries", "err", err)
+			if len(claimed) == 0 {
+				next = now.Add(time.Second)
+			}
 		}
 		for _, c := range claimed {
 			r.begin()
@@ -97,12 +110,12 @@ func (r *runner) loop() {
 		var timer *time.Timer
 		var fired <-chan time.Time
 		if !next.IsZero() {
-			timer = time.NewTimer(max(next.Sub(e.opts.Deps.Now()), 0))
+			timer = time.NewTimer(max(next.Sub(d.now()), 0))
 			fired = timer.C
 		}
 		select {
 		case <-r.ctx.Done():
-		case <-e.store.Wake():
+		case <-d.store.Wake():
 		case <-fired:
 			dueBy = next
 		}
@@ -115,7 +128,7 @@ func (r *runner) loop() {
 // concurrency is each action instance's delivery concurrency under the
 // current rules, computed once per rule set.
 func (r *runner) concurrency() map[string]int {
-	set := r.e.acquire()
+	set := r.deps.rules()
 	defer set.Release()
 	if set == r.limitsOf { // only the loop's goroutine calls this
 		return r.limits
@@ -148,8 +161,7 @@ func (r *runner) end() {
 func (r *runner) run(c store.Claimed) {
 	j := c.Job
 	defer r.end()
-	e := r.e
-	set := e.acquire()
+	set := r.deps.rules()
 	defer set.Release()
 	step := set.Step(j.Rule, j.Step)
 	switch {
@@ -175,7 +187,7 @@ func (r *runner) run(c store.Claimed) {
 func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res actionapi.Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.e.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", p, "stack", string(debug.Stack()))
+			r.deps.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", p, "stack", string(debug.Stack()))
 			res = actionapi.Failed(actionapi.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
 		}
 	}()
@@ -209,17 +221,23 @@ func classify(j *store.Job, res actionapi.Result, p actionapi.DeliveryPolicy, no
 	}
 }
 
-// settle records an attempt's result: the follow-up events it reported,
-// then the job's new state, then metrics and the log line.
+// settle classifies an attempt's result, records it and reports it.
 func (r *runner) settle(j *store.Job, res actionapi.Result, p actionapi.DeliveryPolicy, took time.Duration, redact func(string) string) {
-	e := r.e
 	detail := redact(res.Detail)
-	classify(j, res, p, e.opts.Deps.Now().UTC(), took, detail)
-	log := e.log.With("event_id", j.EventID, "rule", j.Rule, "action", j.Action, "type", j.Type, "job", j.ID)
+	classify(j, res, p, r.deps.now().UTC(), took, detail)
+	log := r.deps.log.With("event_id", j.EventID, "rule", j.Rule, "action", j.Action, "type", j.Type, "job", j.ID)
+	r.record(j, res, log)
+	r.report(j, res, took, detail, log)
+}
+
+// record takes the follow-up events the attempt reported, then saves the
+// job's new state, which the store turns into "run again at", "done" or
+// "dead letter".
+func (r *runner) record(j *store.Job, res actionapi.Result, log *slog.Logger) {
 	// Follow-ups first: once the job is saved as done, a crash must not
 	// have lost what it reported.
 	for _, f := range res.Events {
-		if id, err := e.acceptFollowUp(f); err != nil {
+		if id, err := r.deps.accept(f); err != nil {
 			log.Error("follow-up event lost", "source", f.Source, "err", err)
 		} else {
 			log.Info("follow-up event accepted", "follow_up_id", id, "source", f.Source)
@@ -227,14 +245,19 @@ func (r *runner) settle(j *store.Job, res actionapi.Result, p actionapi.Delivery
 	}
 	// Saved while the job still holds its slot, so a crash can repeat at
 	// most the deliveries in flight.
-	if err := e.store.Finish(context.WithoutCancel(r.deliverCtx), r.owner, j); err != nil {
+	if err := r.deps.store.Finish(context.WithoutCancel(r.deliverCtx), r.owner, j); err != nil {
 		// The attempt happened; not recording it means it runs again,
 		// which at-least-once allows.
-		e.metrics.storeErrors.Inc()
-		e.log.Error("cannot save delivery state", "job", j.ID, "err", err)
+		r.deps.metrics.storeErrors.Inc()
+		log.Error("cannot save delivery state", "err", err)
 	}
-	e.metrics.deliveries.WithLabelValues(j.Action, j.Type, res.Outcome.String()).Inc()
-	e.metrics.deliveryTime.WithLabelValues(j.Action, j.Type).Observe(took.Seconds())
+}
+
+// report counts the attempt and logs it.
+func (r *runner) report(j *store.Job, res actionapi.Result, took time.Duration, detail string, log *slog.Logger) {
+	m := r.deps.metrics
+	m.deliveries.WithLabelValues(j.Action, j.Type, res.Outcome.String()).Inc()
+	m.deliveryTime.WithLabelValues(j.Action, j.Type).Observe(took.Seconds())
 	attrs := []any{"result", res.Outcome.String(), "attempt", j.Tries(), "duration", took.Round(time.Millisecond)}
 	for k, v := range res.IDs {
 		attrs = append(attrs, k, v)
@@ -245,7 +268,7 @@ func (r *runner) settle(j *store.Job, res actionapi.Result, p actionapi.Delivery
 	case store.Dead:
 		log.Error("delivery failed for good: dead letter", append(attrs, "detail", j.LastError)...)
 	default:
-		e.metrics.retries.WithLabelValues(j.Action, j.Type).Inc()
+		m.retries.WithLabelValues(j.Action, j.Type).Inc()
 		log.Warn("delivery failed; will retry", append(attrs, "detail", detail, "next_at", j.NextAt)...)
 	}
 }

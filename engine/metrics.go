@@ -24,7 +24,7 @@ type metrics struct {
 	storeErrors  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
+func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 	m := &metrics{
 		ruleMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livehook_rule_matches_total", Help: "Events that matched a rule.",
@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 	}
 	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.duplicates, m.deliveries, m.deliveryTime,
 		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.storeErrors,
-		&storeCollector{store: e.store},
+		&storeCollector{store: st},
 	)
 	return m
 }

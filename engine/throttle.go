@@ -38,7 +38,7 @@ type match struct {
 // throttle admits or holds back each match, in order, and records the
 // windows it changed in the match's evaluation. It returns, per admitted
 // match, how many were held back since the last delivery for its key.
-func (e *Engine) throttle(ctx context.Context, ms []match, now time.Time) (map[int]int, error) {
+func (v *evaluator) throttle(ctx context.Context, ms []match, now time.Time) (map[int]int, error) {
 	var keys []string
 	for i := range ms {
 		if ms[i].rule.Throttle != nil {
@@ -53,7 +53,7 @@ func (e *Engine) throttle(ctx context.Context, ms []match, now time.Time) (map[i
 		}
 		return admitted, nil
 	}
-	stored, err := e.store.State(ctx, keys, now)
+	stored, err := v.store.State(ctx, keys, now)
 	if err != nil {
 		return nil, fmt.Errorf("read throttle windows: %w", err)
 	}
@@ -73,7 +73,7 @@ func (e *Engine) throttle(ctx context.Context, ms []match, now time.Time) (map[i
 			cur = &seen{read: st.Version}
 			if st.Value != nil {
 				if err := json.Unmarshal(st.Value, &cur.w); err != nil {
-					e.log.Warn("throttle window unreadable: starting afresh", "rule", m.rule.Name, "err", err)
+					v.log.Warn("throttle window unreadable: starting afresh", "rule", m.rule.Name, "err", err)
 					cur.w = window{}
 				}
 			}

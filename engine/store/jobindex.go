@@ -140,27 +140,30 @@ func (x *jobIndex) unlease(id string, l *lease) {
 	}
 }
 
-// beginFinish checks that owner holds id's lease and keeps it from
-// expiring while the finish is written.
-func (x *jobIndex) beginFinish(owner, id string) bool {
+// beginFinish returns owner's lease of id, kept from expiring while the
+// finish is written; nil if owner does not hold it.
+func (x *jobIndex) beginFinish(owner, id string) *lease {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	l, ok := x.leased[id]
 	if !ok || l.owner != owner || l.finishing {
-		return false
+		return nil
 	}
 	l.finishing = true
-	return true
+	return l
 }
 
-// endFinish ends id's lease. A job still pending becomes claimable at
-// next; a failed write leaves the lease to expire, so that the job runs
+// endFinish ends the lease l of id. A job still pending becomes claimable
+// at next; a failed write leaves the lease to expire, so that the job runs
 // again from what the db holds.
-func (x *jobIndex) endFinish(id string, written, pending bool, next time.Time) {
+func (x *jobIndex) endFinish(id string, l *lease, written, pending bool, next time.Time) {
 	x.mu.Lock()
-	l := x.leased[id]
 	if !written {
 		l.finishing = false
+		x.mu.Unlock()
+		return
+	}
+	if x.leased[id] != l { // replayed and claimed anew meanwhile: that lease is not ours to end
 		x.mu.Unlock()
 		return
 	}

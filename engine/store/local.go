@@ -349,33 +349,38 @@ func (s *Local) State(ctx context.Context, keys []string, now time.Time) (map[st
 	return s.state.read(keys, now), nil
 }
 
-// ClaimJobs implements Store.
+// ClaimJobs implements Store. A job or event record that cannot be read
+// is left out, its lease ended, and named in the error; the jobs that
+// could be read are claimed all the same.
 func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, error) {
 	ids, next := s.jobs.claim(c)
 	if len(ids) == 0 {
 		return nil, next, nil
 	}
 	out := make([]Claimed, 0, len(ids))
-	var missing []string
+	var dropped []string
+	var errs []error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs, events := tx.Bucket(bucketJobs), tx.Bucket(bucketEvents)
 		byEvent := map[string]*event.Event{}
 		for _, id := range ids {
+			var j Job
 			v := jobs.Get([]byte(id))
 			if v == nil {
-				missing = append(missing, id)
+				dropped = append(dropped, id) // gone with its event: nothing to run
 				continue
 			}
-			var j Job
 			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("job %s: %w", id, err)
+				dropped, errs = append(dropped, id), append(errs, fmt.Errorf("job %s: %w", id, err))
+				continue
 			}
 			ev, ok := byEvent[j.EventID]
 			if !ok {
 				if v := events.Get([]byte(j.EventID)); v != nil {
 					var rec EventRecord
 					if err := json.Unmarshal(v, &rec); err != nil {
-						return fmt.Errorf("event %s: %w", j.EventID, err)
+						dropped, errs = append(dropped, id), append(errs, fmt.Errorf("event %s of job %s: %w", j.EventID, id, err))
+						continue
 					}
 					ev = rec.Event
 				}
@@ -390,17 +395,21 @@ func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, e
 		// claimed again.
 		return nil, next, fmt.Errorf("claim jobs: %w", err)
 	}
-	s.jobs.release(missing)
+	s.jobs.release(dropped)
+	if len(errs) > 0 {
+		return out, next, fmt.Errorf("claim jobs: left out what cannot be read: %w", errors.Join(errs...))
+	}
 	return out, next, nil
 }
 
 // Finish implements Store. Finishes from many goroutines share commits.
 func (s *Local) Finish(ctx context.Context, owner string, j *Job) error {
-	if !s.jobs.beginFinish(owner, j.ID) {
+	l := s.jobs.beginFinish(owner, j.ID)
+	if l == nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, ErrLeaseLost)
 	}
 	err := s.saves.put([]*Job{j})
-	s.jobs.endFinish(j.ID, err == nil, j.State == Pending, j.NextAt)
+	s.jobs.endFinish(j.ID, l, err == nil, j.State == Pending, j.NextAt)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
 	}

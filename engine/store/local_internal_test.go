@@ -245,3 +245,41 @@ func TestConcurrentJobSaves(t *testing.T) {
 		t.Errorf("pending jobs saved: %v, want the %d good ones", got, len(want))
 	}
 }
+
+// A job record that cannot be read is left out of a claim, with an error
+// naming it; the other due jobs are claimed all the same.
+func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
+	s := openLocal(t, t.TempDir())
+	var jobs []*Job
+	for i := 1; i <= 3; i++ {
+		ev := eventNo(i)
+		if _, err := s.Accept(t.Context(), &Incoming{Event: ev}); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, &Job{ID: JobID(ev.ID, "r", 0, 0), EventID: ev.ID, Rule: "r", Action: "a",
+			State: Pending, Created: base, NextAt: base, Attempts: []Attempt{}})
+	}
+	var evals []*Evaluation
+	for i, a := range taken(t, s) {
+		evals = append(evals, &Evaluation{EventID: a.Event.ID, Jobs: []*Job{jobs[i]}})
+	}
+	if err := s.Commit(t.Context(), evals); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).Put([]byte(jobs[1].ID), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.ClaimJobs(t.Context(), Claim{Owner: "o", Now: base, Lease: time.Minute, Other: 10})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(jobs[1].ID)) {
+		t.Errorf("claim error %v, want one naming %s", err, jobs[1].ID)
+	}
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.Job.ID)
+	}
+	if !slices.Equal(ids, []string{jobs[0].ID, jobs[2].ID}) {
+		t.Errorf("claimed %v, want the two readable jobs", ids)
+	}
+}

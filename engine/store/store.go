@@ -227,7 +227,8 @@ type Store interface {
 	// ClaimJobs leases due pending jobs to c.Owner, earliest first, within
 	// c.Limits. It also returns when the next job comes due that the same
 	// claim would take (zero if none), so the caller knows when to ask
-	// again; Wake tells it when to ask sooner.
+	// again; Wake tells it when to ask sooner. With an error, claimed
+	// still holds the jobs that were leased and must be run.
 	ClaimJobs(ctx context.Context, c Claim) (claimed []Claimed, next time.Time, err error)
 	// Finish records a claimed job's new state (an attempt appended, and
 	// delivered, dead, or pending again at NextAt) and ends the lease.
