@@ -55,6 +55,12 @@ type Options struct {
 	FileDedupe   time.Duration // default DefaultFileDedupe
 	StatusDedupe time.Duration // default DefaultStatusDedupe
 	Retention    time.Duration // finished events are pruned after this; default DefaultRetention
+	// StateOutageTolerance is how overdue a timer of a rule over time may
+	// be after the daemon was down and still fire (late); default
+	// DefaultStateOutageTolerance.
+	StateOutageTolerance time.Duration
+	// Zone is the clock digest buckets align to; default time.Local.
+	Zone *time.Location
 }
 
 // ReloadStatus is the outcome of the last load, shown by /api/rules.
@@ -121,9 +127,14 @@ func New(o Options) (*Engine, error) {
 	o.FileDedupe = cmpOr(o.FileDedupe, DefaultFileDedupe)
 	o.StatusDedupe = cmpOr(o.StatusDedupe, DefaultStatusDedupe)
 	o.Retention = cmpOr(o.Retention, DefaultRetention)
+	o.StateOutageTolerance = cmpOr(o.StateOutageTolerance, DefaultStateOutageTolerance)
+	if o.Zone == nil {
+		o.Zone = time.Local
+	}
 	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{})}
 	e.metrics = newMetrics(o.Metrics, o.Store)
-	e.evaluator = &evaluator{store: o.Store, now: o.Deps.Now, rules: e.acquire, log: o.Logger, metrics: e.metrics}
+	e.evaluator = &evaluator{store: o.Store, now: o.Deps.Now, rules: e.acquire, log: o.Logger, metrics: e.metrics,
+		pace: ingestPace, zone: o.Zone, tolerance: o.StateOutageTolerance}
 	e.runner = newRunner(runnerDeps{store: o.Store, now: o.Deps.Now, rules: e.acquire, accept: e.acceptFollowUp,
 		log: o.Logger, metrics: e.metrics})
 	if err := e.Reload(); err != nil {
@@ -176,6 +187,14 @@ func (e *Engine) Reload() error {
 		if st.Diagnostics == nil {
 			e.log.Error("rules: load failed", "err", err)
 		}
+		return err
+	}
+	// Before the swap: the new rules must not see state kept under a
+	// definition they changed.
+	if err := e.reconcileState(set); err != nil {
+		e.metrics.storeErrors.Inc()
+		e.log.Error("rules: cannot reconcile rule state; keeping the old rules", "err", err)
+		set.Retire()
 		return err
 	}
 	old := e.current.Swap(set)
@@ -259,6 +278,7 @@ func (e *Engine) Start() error {
 	if st, err := e.store.Stats(ctx); err == nil && (st.Unevaluated > 0 || st.Pending > 0) {
 		e.log.Info("resuming work a previous run left", "unevaluated_events", st.Unevaluated, "pending_deliveries", st.Pending)
 	}
+	e.evaluator.started = e.opts.Deps.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { e.evaluator.ingestLoop(ingestCtx, commitCtx) })
 	wg.Go(func() { e.pruneLoop(ctx) })

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -28,6 +30,11 @@ type evaluator struct {
 	rules   func() *rules.Set // the current set, acquired: Release it
 	log     *slog.Logger
 	metrics *metrics
+
+	pace      time.Duration  // ingestPace; tests on a virtual clock set 0
+	zone      *time.Location // digest buckets align to its clock
+	tolerance time.Duration  // how overdue a timer may fire after an outage
+	started   time.Time      // timers due before this came due while livehook was down
 }
 
 // ingestLoop evaluates accepted events, oldest first, and commits each
@@ -36,36 +43,44 @@ type evaluator struct {
 // the shutdown timeout has passed, and what is left stays in the store.
 func (v *evaluator) ingestLoop(ingest, commit context.Context) {
 	var m rules.Matcher
+	var dueBy time.Time // the due time a timer wait last ended at
 	for commit.Err() == nil {
-		batch, err := v.store.Unevaluated(ingest, ingestBatch)
+		now := v.now()
+		if dueBy.After(now) {
+			// The wait was measured on the real clock; a clock that does
+			// not move by itself (tests) has reached the due time too.
+			now = dueBy
+		}
+		next, ok := v.runTimers(commit, &m, now)
+		if !ok {
+			return
+		}
+		wait, cancel := ingest, context.CancelFunc(func() {})
+		if !next.IsZero() {
+			wait, cancel = context.WithTimeout(ingest, max(next.Sub(v.now()), 0))
+		}
+		batch, err := v.store.Unevaluated(wait, ingestBatch)
+		cancel()
+		dueBy = time.Time{}
 		if err != nil {
-			if ingest.Err() == nil {
+			switch {
+			case ingest.Err() != nil:
+				return // stopping, and nothing is left
+			case wait.Err() != nil:
+				dueBy = next // a timer is due
+			default:
 				v.metrics.storeErrors.Inc()
 				v.log.Error("cannot read events to evaluate", "err", err)
 				sleepCtx(commit, time.Second)
-				continue
 			}
-			return // stopping, and nothing is left
+			continue
 		}
 		start := time.Now()
-		// The events are safe in the store, so a failed evaluation or
-		// commit is tried again rather than dropped; a restart would
-		// evaluate them again too.
-		var evals []*store.Evaluation
-		for attempt := 1; ; attempt++ {
-			if evals, err = v.evaluate(commit, &m, batch); err == nil {
-				if err = v.store.Commit(commit, evals); err == nil {
-					break
-				}
-			}
-			if errors.Is(err, store.ErrStateConflict) {
-				continue // another evaluator changed a throttle window: decide again
-			}
-			v.metrics.storeErrors.Inc()
-			v.log.Error("cannot evaluate and save events; retrying", "events", len(batch), "attempt", attempt, "err", err)
-			if !sleepCtx(commit, min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)) {
-				return // still in the store: the next start evaluates them
-			}
+		evals, ok := v.commit(commit, len(batch), func(ctx context.Context) ([]*store.Evaluation, error) {
+			return v.evaluate(ctx, &m, batch)
+		})
+		if !ok {
+			return // still in the store: the next start evaluates them
 		}
 		for _, ev := range evals {
 			v.log.Debug("event processed", "event_id", ev.EventID, "rules_matched", len(ev.Matched))
@@ -73,7 +88,53 @@ func (v *evaluator) ingestLoop(ingest, commit context.Context) {
 		if len(batch) == ingestBatch || ingest.Err() != nil {
 			continue // a backlog, or stopping: commits are as large as they get already
 		}
-		sleepCtx(ingest, ingestPace-time.Since(start)) // at once if the commit took longer
+		sleepCtx(ingest, v.pace-time.Since(start)) // at once if the commit took longer
+	}
+}
+
+// runTimers evaluates every timer due at now and returns when the next
+// one comes due; false if the commit context ended first.
+func (v *evaluator) runTimers(ctx context.Context, m *rules.Matcher, now time.Time) (time.Time, bool) {
+	for {
+		due, next, err := v.store.DueTimers(ctx, now, ingestBatch)
+		if err != nil {
+			v.metrics.storeErrors.Inc()
+			v.log.Error("cannot read due timers", "err", err)
+			return now.Add(time.Second), ctx.Err() == nil
+		}
+		if len(due) == 0 {
+			return next, true
+		}
+		if _, ok := v.commit(ctx, len(due), func(context.Context) ([]*store.Evaluation, error) {
+			return v.evaluateTimers(ctx, due)
+		}); !ok {
+			return next, false
+		}
+		if len(due) < ingestBatch {
+			return next, true
+		}
+	}
+}
+
+// commit evaluates and commits until it works. What is evaluated is safe
+// in the store, so a failure is tried again rather than dropped (a
+// restart would evaluate it again too); false once ctx ends.
+func (v *evaluator) commit(ctx context.Context, n int, evaluate func(context.Context) ([]*store.Evaluation, error)) ([]*store.Evaluation, bool) {
+	for attempt := 1; ; attempt++ {
+		evals, err := evaluate(ctx)
+		if err == nil {
+			if err = v.store.Commit(ctx, evals); err == nil {
+				return evals, true
+			}
+		}
+		if errors.Is(err, store.ErrStateConflict) {
+			continue // another evaluator changed the state read: decide again
+		}
+		v.metrics.storeErrors.Inc()
+		v.log.Error("cannot evaluate and save; retrying", "items", n, "attempt", attempt, "err", err)
+		if !sleepCtx(ctx, min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)) {
+			return nil, false
+		}
 	}
 }
 
@@ -90,12 +151,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // evaluate runs the stages of an evaluation over a batch: match every
-// event against the rules, throttle the matches, and plan a job per step
-// of each admitted one.
+// event against the single-event rules, correlate it with the rules over
+// time, throttle what matched or fired, and plan a job per step of each
+// admitted one.
 func (v *evaluator) evaluate(ctx context.Context, m *rules.Matcher, batch []*store.Accepted) ([]*store.Evaluation, error) {
 	set := v.rules()
 	defer set.Release()
-	now := v.now().UTC()
 	evals := make([]*store.Evaluation, 0, len(batch))
 	var ms []match
 	for _, a := range batch {
@@ -114,13 +175,50 @@ func (v *evaluator) evaluate(ctx context.Context, m *rules.Matcher, batch []*sto
 		}
 		evals = append(evals, out)
 	}
-	admitted, err := v.throttle(ctx, ms, now)
+	fs, err := v.correlate(ctx, m, set, batch, evals)
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range fs {
+		ms = append(ms, match{out: f.out, ev: f.ev, rule: f.rule, firing: f.firing})
+	}
+	if err := v.plan(ctx, ms); err != nil {
+		return nil, err
+	}
+	return evals, nil
+}
+
+// evaluateTimers runs due timers through the correlate, throttle and plan
+// stages.
+func (v *evaluator) evaluateTimers(ctx context.Context, due []store.StateEntry) ([]*store.Evaluation, error) {
+	set := v.rules()
+	defer set.Release()
+	evals, fs := v.timers(due, set, v.now())
+	var ms []match
+	for _, f := range fs {
+		ms = append(ms, match{out: f.out, ev: f.ev, rule: f.rule, firing: f.firing})
+	}
+	if err := v.plan(ctx, ms); err != nil {
+		return nil, err
+	}
+	return evals, nil
+}
+
+// plan throttles the matches and firings and plans the jobs of those let
+// through, in their evaluations.
+func (v *evaluator) plan(ctx context.Context, ms []match) error {
+	now := v.now().UTC()
+	admitted, err := v.throttle(ctx, ms, now)
+	if err != nil {
+		return err
+	}
 	for i, mt := range ms {
 		r, ev := mt.rule, mt.ev
-		v.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
+		if mt.firing == nil {
+			v.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
+		} else {
+			v.metrics.ruleFirings.WithLabelValues(r.Name).Inc()
+		}
 		suppressed, run := admitted[i]
 		if !run {
 			v.metrics.throttled.WithLabelValues(r.Name).Inc()
@@ -128,10 +226,22 @@ func (v *evaluator) evaluate(ctx context.Context, m *rules.Matcher, batch []*sto
 			v.log.Debug("rule throttled", "event_id", ev.ID, "rule", r.Name)
 			continue
 		}
-		v.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
-		mt.out.Jobs = append(mt.out.Jobs, newJobs(ev.ID, r, suppressed, now, 0)...)
+		jobs := newJobs(ev.ID, r, suppressed, now, 0)
+		if mt.firing != nil {
+			enc, err := json.Marshal(mt.firing)
+			if err != nil {
+				return fmt.Errorf("encode firing of %s: %w", r.Name, err)
+			}
+			for _, j := range jobs {
+				j.Firing = enc
+			}
+			v.log.Info("rule fired", "event_id", ev.ID, "rule", r.Name, "key", mt.firing.Key, "late", mt.firing.Late)
+		} else {
+			v.log.Info("rule matched", "event_id", ev.ID, "rule", r.Name, "source", ev.Source, "kind", ev.Kind)
+		}
+		mt.out.Jobs = append(mt.out.Jobs, jobs...)
 	}
-	return evals, nil
+	return nil
 }
 
 // newJobs plans one job per step of r, for an event's evaluation (replay

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -191,16 +192,29 @@ func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res a
 			res = actionapi.Failed(actionapi.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
 		}
 	}()
-	plan, err := step.Step.Plan(inputFor(j, ev))
+	in, err := inputFor(j, ev)
+	if err != nil {
+		return actionapi.Failed(actionapi.Permanent, err)
+	}
+	plan, err := step.Step.Plan(in)
 	if err != nil {
 		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("render: %w", err))
 	}
 	return step.Step.Do(r.deliverCtx, plan)
 }
 
-// inputFor builds what a job's step renders from.
-func inputFor(j *store.Job, ev *event.Event) actionapi.Input {
-	return actionapi.Input{Event: ev, Rule: j.Rule, DeliveryID: j.ID, Suppressed: j.Suppressed}
+// inputFor builds what a job's step renders from: its event and, for a
+// rule over time, what it fired with.
+func inputFor(j *store.Job, ev *event.Event) (actionapi.Input, error) {
+	in := actionapi.Input{Event: ev, Rule: j.Rule, DeliveryID: j.ID, Suppressed: j.Suppressed}
+	if len(j.Firing) > 0 {
+		var f firing
+		if err := json.Unmarshal(j.Firing, &f); err != nil {
+			return in, fmt.Errorf("read what the rule fired with: %w", err)
+		}
+		in.Temporal = f.templateData()
+	}
+	return in, nil
 }
 
 // classify appends the attempt to j and decides the job's next state.

@@ -22,6 +22,9 @@ type metrics struct {
 	lastReload   prometheus.Gauge
 	lastReloadOK prometheus.Gauge
 	storeErrors  prometheus.Counter
+	ruleFirings  *prometheus.CounterVec
+	stateExpired *prometheus.CounterVec
+	stateDropped *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
@@ -61,6 +64,16 @@ func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 			Name: "livehook_store_errors_total", Help: "Writes to the store that failed (intake answers 503 for those on the request path).",
 		}),
 	}
+	m.ruleFirings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livehook_rule_firings_total", Help: "Times a rule over time fired (an expectation not met, a count reached, a session or digest closed).",
+	}, []string{"rule"})
+	m.stateExpired = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livehook_state_expired_total", Help: "Rule state discarded: outage (a timer overdue past --state-outage-tolerance).",
+	}, []string{"reason"})
+	m.stateDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livehook_state_dropped_total", Help: "Keys of rule state dropped by a reload that changed or removed their rule.",
+	}, []string{"rule"})
+	reg.MustRegister(m.ruleFirings, m.stateExpired, m.stateDropped)
 	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.duplicates, m.deliveries, m.deliveryTime,
 		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.storeErrors,
 		&storeCollector{store: st},
@@ -76,6 +89,8 @@ var (
 	pendingDesc     = prometheus.NewDesc("livehook_jobs_pending", "Deliveries waiting to run or to be retried.", nil, nil)
 	deadDesc        = prometheus.NewDesc("livehook_dead_letters", "Deliveries that failed for good and wait for a replay.", nil, nil)
 	bytesDesc       = prometheus.NewDesc("livehook_store_bytes", "Bytes the store takes on disk.", nil, nil)
+	stateKeysDesc   = prometheus.NewDesc("livehook_state_keys", "Keys that rules over time keep state for.", nil, nil)
+	timersDesc      = prometheus.NewDesc("livehook_timers_pending", "Timers of rules over time waiting to fire.", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -83,12 +98,14 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
 	ch <- deadDesc
 	ch <- bytesDesc
+	ch <- stateKeysDesc
+	ch <- timersDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st, err := c.store.Stats(context.Background())
 	if err != nil {
-		for _, d := range []*prometheus.Desc{unevaluatedDesc, pendingDesc, deadDesc, bytesDesc} {
+		for _, d := range []*prometheus.Desc{unevaluatedDesc, pendingDesc, deadDesc, bytesDesc, stateKeysDesc, timersDesc} {
 			ch <- prometheus.NewInvalidMetric(d, err)
 		}
 		return
@@ -97,6 +114,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(st.Pending))
 	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(st.Dead))
 	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(stateKeysDesc, prometheus.GaugeValue, float64(st.StateKeys))
+	ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(st.Timers))
 }
 
 // CommitObserver returns a journal OnCommit hook that records each group

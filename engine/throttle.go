@@ -29,10 +29,11 @@ const heldBackFor = 24 * time.Hour
 
 // match is one rule an event matched, on its way through the stages.
 type match struct {
-	out  *store.Evaluation
-	ev   *event.Event
-	rule *rules.Rule
-	key  string // the throttle key; "" for a rule without a throttle
+	out    *store.Evaluation
+	ev     *event.Event
+	rule   *rules.Rule
+	firing *firing // what a rule over time fired with; nil for a match
+	key    string  // the throttle key; "" for a rule without a throttle
 }
 
 // throttle admits or holds back each match, in order, and records the

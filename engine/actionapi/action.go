@@ -93,14 +93,24 @@ type Input struct {
 	Rule       string
 	DeliveryID string // stable across retries of the same (event, rule, step)
 	Suppressed int    // matches a throttle held back since the last delivery
+	// Temporal holds what a rule over time fired with (key, prev,
+	// trigger, events, count, window, waited, late, dropped).
+	Temporal map[string]any
 }
 
 // Data is the template data for in.
 func (in Input) Data() map[string]any {
-	return event.TemplateData(in.Event, map[string]any{
+	extra := map[string]any{
 		"suppressed":  in.Suppressed,
 		"delivery_id": in.DeliveryID,
-	})
+	}
+	for _, k := range event.TemporalFields {
+		extra[k] = nil
+	}
+	for k, v := range in.Temporal {
+		extra[k] = v
+	}
+	return event.TemplateData(in.Event, extra)
 }
 
 // Plan is a rendered delivery. Everything but Payload is shown by

@@ -50,6 +50,20 @@ var Fields = []string{
 	"received_at", "payload",
 }
 
+// TemporalFields are the template names a rule over time fills in
+// besides the event's fields; nil for other rules.
+var TemporalFields = []string{
+	"key",     // the values of the rule's by fields, by name (.key.stream)
+	"prev",    // the key's last tracked event, for a rule whose condition uses prev
+	"trigger", // the event that opened the expectation (expect)
+	"events",  // what a session or digest gathered, at most max_items
+	"count",   // matches in the window, session or bucket
+	"window",  // the rule's window (count within, digest bucket), as text
+	"waited",  // how long an expectation waited, as text
+	"late",    // the timer came due while livehook was down
+	"dropped", // items past max_items, counted but not kept
+}
+
 // TemplateData is the map templates render against: every field under its
 // rule name, plus extra values such as the throttle's suppressed count.
 func TemplateData(e *Event, extra map[string]any) map[string]any {

@@ -193,6 +193,8 @@ type ruleYAML struct {
 	Stop        bool          `yaml:"stop"`
 	Throttle    *throttleYAML `yaml:"throttle"`
 	Do          []yaml.Node   `yaml:"do"`
+
+	Temporal temporalYAML `yaml:",inline"`
 }
 
 type throttleYAML struct {
@@ -226,7 +228,14 @@ func (l *loader) rule(file string, n *yaml.Node) {
 	default:
 		l.rules[r.Name] = r
 	}
-	l.condition(file, r, &ry.When)
+	if ry.Temporal.declared() || usesPrev(r.When) {
+		r.Temporal = l.temporal(file, n, r, &ry.Temporal)
+		if ry.When.Kind != 0 {
+			r.program = l.compile(file, r, &ry.When, "when", Env{})
+		}
+	} else {
+		l.condition(file, r, &ry.When)
+	}
 	if ry.Throttle != nil {
 		r.Throttle = l.throttle(file, n, ry.Throttle)
 	}

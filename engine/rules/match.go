@@ -21,12 +21,13 @@ type EvalError struct {
 
 func (e *EvalError) Error() string { return fmt.Sprintf("rule %q: when: %v", e.Rule.Name, e.Err) }
 
-// Match returns the enabled rules whose condition holds for ev, in file
-// order, stopping after a matching rule with stop: true.
+// Match returns the enabled single-event rules whose condition holds for
+// ev, in file order, stopping after a matching rule with stop: true. Rules
+// over time are the correlate stage's.
 func (m *Matcher) Match(s *Set, ev *event.Event) (matched []*Rule, errs []*EvalError) {
 	var env any = *ev // boxed once per event, not once per rule
 	for _, r := range s.Rules {
-		if !r.Enabled {
+		if !r.Enabled || r.Temporal != nil {
 			continue
 		}
 		if r.program != nil {

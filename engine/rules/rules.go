@@ -60,9 +60,13 @@ type Rule struct {
 	Enabled     bool
 	Stop        bool
 	Throttle    *Throttle
-	Steps       []*Step
-	File        string
-	Line        int
+	// Temporal is set for a rule over time (by, track, a temporal block,
+	// or prev in its condition): the engine's correlate stage evaluates
+	// it, with its state, rather than Match.
+	Temporal *Temporal
+	Steps    []*Step
+	File     string
+	Line     int
 
 	program *vm.Program
 }

@@ -77,7 +77,9 @@ func (b *inbox) lookup(id string) (*inflight, bool) {
 func (b *inbox) done(fs []*inflight) {
 	b.mu.Lock()
 	for _, f := range fs {
-		delete(b.taken, f.accepted.Event.ID)
+		if f != nil {
+			delete(b.taken, f.accepted.Event.ID)
+		}
 	}
 	b.mu.Unlock()
 }

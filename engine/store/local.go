@@ -262,15 +262,19 @@ func readApplied(tx *bolt.Tx) uint64 {
 func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	fs := make([]*inflight, len(evals))
-	seqs := make([]uint64, len(evals))
+	fs := make([]*inflight, len(evals)) // nil for a timer's evaluation
+	seqs := make([]uint64, 0, len(evals))
 	var newest time.Time
 	for i, e := range evals {
+		if e.EventID == "" {
+			continue
+		}
 		f, ok := s.inbox.lookup(e.EventID)
 		if !ok {
 			return fmt.Errorf("commit evaluations: event %s was not taken for evaluation", e.EventID)
 		}
-		fs[i], seqs[i] = f, f.seq
+		fs[i] = f
+		seqs = append(seqs, f.seq)
 		if at := f.accepted.Event.ReceivedAt; at.After(newest) {
 			newest = at
 		}
@@ -291,6 +295,12 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		dd.FillPercent = appendOnlyFill
 		for i, e := range evals {
 			f := fs[i]
+			if f == nil {
+				if err := putJobs(tx, e.Jobs); err != nil {
+					return err
+				}
+				continue
+			}
 			rec := &EventRecord{Event: f.accepted.Event, Matched: e.Matched, Throttled: e.Throttled,
 				Errors: e.Errors, DedupeKey: f.accepted.DedupeKey}
 			if rec.Matched == nil {
@@ -337,7 +347,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 	s.jobs.signal()
 	s.inbox.done(fs)
 	s.changes.Add(1)
-	if newest.Sub(s.swept) >= sweepEvery {
+	if !newest.IsZero() && newest.Sub(s.swept) >= sweepEvery {
 		s.swept = newest
 		s.dedupe.sweep(newest)
 	}
@@ -347,6 +357,45 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 // State implements Store.
 func (s *Local) State(ctx context.Context, keys []string, now time.Time) (map[string]State, error) {
 	return s.state.read(keys, now), nil
+}
+
+// DueTimers implements Store.
+func (s *Local) DueTimers(ctx context.Context, now time.Time, max int) ([]StateEntry, time.Time, error) {
+	due, next := s.state.takeDue(now, max)
+	return due, next, nil
+}
+
+// ListState implements Store.
+func (s *Local) ListState(ctx context.Context, prefix, after string, limit int) ([]StateEntry, error) {
+	var out []StateEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = s.state.list(tx.Bucket(bucketState), prefix, after, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list state: %w", err)
+	}
+	return out, nil
+}
+
+// DropState implements Store.
+func (s *Local) DropState(ctx context.Context, prefix string) (int, error) {
+	// Under the commit lock: a commit checks the versions it read against
+	// the entries this deletes.
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	var keys []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		keys, err = s.state.drop(tx.Bucket(bucketState), prefix)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drop state %q: %w", prefix, err)
+	}
+	s.state.forget(keys)
+	return len(keys), nil
 }
 
 // ClaimJobs implements Store. A job or event record that cannot be read
@@ -729,6 +778,7 @@ func (s *Local) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	st.Dead = int(s.dead.Load())
+	st.StateKeys, st.Timers = s.state.counts()
 	if fi, err := os.Stat(filepath.Join(s.dir, "livehook.db")); err == nil {
 		st.Bytes = fi.Size()
 	}

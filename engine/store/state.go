@@ -1,29 +1,57 @@
 package store
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// ruleState is a Local store's copy of the state rules keep across events.
-// The db holds it for restarts; reads come from memory.
+// ruleState is a Local store's copy of the state rules keep across events,
+// with an index of its timers. The db holds it for restarts; reads come
+// from memory.
 type ruleState struct {
 	mu      sync.Mutex
 	entries map[string]stateEntry
-	version uint64 // the last version written
+	version uint64    // the last version written
+	timers  timerHeap // may hold stale items: an entry's due time is the truth
+	taken   map[string]bool
 }
 
 type stateEntry struct {
 	value   []byte
 	version uint64
 	expires time.Time
+	due     time.Time
 }
 
-func newRuleState() *ruleState { return &ruleState{entries: map[string]stateEntry{}} }
+func newRuleState() *ruleState {
+	return &ruleState{entries: map[string]stateEntry{}, taken: map[string]bool{}}
+}
+
+type timerItem struct {
+	due int64 // Unix ns
+	key string
+}
+
+type timerHeap []timerItem
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	return h[i].due < h[j].due || h[i].due == h[j].due && h[i].key < h[j].key
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerItem)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
 
 func (r *ruleState) read(keys []string, now time.Time) map[string]State {
 	r.mu.Lock()
@@ -34,12 +62,37 @@ func (r *ruleState) read(keys []string, now time.Time) map[string]State {
 		switch {
 		case !ok:
 		case now.Before(e.expires):
-			out[k] = State{Value: e.value, Version: e.version}
+			out[k] = State{Value: e.value, Version: e.version, Due: e.due}
 		default: // expired: no value, but a version to write over
 			out[k] = State{Version: e.version}
 		}
 	}
 	return out
+}
+
+// due takes the entries whose timer is due at now.
+func (r *ruleState) takeDue(now time.Time, max int) ([]StateEntry, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []StateEntry
+	for r.timers.Len() > 0 && len(out) < max {
+		top := r.timers[0]
+		e, ok := r.entries[top.key]
+		if !ok || e.due.IsZero() || e.due.UnixNano() != top.due || r.taken[top.key] {
+			heap.Pop(&r.timers) // stale: the entry changed since
+			continue
+		}
+		if top.due > now.UnixNano() {
+			return out, time.Unix(0, top.due)
+		}
+		heap.Pop(&r.timers)
+		r.taken[top.key] = true
+		out = append(out, StateEntry{Key: top.key, State: State{Value: e.value, Version: e.version, Due: e.due}, Expires: e.expires})
+	}
+	if len(out) == max && r.timers.Len() > 0 {
+		return out, time.Unix(0, r.timers[0].due)
+	}
+	return out, time.Time{}
 }
 
 // check reports whether every key's first change in evals read the
@@ -80,7 +133,7 @@ func (r *ruleState) put(b *bolt.Bucket, evals []*Evaluation) (map[string]stateEn
 				continue
 			}
 			version++
-			se := stateEntry{value: c.Value, version: version, expires: c.Expires}
+			se := stateEntry{value: c.Value, version: version, expires: c.Expires, due: c.Due}
 			out[c.Key] = se
 			if err := b.Put([]byte(c.Key), encodeState(se)); err != nil {
 				return nil, err
@@ -95,12 +148,21 @@ func (r *ruleState) apply(changes map[string]stateEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, e := range changes {
+		delete(r.taken, k)
 		if e.value == nil {
 			delete(r.entries, k)
 			continue
 		}
-		r.entries[k] = e
-		r.version = max(r.version, e.version)
+		r.set(k, e)
+	}
+}
+
+// set records an entry and its timer; the caller holds mu.
+func (r *ruleState) set(k string, e stateEntry) {
+	r.entries[k] = e
+	r.version = max(r.version, e.version)
+	if !e.due.IsZero() {
+		heap.Push(&r.timers, timerItem{due: e.due.UnixNano(), key: k})
 	}
 }
 
@@ -111,18 +173,65 @@ func (r *ruleState) load(b *bolt.Bucket) error {
 		if err != nil {
 			return err
 		}
-		r.entries[string(k)] = e
-		r.version = max(r.version, e.version)
+		r.set(string(k), e)
 		return nil
 	})
 }
 
-// prune forgets entries expired at now, in the db and in memory.
+// list returns entries under prefix, in key order, after the key after.
+func (r *ruleState) list(b *bolt.Bucket, prefix, after string, limit int) ([]StateEntry, error) {
+	var out []StateEntry
+	c := b.Cursor()
+	start := []byte(prefix)
+	if after > prefix {
+		start = []byte(after)
+	}
+	for k, v := c.Seek(start); k != nil && strings.HasPrefix(string(k), prefix) && len(out) < limit; k, v = c.Next() {
+		if string(k) == after {
+			continue
+		}
+		e, err := decodeState(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, StateEntry{Key: string(k), State: State{Value: e.value, Version: e.version, Due: e.due}, Expires: e.expires})
+	}
+	return out, nil
+}
+
+// drop deletes the entries under prefix from the db and returns their keys.
+func (r *ruleState) drop(b *bolt.Bucket, prefix string) ([]string, error) {
+	var keys []string
+	c := b.Cursor()
+	for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
+		keys = append(keys, string(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete([]byte(k)); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// forget removes keys from memory once their deletion committed.
+func (r *ruleState) forget(keys []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		delete(r.entries, k)
+		delete(r.taken, k)
+	}
+}
+
+// prune finds entries expired at now, deletes them from the db and
+// returns a function that forgets them in memory once the deletion has
+// committed. An entry whose timer is still to run is kept.
 func (r *ruleState) prune(b *bolt.Bucket, now time.Time) (func(), error) {
 	r.mu.Lock()
 	var doomed []string
 	for k, e := range r.entries {
-		if !now.Before(e.expires) {
+		if !now.Before(e.expires) && e.due.IsZero() {
 			doomed = append(doomed, k)
 		}
 	}
@@ -132,28 +241,41 @@ func (r *ruleState) prune(b *bolt.Bucket, now time.Time) (func(), error) {
 			return nil, err
 		}
 	}
-	return func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, k := range doomed {
-			if e, ok := r.entries[k]; ok && !now.Before(e.expires) {
-				delete(r.entries, k)
-			}
-		}
-	}, nil
+	return func() { r.forget(doomed) }, nil
 }
 
-// A stored entry: version, expiry (8-byte big-endian each), value.
+func (r *ruleState) counts() (keys, timers int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		if !e.due.IsZero() {
+			timers++
+		}
+	}
+	return len(r.entries), timers
+}
+
+// A stored entry: version, expiry and due time (8-byte big-endian each;
+// a zero due time is no timer), then the value.
 func encodeState(e stateEntry) []byte {
 	v := binary.BigEndian.AppendUint64(nil, e.version)
 	v = append(v, expiryKey(e.expires, "")...)
+	var due uint64
+	if !e.due.IsZero() {
+		due = uint64(e.due.UnixNano())
+	}
+	v = binary.BigEndian.AppendUint64(v, due)
 	return append(v, e.value...)
 }
 
 func decodeState(v []byte) (stateEntry, error) {
-	if len(v) < 16 {
+	if len(v) < 24 {
 		return stateEntry{}, errors.New("state entry: short record")
 	}
 	expires, _ := splitExpiryKey(v[8:16])
-	return stateEntry{version: binary.BigEndian.Uint64(v), expires: expires, value: append([]byte{}, v[16:]...)}, nil
+	e := stateEntry{version: binary.BigEndian.Uint64(v), expires: expires, value: append([]byte{}, v[24:]...)}
+	if due := binary.BigEndian.Uint64(v[16:24]); due != 0 {
+		e.due = time.Unix(0, int64(due))
+	}
+	return e, nil
 }

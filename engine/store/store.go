@@ -14,6 +14,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -60,11 +61,11 @@ type Accepted struct {
 	DedupeKey string       `json:"dedupe_key,omitempty"`
 }
 
-// Evaluation is what evaluating one accepted event decided. It is
-// committed as one unit: the outcome and the jobs appear together or not
-// at all.
+// Evaluation is what evaluating one accepted event, or one due timer,
+// decided. It is committed as one unit: the outcome, the jobs and the
+// state changes appear together or not at all.
 type Evaluation struct {
-	EventID   string
+	EventID   string   // "" for a timer's evaluation: only State and Jobs count
 	Matched   []string // rules that matched, in order
 	Throttled []string // matched, but held back by their throttle
 	Errors    []string // conditions that failed at run time
@@ -81,6 +82,16 @@ type State struct {
 	// Version changes with every write; 0 for an entry that does not
 	// exist.
 	Version uint64
+	// Due is when the entry's timer fires (zero: it has none).
+	Due time.Time
+}
+
+// StateEntry is a state entry with its key, as listings and due timers
+// give it.
+type StateEntry struct {
+	Key string
+	State
+	Expires time.Time
 }
 
 // StateChange writes one state entry.
@@ -93,6 +104,9 @@ type StateChange struct {
 	// Expires is when the entry may be forgotten: a rule that reads it
 	// after that finds nothing.
 	Expires time.Time
+	// Due, if set, gives the entry a timer: DueTimers hands the entry out
+	// from then on, until a change sets another time or none.
+	Due time.Time
 }
 
 // EventRecord is an evaluated event with its outcome.
@@ -135,6 +149,9 @@ type Job struct {
 	// Since is the index in Attempts where the current series of tries
 	// began: a replayed dead letter gets a fresh allowance.
 	Since int `json:"since,omitempty"`
+	// Firing is what a rule over time fired with (its key, the events it
+	// gathered), for the delivery to render; the engine's own encoding.
+	Firing json.RawMessage `json:"firing,omitempty"`
 }
 
 // Tries counts the attempts of the current series.
@@ -199,6 +216,8 @@ type Stats struct {
 	Unevaluated int   // accepted events not yet evaluated
 	Pending     int   // jobs still to run, claimed or not
 	Dead        int   // dead letters
+	StateKeys   int   // state entries
+	Timers      int   // state entries with a timer
 	Bytes       int64 // what the store takes on disk, where it knows
 }
 
@@ -224,6 +243,17 @@ type Store interface {
 	// the answer; an entry expired at now has no Value, and the version
 	// that a change of it must name as read.
 	State(ctx context.Context, keys []string, now time.Time) (map[string]State, error)
+	// DueTimers takes up to max state entries whose timer is due at now,
+	// earliest first, for an evaluation to commit; an entry taken and not
+	// changed by a commit comes back after a reopen. next is when the
+	// next timer not taken comes due (zero if none).
+	DueTimers(ctx context.Context, now time.Time, max int) (due []StateEntry, next time.Time, err error)
+	// ListState lists state entries whose key starts with prefix, in key
+	// order, after the key after (a cursor), up to limit.
+	ListState(ctx context.Context, prefix, after string, limit int) ([]StateEntry, error)
+	// DropState deletes every state entry whose key starts with prefix,
+	// with its timer, and says how many there were.
+	DropState(ctx context.Context, prefix string) (int, error)
 	// ClaimJobs leases due pending jobs to c.Owner, earliest first, within
 	// c.Limits. It also returns when the next job comes due that the same
 	// claim would take (zero if none), so the caller knows when to ask

@@ -18,10 +18,10 @@ import (
 )
 
 // Extra names that templates may use beyond the event's fields.
-var Extra = []string{
+var Extra = append([]string{
 	"suppressed",  // deliveries a rule's throttle held back since the last one sent
 	"delivery_id", // the stable idempotency key of this delivery
-}
+}, event.TemporalFields...)
 
 // funcs is sprig's function map without the functions that read the
 // daemon's environment: a template must not be a way to print its secrets.

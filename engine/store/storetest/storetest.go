@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Retention", testRetention},
 		{"SurvivesReopen", testSurvivesReopen},
 		{"State", testState},
+		{"Timers", testTimers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -804,5 +805,63 @@ func testState(t *testing.T, open Opener) {
 	}
 	if got := readState(t, s, base, "b"); got["b"].Value != nil {
 		t.Errorf("after pruning past its expiry: %+v, want b gone", got)
+	}
+}
+
+func testTimers(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	commitTimers := func(changes ...store.StateChange) {
+		t.Helper()
+		if err := s.Commit(ctx(t), []*store.Evaluation{{State: changes}}); err != nil {
+			t.Fatalf("Commit of a timer evaluation: %v", err)
+		}
+	}
+	far := base.Add(24 * time.Hour)
+	commitTimers(
+		store.StateChange{Key: "t/a", Value: []byte("a"), Expires: far, Due: base.Add(time.Minute)},
+		store.StateChange{Key: "t/b", Value: []byte("b"), Expires: far, Due: base.Add(2 * time.Minute)},
+		store.StateChange{Key: "t/c", Value: []byte("c"), Expires: far},
+		store.StateChange{Key: "u/d", Value: []byte("d"), Expires: far, Due: base.Add(3 * time.Minute)},
+	)
+	if st := stats(t, s); st.StateKeys != 4 || st.Timers != 3 {
+		t.Errorf("Stats = %+v, want 4 state keys, 3 timers", st)
+	}
+	due, next, err := s.DueTimers(ctx(t), base, 10)
+	if err != nil || len(due) != 0 || !next.Equal(base.Add(time.Minute)) {
+		t.Fatalf("DueTimers before any is due: %v, next %v, %v; want none, next at +1m", due, next, err)
+	}
+	due, next, _ = s.DueTimers(ctx(t), base.Add(2*time.Minute), 10)
+	if len(due) != 2 || due[0].Key != "t/a" || due[1].Key != "t/b" || string(due[0].Value) != "a" || !next.Equal(base.Add(3*time.Minute)) {
+		t.Fatalf("DueTimers at +2m: %+v, next %v; want t/a then t/b, next at +3m", due, next)
+	}
+	if again, _, _ := s.DueTimers(ctx(t), base.Add(2*time.Minute), 10); len(again) != 0 {
+		t.Errorf("taken timers handed out again: %+v", again)
+	}
+	// t/a fired and is gone; t/b is moved on by an hour.
+	commitTimers(store.StateChange{Key: "t/a", Read: due[0].Version},
+		store.StateChange{Key: "t/b", Read: due[1].Version, Value: []byte("b2"), Expires: far, Due: base.Add(time.Hour)})
+	list, err := s.ListState(ctx(t), "t/", "", 10)
+	if err != nil || len(list) != 2 || list[0].Key != "t/b" || string(list[0].Value) != "b2" || !list[0].Due.Equal(base.Add(time.Hour)) || list[1].Key != "t/c" {
+		t.Fatalf("ListState(t/) = %+v, %v; want t/b (due +1h) and t/c", list, err)
+	}
+	if page, _ := s.ListState(ctx(t), "t/", "t/b", 10); len(page) != 1 || page[0].Key != "t/c" {
+		t.Errorf("ListState after t/b = %+v, want t/c", page)
+	}
+	closeStore(t, s)
+	s = reopen()
+	defer s.Close()
+	due, _, _ = s.DueTimers(ctx(t), base.Add(2*time.Hour), 10)
+	if len(due) != 2 || due[0].Key != "u/d" || due[1].Key != "t/b" {
+		t.Fatalf("after a reopen, due at +2h: %+v; want u/d then t/b", due)
+	}
+	n, err := s.DropState(ctx(t), "t/")
+	if err != nil || n != 2 {
+		t.Errorf("DropState(t/) = %d, %v; want 2", n, err)
+	}
+	if list, _ := s.ListState(ctx(t), "", "", 10); len(list) != 1 || list[0].Key != "u/d" {
+		t.Errorf("after dropping t/: %+v, want only u/d", list)
+	}
+	if st := stats(t, s); st.StateKeys != 1 || st.Timers != 1 {
+		t.Errorf("Stats = %+v, want 1 key, 1 timer", st)
 	}
 }

@@ -1,0 +1,603 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/rules"
+	"github.com/livehook/livehook/engine/store"
+)
+
+// The correlate stage runs the rules over time. Each (rule, key) has one
+// state entry in the store, changed with the evaluation of the event (or
+// the timer) that changed it; a pending expectation, an open session or a
+// digest bucket is the entry's timer. What a rule fires becomes an
+// ordinary delivery job, carrying what its templates render (the key, the
+// trigger, the events gathered) as its firing.
+
+// DefaultStateOutageTolerance is how overdue a timer may be, after the
+// daemon was down, and still fire (late).
+const DefaultStateOutageTolerance = time.Hour
+
+// prevRetention is how long a key's prev is kept without a new event.
+const prevRetention = 7 * 24 * time.Hour
+
+// stateKey names the state of one key of a rule over time. The rule's
+// definition hash is part of it: a reload that changes the definition
+// leaves the old state behind, to be dropped.
+func stateKey(r *rules.Rule, key []string) string {
+	return statePrefix(r.Name, r.Temporal.Hash) + strings.Join(key, "\x00")
+}
+
+func statePrefix(rule, hash string) string { return "t\x00" + rule + "\x00" + hash + "\x00" }
+
+// ruleStatePrefix is the prefix of every state of a rule, whatever its
+// definition.
+func ruleStatePrefix(rule string) string { return "t\x00" + rule + "\x00" }
+
+// parseStateKey splits a state key into rule, hash and key values.
+func parseStateKey(k string) (rule, hash string, key []string, ok bool) {
+	parts := strings.Split(k, "\x00")
+	if len(parts) < 3 || parts[0] != "t" {
+		return "", "", nil, false
+	}
+	return parts[1], parts[2], parts[3:], true
+}
+
+// keyState is one key's state, as stored.
+type keyState struct {
+	Key  []string     `json:"key"`
+	Prev *event.Event `json:"prev,omitempty"`
+	Seen time.Time    `json:"seen"` // the key's last event
+	// expect
+	Trigger  *event.Event `json:"trigger,omitempty"`
+	Deadline time.Time    `json:"deadline,omitzero"`
+	// count
+	Times  []time.Time          `json:"times,omitempty"`  // the last at_least matches
+	Values map[string]time.Time `json:"values,omitempty"` // distinct: value → last seen
+	Fired  bool                 `json:"fired,omitempty"`  // rearm below: fired, not yet below the threshold
+	// session, digest
+	Open    bool           `json:"open,omitempty"`
+	Since   time.Time      `json:"since,omitzero"` // the session's start, the bucket's start
+	Until   time.Time      `json:"until,omitzero"` // the bucket's flush time
+	Events  []*event.Event `json:"events,omitempty"`
+	Count   int            `json:"count,omitempty"`
+	Dropped int            `json:"dropped,omitempty"`
+}
+
+// due is when the key's timer fires; zero if it has none.
+func (k *keyState) due(t *rules.Temporal) time.Time {
+	switch {
+	case t.Expect != nil && k.Trigger != nil:
+		return k.Deadline
+	case t.Session != nil && k.Open:
+		return k.Seen.Add(t.Session.Idle)
+	case t.Digest != nil && k.Count > 0:
+		return k.Until
+	}
+	return time.Time{}
+}
+
+// empty reports whether the state holds nothing worth keeping.
+func (k *keyState) empty(t *rules.Temporal) bool {
+	return k.Prev == nil && k.Trigger == nil && len(k.Times) == 0 && len(k.Values) == 0 && !k.Open && k.Count == 0
+}
+
+// expires is when the state may be forgotten.
+func (k *keyState) expires(t *rules.Temporal, tolerance time.Duration) time.Time {
+	var at time.Time
+	later := func(x time.Time) {
+		if x.After(at) {
+			at = x
+		}
+	}
+	if due := k.due(t); !due.IsZero() {
+		later(due.Add(tolerance))
+	}
+	if c := t.Count; c != nil {
+		for _, x := range k.Times {
+			later(x.Add(c.Within))
+		}
+		for _, x := range k.Values {
+			later(x.Add(c.Within))
+		}
+	}
+	if k.Prev != nil {
+		later(k.Seen.Add(prevRetention))
+	}
+	return at
+}
+
+// firing is what a rule over time fired with: stored with its jobs, it is
+// what their templates render besides the event.
+type firing struct {
+	Key     map[string]string `json:"key"`
+	Prev    *event.Event      `json:"prev,omitempty"`
+	Trigger *event.Event      `json:"trigger,omitempty"`
+	Events  []*event.Event    `json:"events,omitempty"`
+	Count   int               `json:"count,omitempty"`
+	Window  string            `json:"window,omitempty"`
+	Waited  string            `json:"waited,omitempty"`
+	Late    bool              `json:"late,omitempty"`
+	Dropped int               `json:"dropped,omitempty"`
+}
+
+// templateData is what a firing adds to a delivery's template data.
+func (f *firing) templateData() map[string]any {
+	key := make(map[string]any, len(f.Key))
+	for k, v := range f.Key {
+		key[k] = v
+	}
+	m := map[string]any{"key": key, "count": f.Count, "window": f.Window, "waited": f.Waited,
+		"late": f.Late, "dropped": f.Dropped}
+	if f.Prev != nil {
+		m["prev"] = event.TemplateData(f.Prev, nil)
+	}
+	if f.Trigger != nil {
+		m["trigger"] = event.TemplateData(f.Trigger, nil)
+	}
+	events := make([]map[string]any, len(f.Events))
+	for i, ev := range f.Events {
+		events[i] = event.TemplateData(ev, nil)
+	}
+	m["events"] = events
+	return m
+}
+
+// fired is one firing of a rule, on its way to the throttle and planning.
+type fired struct {
+	rule   *rules.Rule
+	ev     *event.Event // the event its jobs belong to
+	firing *firing
+	out    *store.Evaluation // the evaluation its jobs are committed with
+}
+
+// compact is an event as state keeps it: without its payload.
+func compact(ev *event.Event) *event.Event {
+	c := *ev
+	c.Payload = nil
+	return &c
+}
+
+// keyState decoding, with what a batch decided so far.
+type stateCache struct {
+	stored  map[string]store.State
+	decided map[string]*cachedState
+	order   []string
+}
+
+type cachedState struct {
+	st      *keyState
+	read    uint64
+	changed bool
+}
+
+func (c *stateCache) get(k string, key []string) *cachedState {
+	if cs, ok := c.decided[k]; ok {
+		return cs
+	}
+	st := c.stored[k]
+	cs := &cachedState{read: st.Version, st: &keyState{}}
+	if st.Value == nil || json.Unmarshal(st.Value, cs.st) != nil {
+		cs.st = &keyState{} // none, expired, or unreadable: start afresh
+	}
+	cs.st.Key = key
+	c.decided[k] = cs
+	c.order = append(c.order, k)
+	return cs
+}
+
+// keyMap names a key's values by the rule's by fields.
+func keyMap(t *rules.Temporal, key []string) map[string]string {
+	m := make(map[string]string, len(key))
+	for i, f := range t.By {
+		if i < len(key) {
+			m[f] = key[i]
+		}
+	}
+	return m
+}
+
+// correlate runs the rules over time on a batch of events, in order,
+// recording each key's new state in the evaluation of the event that
+// changed it last, and returns what fired.
+func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.Set, batch []*store.Accepted, evals []*store.Evaluation) ([]fired, error) {
+	var temporal []*rules.Rule
+	for _, r := range set.Rules {
+		if r.Enabled && r.Temporal != nil {
+			temporal = append(temporal, r)
+		}
+	}
+	if len(temporal) == 0 {
+		return nil, nil
+	}
+	keys := make([][]string, len(batch)*len(temporal))
+	names := make([]string, 0, len(keys))
+	for i, a := range batch {
+		for j, r := range temporal {
+			key := r.Temporal.KeyOf(a.Event)
+			keys[i*len(temporal)+j] = key
+			names = append(names, stateKey(r, key))
+		}
+	}
+	stored, err := v.store.State(ctx, names, v.now())
+	if err != nil {
+		return nil, fmt.Errorf("read rule state: %w", err)
+	}
+	cache := &stateCache{stored: stored, decided: map[string]*cachedState{}}
+	var out []fired
+	lastChange := map[string]int{} // state key → the batch index that changed it last
+	for i, a := range batch {
+		ev := a.Event
+		for j, r := range temporal {
+			name := names[i*len(temporal)+j]
+			cs := cache.get(name, keys[i*len(temporal)+j])
+			f, matched, changed, err := v.step(m, r, cs.st, ev)
+			if err != nil {
+				v.metrics.ruleErrors.WithLabelValues(r.Name).Inc()
+				msg := set.Secrets.Redact(err.Error())
+				evals[i].Errors = append(evals[i].Errors, msg)
+				v.log.Warn("rule condition failed", "event_id", ev.ID, "rule", r.Name, "err", msg)
+			}
+			if matched {
+				evals[i].Matched = append(evals[i].Matched, r.Name)
+			}
+			for k := range f {
+				f[k].out = evals[i]
+			}
+			out = append(out, f...)
+			if changed {
+				cs.changed = true
+				lastChange[name] = i
+			}
+		}
+	}
+	for _, name := range cache.order {
+		cs := cache.decided[name]
+		if !cs.changed {
+			continue
+		}
+		rule, _, _, _ := parseStateKey(name)
+		r := set.Rule(rule)
+		change, err := v.stateChange(name, r.Temporal, cs)
+		if err != nil {
+			return nil, err
+		}
+		i := lastChange[name]
+		evals[i].State = append(evals[i].State, change)
+	}
+	return out, nil
+}
+
+// stateChange is the store write of a key's decided state.
+func (v *evaluator) stateChange(name string, t *rules.Temporal, cs *cachedState) (store.StateChange, error) {
+	c := store.StateChange{Key: name, Read: cs.read}
+	if cs.st.empty(t) {
+		return c, nil // deletes it
+	}
+	value, err := json.Marshal(cs.st)
+	if err != nil {
+		return c, fmt.Errorf("encode rule state: %w", err)
+	}
+	c.Value, c.Due, c.Expires = value, cs.st.due(t), cs.st.expires(t, v.tolerance)
+	return c, nil
+}
+
+// step applies one event to one key of a rule over time: what fired,
+// whether its condition matched, and whether the state changed.
+func (v *evaluator) step(m *rules.Matcher, r *rules.Rule, st *keyState, ev *event.Event) (out []fired, matched, changed bool, err error) {
+	t := r.Temporal
+	at := ev.ReceivedAt
+	env := &rules.Env{Event: *ev, Prev: st.Prev}
+	// A timer that came due before this event fires first: the event
+	// belongs after it.
+	if due := st.due(t); !due.IsZero() && !at.Before(due) {
+		out = append(out, v.expire(r, st, due, false)...)
+		changed = true
+	}
+	fire := func(f *firing, of *event.Event) {
+		f.Key = keyMap(t, st.Key)
+		if f.Prev == nil && st.Prev != nil && t.Block() == "" {
+			f.Prev = st.Prev
+		}
+		out = append(out, fired{rule: r, ev: of, firing: f})
+	}
+	// Events of the key that close or cancel, whether or not when matches.
+	switch {
+	case t.Expect != nil && st.Trigger != nil:
+		if ok, e := m.Eval(t.Expect.Match, env); e != nil {
+			err = e
+		} else if ok {
+			st.Trigger, st.Deadline, changed = nil, time.Time{}, true
+		} else if ok, e := m.Eval(t.Expect.Until, env); e != nil {
+			err = e
+		} else if ok {
+			st.Trigger, st.Deadline, changed = nil, time.Time{}, true
+		}
+	case t.Session != nil:
+		if ok, e := m.Eval(t.Session.Start, env); e != nil {
+			err = e
+		} else if ok {
+			if st.Open && st.Count > 0 {
+				out = append(out, v.closeSession(r, st, false)...)
+			}
+			st.Open, st.Since, st.Events, st.Count, st.Dropped, changed = true, at, nil, 0, 0, true
+		}
+	}
+	ok, e := m.WhenEnv(r, env)
+	if e != nil {
+		err = e
+	}
+	matched = ok && e == nil
+	if matched {
+		changed = true
+		switch {
+		case t.Expect != nil:
+			if st.Trigger == nil || !t.Expect.Keep {
+				st.Trigger, st.Deadline = compact(ev), at.Add(t.Expect.Within)
+			}
+		case t.Count != nil:
+			if f := v.count(t.Count, st, ev); f != nil {
+				fire(f, ev)
+			}
+		case t.Session != nil:
+			if !st.Open { // a match with no session open opens one: a missed start must not lose files
+				st.Open, st.Since = true, at
+			}
+			gather(st, ev, t.Session.MaxItems)
+		case t.Digest != nil:
+			if st.Count == 0 {
+				st.Since, st.Until = v.bucket(t.Digest, at)
+			}
+			gather(st, ev, t.Digest.MaxItems)
+		default: // prev only: fires as a single-event rule does
+			fire(&firing{}, ev)
+		}
+	}
+	if t.Session != nil && st.Open {
+		changed = true // the idle timer moves with every event of the key
+	}
+	st.Seen = at
+	if tracks, e := t.Tracks(m, env); e != nil {
+		err = e
+	} else if tracks {
+		st.Prev, changed = compact(ev), true
+	}
+	return out, matched, changed, err
+}
+
+func gather(st *keyState, ev *event.Event, maxItems int) {
+	st.Count++
+	if len(st.Events) < maxItems {
+		st.Events = append(st.Events, compact(ev))
+	} else {
+		st.Dropped++
+	}
+}
+
+// count adds a match to a count window and returns the firing, if any.
+func (v *evaluator) count(c *rules.Count, st *keyState, ev *event.Event) *firing {
+	at := ev.ReceivedAt
+	from := at.Add(-c.Within) // the window is (at-within, at]
+	var n int
+	if c.Distinct != "" {
+		for val, seen := range st.Values {
+			if !seen.After(from) {
+				delete(st.Values, val)
+			}
+		}
+		before := len(st.Values)
+		val := fieldValue(ev, c.Distinct)
+		if _, ok := st.Values[val]; ok || len(st.Values) < c.MaxDistinct {
+			if st.Values == nil {
+				st.Values = map[string]time.Time{}
+			}
+			st.Values[val] = at
+		}
+		if before < c.AtLeast {
+			st.Fired = false // it was below the threshold: re-armed
+		}
+		n = len(st.Values)
+	} else {
+		kept := st.Times[:0]
+		for _, x := range st.Times {
+			if x.After(from) {
+				kept = append(kept, x)
+			}
+		}
+		if len(kept) < c.AtLeast {
+			st.Fired = false
+		}
+		kept = append(kept, at)
+		if len(kept) > c.AtLeast {
+			kept = kept[len(kept)-c.AtLeast:] // the threshold holds iff the oldest kept is inside
+		}
+		st.Times = kept
+		n = len(kept)
+	}
+	if n < c.AtLeast {
+		return nil
+	}
+	switch c.Rearm {
+	case "every":
+	case "reset":
+		st.Times, st.Values = nil, nil
+	default: // below
+		if st.Fired {
+			return nil
+		}
+		st.Fired = true
+	}
+	return &firing{Count: n, Window: c.Within.String()}
+}
+
+func fieldValue(ev *event.Event, f string) string {
+	if arg, ok := strings.CutPrefix(f, "push_args."); ok {
+		return ev.PushArgs[arg]
+	}
+	return fmt.Sprint(event.TemplateData(ev, nil)[f])
+}
+
+// bucket is the digest bucket a match at at opens: aligned to the clock
+// in the daemon's zone for every, from the match for wait.
+func (v *evaluator) bucket(d *rules.Digest, at time.Time) (since, until time.Time) {
+	if d.Wait > 0 {
+		return at, at.Add(d.Wait)
+	}
+	local := at.In(v.zone)
+	day := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, v.zone)
+	if d.Every <= 24*time.Hour && (24*time.Hour)%d.Every == 0 {
+		since = day.Add(local.Sub(day) / d.Every * d.Every)
+	} else {
+		since = at.Truncate(d.Every)
+	}
+	return since, since.Add(d.Every)
+}
+
+// expire runs a key's due timer: what fires when an expectation's
+// deadline, a session's idle time or a digest bucket's end has come.
+func (v *evaluator) expire(r *rules.Rule, st *keyState, due time.Time, late bool) []fired {
+	t := r.Temporal
+	key := keyMap(t, st.Key)
+	switch {
+	case t.Expect != nil && st.Trigger != nil:
+		f := &firing{Key: key, Trigger: st.Trigger, Waited: due.Sub(st.Trigger.ReceivedAt).Round(time.Second).String(),
+			Window: t.Expect.Within.String(), Late: late}
+		trigger := st.Trigger
+		st.Trigger, st.Deadline = nil, time.Time{}
+		return []fired{{rule: r, ev: trigger, firing: f}}
+	case t.Session != nil && st.Open:
+		return v.closeSession(r, st, late)
+	case t.Digest != nil && st.Count > 0:
+		f := &firing{Key: key, Events: st.Events, Count: st.Count, Dropped: st.Dropped, Late: late,
+			Window: fmt.Sprintf("%s from %s", t.Digest.Every+t.Digest.Wait, st.Since.In(v.zone).Format(time.RFC3339))}
+		first := st.Events[0]
+		st.Events, st.Count, st.Dropped, st.Since, st.Until = nil, 0, 0, time.Time{}, time.Time{}
+		return []fired{{rule: r, ev: first, firing: f}}
+	}
+	return nil
+}
+
+// closeSession ends a key's session; it fires if anything was gathered.
+func (v *evaluator) closeSession(r *rules.Rule, st *keyState, late bool) []fired {
+	var out []fired
+	if st.Count > 0 {
+		f := &firing{Key: keyMap(r.Temporal, st.Key), Events: st.Events, Count: st.Count, Dropped: st.Dropped, Late: late,
+			Window: st.Seen.Sub(st.Since).Round(time.Second).String()}
+		out = append(out, fired{rule: r, ev: st.Events[0], firing: f})
+	}
+	st.Open, st.Events, st.Count, st.Dropped, st.Since = false, nil, 0, 0, time.Time{}
+	return out
+}
+
+// timers evaluates due timers: each is its own evaluation, with what it
+// fired. A timer of a rule that is gone or changed is dropped; one overdue
+// by more than the outage tolerance is discarded and counted.
+func (v *evaluator) timers(due []store.StateEntry, set *rules.Set, now time.Time) ([]*store.Evaluation, []fired) {
+	var evals []*store.Evaluation
+	var out []fired
+	for _, d := range due {
+		eval := &store.Evaluation{}
+		evals = append(evals, eval)
+		drop := store.StateChange{Key: d.Key, Read: d.Version}
+		ruleName, hash, key, ok := parseStateKey(d.Key)
+		r := set.Rule(ruleName)
+		if !ok || r == nil || r.Temporal == nil || r.Temporal.Hash != hash {
+			eval.State = append(eval.State, drop) // its rule is gone or changed: reload dropped the rest
+			continue
+		}
+		var st keyState
+		if err := json.Unmarshal(d.Value, &st); err != nil {
+			v.log.Warn("rule state unreadable: dropped", "rule", ruleName, "err", err)
+			eval.State = append(eval.State, drop)
+			continue
+		}
+		st.Key = key
+		if overdue := now.Sub(d.Due); overdue > v.tolerance {
+			v.metrics.stateExpired.WithLabelValues("outage").Inc()
+			v.log.Warn("timer discarded: it came due longer ago than the outage tolerance", "rule", ruleName,
+				"key", strings.Join(key, "/"), "due", d.Due, "overdue", overdue.Round(time.Second), "tolerance", v.tolerance)
+			v.expire(r, &st, d.Due, true) // what it would have fired is dropped with it
+		} else {
+			fs := v.expire(r, &st, d.Due, d.Due.Before(v.started))
+			for i := range fs {
+				fs[i].out = eval
+				eval.Matched = append(eval.Matched, r.Name)
+			}
+			out = append(out, fs...)
+		}
+		change, err := v.stateChange(d.Key, r.Temporal, &cachedState{st: &st, read: d.Version})
+		if err != nil {
+			v.log.Error("cannot encode rule state: dropped", "rule", ruleName, "err", err)
+			change = drop
+		}
+		eval.State = append(eval.State, change)
+	}
+	return evals, out
+}
+
+// hashKey records the definition a rule's state was kept under, so that a
+// reload (or a start with changed rules) knows which state to drop.
+func hashKey(rule string) string { return "h\x00" + rule }
+
+// reconcileState drops the state of rules over time that a load removed
+// or whose temporal definition it changed, and says so; state of rules
+// whose definition holds is kept.
+func (e *Engine) reconcileState(set *rules.Set) error {
+	ctx := context.Background()
+	known, err := e.store.ListState(ctx, "h\x00", "", 1<<20)
+	if err != nil {
+		return fmt.Errorf("read rule state definitions: %w", err)
+	}
+	current := map[string]string{}
+	for _, r := range set.Rules {
+		if r.Temporal != nil {
+			current[r.Name] = r.Temporal.Hash
+		}
+	}
+	var changes []store.StateChange
+	for _, k := range known {
+		rule, old := strings.TrimPrefix(k.Key, "h\x00"), string(k.Value)
+		hash, still := current[rule]
+		if still && hash == old {
+			delete(current, rule)
+			continue
+		}
+		n, err := e.store.DropState(ctx, statePrefix(rule, old))
+		if err != nil {
+			return err
+		}
+		why := "the rule is gone"
+		if still {
+			why = "its temporal definition (by, track, when or the temporal block) changed"
+		}
+		if n > 0 {
+			e.metrics.stateDropped.WithLabelValues(rule).Add(float64(n))
+			e.log.Warn("rule state dropped", "rule", rule, "keys", n, "why", why)
+		}
+		if !still {
+			changes = append(changes, store.StateChange{Key: k.Key, Read: k.Version})
+		}
+	}
+	for rule, hash := range current {
+		var read uint64
+		for _, k := range known {
+			if k.Key == hashKey(rule) {
+				read = k.Version
+			}
+		}
+		changes = append(changes, store.StateChange{Key: hashKey(rule), Read: read, Value: []byte(hash),
+			Expires: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := e.store.Commit(ctx, []*store.Evaluation{{State: changes}}); err != nil {
+		return fmt.Errorf("record rule state definitions: %w", err)
+	}
+	return nil
+}
