@@ -35,10 +35,6 @@ func stateKey(r *rules.Rule, key []string) string {
 
 func statePrefix(rule, hash string) string { return "t\x00" + rule + "\x00" + hash + "\x00" }
 
-// ruleStatePrefix is the prefix of every state of a rule, whatever its
-// definition.
-func ruleStatePrefix(rule string) string { return "t\x00" + rule + "\x00" }
-
 // parseStateKey splits a state key into rule, hash and key values.
 func parseStateKey(k string) (rule, hash string, key []string, ok bool) {
 	parts := strings.Split(k, "\x00")

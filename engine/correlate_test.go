@@ -182,7 +182,7 @@ func TestAbsenceFiresOnceAtTheDeadline(t *testing.T) {
 			in.Temporal["key"].(map[string]any)["stream"] != "room1" || in.Temporal["trigger"].(map[string]any)["event"] != "record_started" {
 			t.Errorf("firing: event %s, temporal %v; want the trigger %s, waited 30m, not late, key room1", in.Event.ID, in.Temporal, trigger)
 		}
-		if at := time.Now().Sub(start); at != 30*time.Minute {
+		if at := time.Since(start); at != 30*time.Minute {
 			t.Errorf("fired %v after the start, want 30m", at)
 		}
 		tl.advance(2 * time.Hour)
