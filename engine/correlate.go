@@ -167,9 +167,11 @@ type stateCache struct {
 }
 
 type cachedState struct {
-	st      *keyState
-	read    uint64
-	changed bool
+	st       *keyState
+	read     uint64
+	changed  bool
+	admitted bool // known to the key index, or made room for
+	refused  bool // a new key at a cap whose keys all have timers
 }
 
 func (c *stateCache) get(k string, key []string) *cachedState {
@@ -226,12 +228,16 @@ func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.
 	}
 	cache := &stateCache{stored: stored, decided: map[string]*cachedState{}}
 	var out []fired
+	var evicted []string
 	lastChange := map[string]int{} // state key → the batch index that changed it last
 	for i, a := range batch {
 		ev := a.Event
 		for j, r := range temporal {
 			name := names[i*len(temporal)+j]
 			cs := cache.get(name, keys[i*len(temporal)+j])
+			if cs.refused {
+				continue
+			}
 			f, matched, changed, err := v.step(m, r, cs.st, ev)
 			if err != nil {
 				v.metrics.ruleErrors.WithLabelValues(r.Name).Inc()
@@ -246,10 +252,29 @@ func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.
 				f[k].out = evals[i]
 			}
 			out = append(out, f...)
+			if changed && !cs.admitted {
+				evict, ok := v.admit(r, name, cs)
+				if !ok {
+					cache.decided[name] = &cachedState{refused: true, st: &keyState{}}
+					continue
+				}
+				evicted = append(evicted, evict...)
+			}
 			if changed {
 				cs.changed = true
 				lastChange[name] = i
 			}
+		}
+	}
+	if len(evicted) > 0 {
+		// Evicted keys are deleted in the batch's last evaluation.
+		old, err := v.store.State(ctx, evicted, v.now())
+		if err != nil {
+			return nil, fmt.Errorf("read evicted rule state: %w", err)
+		}
+		last := evals[len(evals)-1]
+		for _, name := range evicted {
+			last.State = append(last.State, store.StateChange{Key: name, Read: old[name].Version})
 		}
 	}
 	for _, name := range cache.order {
@@ -263,10 +288,37 @@ func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.
 		if err != nil {
 			return nil, err
 		}
+		v.indexChange(rule, change)
 		i := lastChange[name]
 		evals[i].State = append(evals[i].State, change)
 	}
 	return out, nil
+}
+
+// admit makes room for a key that is about to get state, or refuses it.
+func (v *evaluator) admit(r *rules.Rule, name string, cs *cachedState) (evict []string, ok bool) {
+	if cs.read != 0 || v.keys.known(name) {
+		cs.admitted = true
+		return nil, true
+	}
+	evict, ok = v.keys.admit(r.Name, name, r.Temporal.MaxKeys, !cs.st.due(r.Temporal).IsZero())
+	if !ok {
+		v.metrics.stateRefused.WithLabelValues(r.Name).Inc()
+		v.log.Warn("rule state refused: at the key cap, and every key has a pending timer", "rule", r.Name,
+			"key", strings.Join(cs.st.Key, "/"), "max_keys", r.Temporal.MaxKeys)
+		return nil, false
+	}
+	cs.admitted = true
+	return evict, true
+}
+
+// indexChange keeps the key index in step with a state write.
+func (v *evaluator) indexChange(rule string, c store.StateChange) {
+	if c.Value == nil {
+		v.keys.remove(c.Key)
+		return
+	}
+	v.keys.touch(rule, c.Key, !c.Due.IsZero())
 }
 
 // stateChange is the store write of a key's decided state.
@@ -504,6 +556,7 @@ func (v *evaluator) timers(due []store.StateEntry, set *rules.Set, now time.Time
 		r := set.Rule(ruleName)
 		if !ok || r == nil || r.Temporal == nil || r.Temporal.Hash != hash {
 			eval.State = append(eval.State, drop) // its rule is gone or changed: reload dropped the rest
+			v.keys.remove(d.Key)
 			continue
 		}
 		var st keyState
@@ -531,6 +584,7 @@ func (v *evaluator) timers(due []store.StateEntry, set *rules.Set, now time.Time
 			v.log.Error("cannot encode rule state: dropped", "rule", ruleName, "err", err)
 			change = drop
 		}
+		v.indexChange(ruleName, change)
 		eval.State = append(eval.State, change)
 	}
 	return evals, out
@@ -567,6 +621,7 @@ func (e *Engine) reconcileState(set *rules.Set) error {
 		if err != nil {
 			return err
 		}
+		e.evaluator.keys.dropRule(rule)
 		why := "the rule is gone"
 		if still {
 			why = "its temporal definition (by, track, when or the temporal block) changed"
@@ -596,4 +651,87 @@ func (e *Engine) reconcileState(set *rules.Set) error {
 		return fmt.Errorf("record rule state definitions: %w", err)
 	}
 	return nil
+}
+
+// StateReport is one key of a rule over time, for GET /api/state.
+type StateReport struct {
+	Rule  string            `json:"rule"`
+	Block string            `json:"block,omitempty"` // expect, count, session, digest; none for prev only
+	Key   map[string]string `json:"key"`
+	// A pending timer: an expectation's deadline, a session's idle end, a
+	// digest bucket's flush.
+	Due       *time.Time   `json:"due,omitempty"`
+	Count     int          `json:"count,omitempty"`     // in the window, session or bucket
+	Threshold int          `json:"threshold,omitempty"` // count's at_least
+	Window    string       `json:"window,omitempty"`
+	Trigger   *event.Event `json:"trigger,omitempty"`
+	Prev      *event.Event `json:"prev,omitempty"`
+	Since     *time.Time   `json:"since,omitempty"` // the session's or bucket's start
+	Dropped   int          `json:"dropped,omitempty"`
+	LastEvent time.Time    `json:"last_event"`
+	Expires   time.Time    `json:"expires"`
+}
+
+// State lists the state of rules over time: of one rule or all, and of
+// keys whose values, joined by "/" in the rule's by order, start with
+// key.
+func (e *Engine) State(rule, key string, limit int) ([]StateReport, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	set := e.acquire()
+	defer set.Release()
+	out := []StateReport{}
+	found := false
+	for _, r := range set.Rules {
+		t := r.Temporal
+		if t == nil || rule != "" && r.Name != rule {
+			continue
+		}
+		found = true
+		prefix := statePrefix(r.Name, t.Hash) + strings.ReplaceAll(key, "/", "\x00")
+		entries, err := e.store.ListState(context.Background(), prefix, "", limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		for _, en := range entries {
+			var st keyState
+			if err := json.Unmarshal(en.Value, &st); err != nil {
+				return nil, fmt.Errorf("rule %s: state %q: %w", r.Name, en.Key, err)
+			}
+			_, _, values, _ := parseStateKey(en.Key)
+			out = append(out, report(r, values, &st, en))
+		}
+		if len(out) >= limit {
+			break
+		}
+	}
+	if rule != "" && !found {
+		return nil, fmt.Errorf("no rule over time named %q: %w", rule, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+func report(r *rules.Rule, values []string, st *keyState, en store.StateEntry) StateReport {
+	t := r.Temporal
+	rep := StateReport{Rule: r.Name, Block: t.Block(), Key: keyMap(t, values), Prev: st.Prev, Trigger: st.Trigger,
+		Dropped: st.Dropped, LastEvent: st.Seen, Expires: en.Expires}
+	if !en.Due.IsZero() {
+		due := en.Due
+		rep.Due = &due
+	}
+	switch {
+	case t.Count != nil:
+		rep.Threshold, rep.Window = t.Count.AtLeast, t.Count.Within.String()
+		rep.Count = len(st.Times) + len(st.Values)
+	case t.Session != nil, t.Digest != nil:
+		rep.Count = st.Count
+		if !st.Since.IsZero() {
+			since := st.Since
+			rep.Since = &since
+		}
+	case t.Expect != nil:
+		rep.Window = t.Expect.Within.String()
+	}
+	return rep
 }

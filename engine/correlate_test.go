@@ -464,3 +464,45 @@ func TestPrevAcrossRestarts(t *testing.T) {
 		}
 	})
 }
+
+const capped = `
+rules:
+  - name: started-without-file
+    when: event == "record_started"
+    max_keys: 2
+    expect: {match: kind == "file", within: 30m}
+    do: [ { type: record } ]
+  - name: error-burst
+    when: event == "record_error"
+    max_keys: 2
+    count: {at_least: 2, within: 10m}
+    do: [ { type: record } ]
+`
+
+func TestKeyCapsEvictWithoutTimersRefuseWithTimers(t *testing.T) {
+	runTimeline(t, capped, func(tl *timeline) {
+		// Three streams' counts: the third evicts the least recently used.
+		for _, s := range []string{"a", "b", "c"} {
+			tl.send(statusOf("record_error", s))
+		}
+		tl.send(statusOf("record_error", "a")) // a was evicted: its count starts again
+		tl.expectFired("a's second error after its state was evicted")
+		tl.send(statusOf("record_error", "c"))
+		tl.expectFired("c's second error", "error-burst")
+
+		// Three streams' expectations: each needs a timer, so the third is refused.
+		for _, s := range []string{"a", "b", "c"} {
+			tl.send(statusOf("record_started", s))
+		}
+		if got := metric(t, tl.metrics, "livehook_state_refused_total", "rule", "started-without-file"); got != 1 {
+			t.Errorf("livehook_state_refused_total = %v, want 1", got)
+		}
+		tl.advance(time.Hour)
+		got := tl.expectFired("the deadlines", "started-without-file", "started-without-file")
+		streams := []string{got[0].Event.Stream, got[1].Event.Stream}
+		slices.Sort(streams)
+		if !slices.Equal(streams, []string{"a", "b"}) {
+			t.Errorf("fired for %v, want a and b (c was refused)", streams)
+		}
+	})
+}

@@ -61,6 +61,9 @@ type Options struct {
 	StateOutageTolerance time.Duration
 	// Zone is the clock digest buckets align to; default time.Local.
 	Zone *time.Location
+	// StateMaxKeys bounds the keys all rules over time keep state for;
+	// default DefaultStateMaxKeys.
+	StateMaxKeys int
 }
 
 // ReloadStatus is the outcome of the last load, shown by /api/rules.
@@ -131,10 +134,16 @@ func New(o Options) (*Engine, error) {
 	if o.Zone == nil {
 		o.Zone = time.Local
 	}
+	if o.StateMaxKeys <= 0 {
+		o.StateMaxKeys = DefaultStateMaxKeys
+	}
 	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{})}
 	e.metrics = newMetrics(o.Metrics, o.Store)
 	e.evaluator = &evaluator{store: o.Store, now: o.Deps.Now, rules: e.acquire, log: o.Logger, metrics: e.metrics,
-		pace: ingestPace, zone: o.Zone, tolerance: o.StateOutageTolerance}
+		pace: ingestPace, zone: o.Zone, tolerance: o.StateOutageTolerance, keys: newStateKeys(o.StateMaxKeys)}
+	if err := e.evaluator.keys.load(context.Background(), o.Store); err != nil {
+		return nil, fmt.Errorf("engine: read rule state: %w", err)
+	}
 	e.runner = newRunner(runnerDeps{store: o.Store, now: o.Deps.Now, rules: e.acquire, accept: e.acceptFollowUp,
 		log: o.Logger, metrics: e.metrics})
 	if err := e.Reload(); err != nil {

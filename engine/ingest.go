@@ -34,6 +34,7 @@ type evaluator struct {
 	pace      time.Duration  // ingestPace; tests on a virtual clock set 0
 	zone      *time.Location // digest buckets align to its clock
 	tolerance time.Duration  // how overdue a timer may fire after an outage
+	keys      *stateKeys     // the keys with state, for the caps
 	started   time.Time      // timers due before this came due while livehook was down
 }
 

@@ -25,6 +25,7 @@ type metrics struct {
 	ruleFirings  *prometheus.CounterVec
 	stateExpired *prometheus.CounterVec
 	stateDropped *prometheus.CounterVec
+	stateRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
@@ -73,7 +74,10 @@ func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 	m.stateDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livehook_state_dropped_total", Help: "Keys of rule state dropped by a reload that changed or removed their rule.",
 	}, []string{"rule"})
-	reg.MustRegister(m.ruleFirings, m.stateExpired, m.stateDropped)
+	m.stateRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livehook_state_refused_total", Help: "New keys a rule over time refused: at its max_keys (or --state-max-keys) with every key holding a timer.",
+	}, []string{"rule"})
+	reg.MustRegister(m.ruleFirings, m.stateExpired, m.stateDropped, m.stateRefused)
 	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.duplicates, m.deliveries, m.deliveryTime,
 		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.storeErrors,
 		&storeCollector{store: st},

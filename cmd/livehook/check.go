@@ -14,6 +14,7 @@ func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) (stri
 	fs := newFlagSet("check", "check PATH\n\nValidate a rules file, or a directory of them, without starting anything.\nPrints a one-line summary and exits 0, or lists every problem as\nfile:line:col: message and exits 1.", stderr)
 	var plugins string
 	pluginsFlag(fs, &plugins, getenv)
+	cycle := fs.Duration("expected-cycle", 0, "warn of absence windows (expect: within) shorter than this recording cycle, such as 6h (Aliyun's default CycleDuration)")
 	if err := parse(fs, args, nil); err != nil {
 		return err
 	}
@@ -26,6 +27,11 @@ func checkCmd(args []string, stdout, stderr io.Writer, getenv func(string) (stri
 		return reportLoadError(stdout, err)
 	}
 	defer set.Retire()
+	if *cycle > 0 {
+		for _, w := range set.CycleWarnings(*cycle) {
+			fmt.Fprintln(stdout, w)
+		}
+	}
 	fmt.Fprintf(stdout, "ok: %s: %s\n", fs.Arg(0), set.Summary())
 	return nil
 }

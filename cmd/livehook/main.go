@@ -32,6 +32,8 @@ Usage:
                                       what happened to recent events, from a running daemon
   livehook deadletters [list|replay ID|replay --all]
                                       deliveries that failed for good, and replaying them
+  livehook state [RULE] [--key PREFIX]
+                                      what the rules over time remember, per key
   livehook actions [--plugins DIR]     list the action types rules can use, plugins included
   livehook version                    print the version
 
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return eventsCmd(ctx, rest, stdout, stderr, getenv)
 	case "deadletters":
 		return deadlettersCmd(ctx, rest, stdout, stderr, getenv)
+	case "state":
+		return stateCmd(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "livehook", versionString())
 		return nil

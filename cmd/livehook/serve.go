@@ -39,6 +39,9 @@ type serveConfig struct {
 	statusDedupe    time.Duration
 	watch           bool
 	plugins         string
+	stateTolerance  time.Duration
+	stateMaxKeys    int
+	zone            string
 	hardening       hardeningConfig // limits, TLS, admin token: see hardening.go
 }
 
@@ -55,6 +58,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.DurationVar(&c.retention, "retention", engine.DefaultRetention, "finished events and their deliveries are deleted after this; dead letters are kept until replayed (env LIVEHOOK_RETENTION)")
 	fs.DurationVar(&c.fileDedupe, "dedupe-file-window", engine.DefaultFileDedupe, "a retried file-generated callback (same domain, app, stream, uri), or a generic event with the same webhook-id, within this window is processed once (env LIVEHOOK_DEDUPE_FILE_WINDOW)")
 	fs.DurationVar(&c.statusDedupe, "dedupe-status-window", engine.DefaultStatusDedupe, "a retried status callback (same body and ALI-LIVE-TIMESTAMP) within this window is processed once (env LIVEHOOK_DEDUPE_STATUS_WINDOW)")
+	fs.DurationVar(&c.stateTolerance, "state-outage-tolerance", engine.DefaultStateOutageTolerance, "a timer of a rule over time that came due while livehook was down fires on start (marked late) if at most this overdue; otherwise it is discarded and counted (env LIVEHOOK_STATE_OUTAGE_TOLERANCE)")
+	fs.IntVar(&c.stateMaxKeys, "state-max-keys", engine.DefaultStateMaxKeys, "keys all rules over time keep state for, at most; past it the least recently used key without a timer is evicted (env LIVEHOOK_STATE_MAX_KEYS)")
+	fs.StringVar(&c.zone, "tz", "Local", "the time `ZONE` digest buckets align to, as an IANA name such as Asia/Shanghai (env LIVEHOOK_TZ)")
 	fs.BoolVar(&c.watch, "watch", true, "reload the rules when their files change; SIGHUP and POST /-/reload work either way (env LIVEHOOK_WATCH)")
 	pluginsFlag(fs, &c.plugins, getenv)
 	c.hardening.flags(fs)
@@ -63,6 +69,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+	if _, err := time.LoadLocation(c.zone); err != nil {
+		return &exitError{code: 2, msg: fmt.Sprintf("serve: --tz %q: %v", c.zone, err)}
+	}
+	if c.stateTolerance <= 0 || c.stateMaxKeys <= 0 {
+		return &exitError{code: 2, msg: "serve: --state-outage-tolerance and --state-max-keys must be positive"}
 	}
 	logger, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -112,6 +124,10 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	zone, err := time.LoadLocation(c.zone)
+	if err != nil {
+		return nil, &exitError{code: 2, msg: fmt.Sprintf("serve: --tz %q: %v", c.zone, err)}
+	}
 	st, err := store.Open(c.data, store.Options{OnCommit: engine.CommitObserver(reg)})
 	if err != nil {
 		return nil, err
@@ -120,6 +136,7 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 		RulesPath: c.rules, Store: st, Logger: logger, Metrics: reg,
 		Registry:  pluginRegistry(c.plugins),
 		Retention: c.retention, FileDedupe: c.fileDedupe, StatusDedupe: c.statusDedupe,
+		StateOutageTolerance: c.stateTolerance, StateMaxKeys: c.stateMaxKeys, Zone: zone,
 	})
 	if err != nil {
 		st.Close()
@@ -166,7 +183,10 @@ func (d *daemon) serve(ctx context.Context) error {
 			Ready:    func() bool { return ctx.Err() == nil },
 			Gatherer: d.registry,
 			Events:   d.engine,
-			Logger:   d.log,
+			State: func(rule, key string, limit int) (any, error) {
+				return d.engine.State(rule, key, limit)
+			},
+			Logger: d.log,
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/sourceapi"
+	"github.com/livehook/livehook/engine/store"
 )
 
 // testReport is what `livehook test --json` prints for one event file.
@@ -59,6 +60,12 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 	defer set.Retire()
 	var m rules.Matcher
 	failed := false
+	var temporal []string
+	for _, r := range set.Rules {
+		if r.Temporal != nil {
+			temporal = append(temporal, r.Name)
+		}
+	}
 	for i, file := range fs.Args()[1:] {
 		rep := testEvent(&m, set, file, src, *name, i+1)
 		failed = failed || rep.Error != ""
@@ -69,6 +76,10 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 			continue
 		}
 		printTestReport(stdout, rep)
+	}
+	if len(temporal) > 0 && !*asJSON {
+		fmt.Fprintf(stdout, "not evaluated: %d rule(s) over time (%s) need a timeline of events (a rule test file); one event file alone cannot show what they do\n",
+			len(temporal), strings.Join(temporal, ", "))
 	}
 	if failed {
 		return &exitError{code: 1, msg: "some events could not be read"}
@@ -104,7 +115,7 @@ func testEvent(m *rules.Matcher, set *rules.Set, file string, src *sourceapi.Sou
 	for _, r := range matched {
 		tm := testMatch{Rule: r.Name, Actions: []testAction{}}
 		for _, s := range r.Steps {
-			in := actionapi.Input{Event: ev, Rule: r.Name, DeliveryID: fmt.Sprintf("%s.%s.%d", ev.ID, r.Name, s.Index)}
+			in := actionapi.Input{Event: ev, Rule: r.Name, DeliveryID: store.JobID(ev.ID, r.Name, s.Index, 0)}
 			ta := testAction{Action: s.Action, Type: s.Type}
 			if plan, err := s.Step.Plan(in); err != nil {
 				ta.Error = set.Secrets.Redact(err.Error())

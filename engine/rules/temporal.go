@@ -56,6 +56,10 @@ type Expect struct {
 	Match, Until *vm.Program
 	Within       time.Duration
 	Keep         bool // retrigger: keep (default restart)
+	// WithinAt is where within is written, for warnings about it.
+	WithinAt yamlconf.Diagnostic
+	// MatchSrc is match as written.
+	MatchSrc string
 }
 
 // Count fires when AtLeast matches (or distinct values of Distinct) fall
@@ -258,11 +262,13 @@ func (l *loader) expect(file string, r *Rule, n *yaml.Node) *Expect {
 		l.diags.At(file, n, "rule %q: expect: match is required: the event that closes the expectation", r.Name)
 	} else {
 		e.Match = l.temporalExpr(file, r, &y.Match, "expect: match")
+		e.MatchSrc = y.Match.Value
 	}
 	if y.Until.Kind != 0 {
 		e.Until = l.temporalExpr(file, r, &y.Until, "expect: until")
 	}
 	e.Within = l.duration(file, r, n, &y.Within, "expect: within", true)
+	e.WithinAt = yamlconf.Diagnostic{File: file, Line: y.Within.Line, Col: y.Within.Column}
 	switch y.Retrigger {
 	case "", "restart":
 	case "keep":
@@ -450,4 +456,32 @@ func canonical(w interface{ Write([]byte) (int, error) }, n *yaml.Node) {
 		}
 		w.Write([]byte("]"))
 	}
+}
+
+// CycleWarnings warns of absence windows shorter than the recording
+// cycle: a recording's file comes when its cycle ends (Aliyun's default
+// CycleDuration is 6h), so "no file within 30m" would fire for every
+// recording.
+func (s *Set) CycleWarnings(cycle time.Duration) []yamlconf.Diagnostic {
+	var out []yamlconf.Diagnostic
+	for _, r := range s.Rules {
+		if t := r.Temporal; t != nil && t.Expect != nil && t.Expect.Within > 0 && t.Expect.Within < cycle && waitsForFile(t.Expect.MatchSrc) {
+			d := t.Expect.WithinAt
+			d.Msg = fmt.Sprintf("warning: rule %q: expect: within %s is shorter than the expected recording cycle %s: a file comes when its cycle ends, so this fires for every recording",
+				r.Name, t.Expect.Within, cycle)
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// waitsForFile reports whether an expectation's match names what only
+// file events have.
+func waitsForFile(match string) bool {
+	for _, f := range []string{`"file"`, "uri", "duration", "format", "start_time", "stop_time"} {
+		if strings.Contains(match, f) {
+			return true
+		}
+	}
+	return false
 }

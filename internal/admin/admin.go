@@ -22,7 +22,11 @@ type Options struct {
 	Ready    func() bool // whether the daemon takes events
 	Gatherer prometheus.Gatherer
 	Events   Events // the event and dead-letter API; nil leaves it out
-	Logger   *slog.Logger
+	// State lists the state of rules over time for GET /api/state: of one
+	// rule or all, of the keys starting with key ("/" between values); nil
+	// leaves it out.
+	State  func(rule, key string, limit int) (any, error)
+	Logger *slog.Logger
 }
 
 // New returns the admin handler.
@@ -55,6 +59,18 @@ func New(o Options) http.Handler {
 	})
 	if o.Events != nil {
 		eventRoutes(mux, o.Events)
+	}
+	if o.State != nil {
+		handle(mux, "GET", "/api/state", func(w http.ResponseWriter, r *http.Request) {
+			limit, err := limitParam(r, 100)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			q := r.URL.Query()
+			keys, err := o.State(q.Get("rule"), q.Get("key"), limit)
+			reply(w, map[string]any{"state": keys}, err)
+		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "not found: " + r.Method + " " + r.URL.Path})
