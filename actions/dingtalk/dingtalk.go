@@ -136,22 +136,14 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	}
 	// Every query value, the access_token among them, reads ****.
 	shown := secret.RedactedURL(u)
-	h := s.Deps.HTTP
-	if h == nil { // a caller that only checks the rules may pass no pool
-		h = actionapi.NewHTTP(nil)
-	}
-	now := s.Deps.Now
-	if now == nil {
-		now = time.Now
-	}
 	return &instance{
 		name:     s.Name,
 		url:      u,
 		secret:   c.Secret,
 		target:   shown,
-		client:   h.Client(c.HTTPOptions),
+		client:   s.Deps.HTTP.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
-		now:      now,
+		now:      s.Deps.Now,
 		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, c.Secret.Reveal()),
 		defaults: c.Params,
 	}, nil
@@ -270,19 +262,7 @@ func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 // the next attempt, and the hold turns the instance's other deliveries
 // away until then without sending them.
 func (i *instance) deliver(ctx context.Context, body []byte) actionapi.Result {
-	if r, ok := i.hold.Check(i.now()); !ok {
-		return r
-	}
-	if err := i.limiter.Wait(ctx); err != nil {
-		return actionapi.Failed(actionapi.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
-	}
-	// DingTalk may have refused another delivery while this one waited.
-	if r, ok := i.hold.Check(i.now()); !ok {
-		return r
-	}
-	r := i.send(ctx, body)
-	i.hold.After(i.now(), r)
-	return r
+	return i.hold.Send(ctx, i.now, i.limiter.Wait, func() actionapi.Result { return i.send(ctx, body) })
 }
 
 // send makes one delivery, HTTP retries included.

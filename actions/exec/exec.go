@@ -72,11 +72,7 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	logger := s.Deps.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &instance{name: s.Name, defaults: defaults, logger: logger, secrets: s.Secrets}, nil
+	return &instance{name: s.Name, defaults: defaults, logger: s.Deps.Logger, secrets: s.Secrets}, nil
 }
 
 // override returns p with the values set in w, validated.

@@ -255,22 +255,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 		t.Errorf("Do returned after %v, want about 1s", elapsed)
 	}
 
-	data, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		t.Fatalf("pid file: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !dead(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("grandchild %d still alive after the timeout", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGone(t, pidFile, "grandchild", "the timeout")
 }
 
 // What a command leaves running dies when it exits: the timeout and the
@@ -280,6 +265,13 @@ func TestLeftoversDieWithTheCommand(t *testing.T) {
 	cmd := script(t, "sleep 30 &\necho $! > \"$1\"\necho archived\n")
 	_, r := actiontest.Deliver(t, mustStep(t, fmt.Sprintf("command: %s\nargs: [%s]", cmd, pidFile)), input())
 	wantOutcome(t, r, actionapi.Delivered)
+	waitGone(t, pidFile, "background process", "the command exited")
+}
+
+// waitGone waits for the process whose pid the script wrote to pidFile to
+// be gone, and fails (killing it) if it is still alive 5s later.
+func waitGone(t *testing.T, pidFile, who, after string) {
+	t.Helper()
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -292,20 +284,32 @@ func TestLeftoversDieWithTheCommand(t *testing.T) {
 	for !dead(pid) {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("background process %d still alive after the command exited", pid)
+			t.Fatalf("%s %d still alive after %s", who, pid, after)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // not our child: nothing to wait(2) on
 	}
 }
 
 func TestStoppedByCaller(t *testing.T) {
-	st := mustStep(t, "command: "+script(t, "sleep 30\n"))
+	started := filepath.Join(t.TempDir(), "started")
+	st := mustStep(t, fmt.Sprintf("command: %s\nargs: [%s]", script(t, "touch \"$1\"\nsleep 30\n"), started))
 	p, err := st.Plan(input())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Stopped once the command runs: a stop before it starts is another
+	// case (TestStoppedBeforeStart).
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
+	defer cancel()
+	go func() {
+		defer cancel()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(started); err == nil {
+				return
+			}
+		}
+		t.Error("the command did not start within 10s")
+	}()
 	r := st.Do(ctx, p)
 	wantOutcome(t, r, actionapi.Retryable)
 	if !errors.Is(r.Err, context.Canceled) || !strings.Contains(r.Detail, "stopped") {

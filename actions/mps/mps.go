@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -91,11 +89,7 @@ type File struct {
 
 var defaultObject = *tmpl.MustParse(`{{ .uri }}`)
 
-var (
-	regionRE   = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
-	locationRE = regexp.MustCompile(`^oss-[a-z0-9]+(-[a-z0-9]+)*$`)
-)
+var locationRE = regexp.MustCompile(`^oss-[a-z0-9]+(-[a-z0-9]+)*$`)
 
 type instance struct {
 	region     string
@@ -119,11 +113,10 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err := s.Decode(&c); err != nil {
 		return nil, err
 	}
+	if err := aliyun.CheckRegion(c.Region); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
 	switch {
-	case c.Region == "":
-		return nil, fmt.Errorf("%s: region is required (e.g. cn-shanghai)", s.Name)
-	case !regionRE.MatchString(c.Region):
-		return nil, fmt.Errorf("%s: region %q: want a region id such as cn-shanghai", s.Name, c.Region)
 	case c.PipelineID == "":
 		return nil, fmt.Errorf("%s: pipeline_id is required", s.Name)
 	case c.TemplateID == "":
@@ -139,12 +132,7 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	h := s.Deps.HTTP
-	if h == nil {
-		h = actionapi.NewHTTP(nil)
-	}
-	opts := actionapi.HTTPOptions{Timeout: c.Timeout}
-	client := h.Client(opts).HTTPClient
+	client := s.Deps.HTTP.Client(actionapi.HTTPOptions{Timeout: c.Timeout}).HTTPClient
 	return &instance{
 		region:     c.Region,
 		scheme:     scheme,
@@ -162,16 +150,9 @@ func resolveEndpoint(c Config) (scheme, host string, err error) {
 	if c.Endpoint == "" {
 		return "HTTPS", "mts." + c.Region + ".aliyuncs.com", nil
 	}
-	raw := c.Endpoint
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
+	u, err := aliyun.ParseEndpoint(c.Endpoint, "https://mts.cn-shanghai.aliyuncs.com")
 	if err != nil {
-		return "", "", fmt.Errorf("endpoint %q: %w", c.Endpoint, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
-		return "", "", fmt.Errorf("endpoint %q: want scheme://host[:port], e.g. https://mts.cn-shanghai.aliyuncs.com", c.Endpoint)
+		return "", "", err
 	}
 	return strings.ToUpper(u.Scheme), u.Host, nil
 }
@@ -180,21 +161,11 @@ func resolveEndpoint(c Config) (scheme, host string, err error) {
 // credential: that would start its default chain, which probes the ECS
 // metadata service over the network.
 func credentialFor(c Config, r *secret.Redactor) (auth.Credential, error) {
-	id, key := c.AccessKeyID.Reveal(), c.AccessKeySecret.Reveal()
-	switch {
-	case id != "" && key != "":
-	case id != "" || key != "":
-		return nil, errors.New("access_key_id and access_key_secret go together: set both or neither")
-	default:
-		id, key = os.Getenv(envKeyID), os.Getenv(envKeySecret)
-		if id == "" || key == "" {
-			return nil, fmt.Errorf("no credentials: set access_key_id and access_key_secret, or the environment variables %s and %s", envKeyID, envKeySecret)
-		}
-		if r != nil {
-			r.Add(key) // the engine scrubs settings' secrets; this one came from elsewhere
-		}
+	k, err := aliyun.AccessKeyFor(c.AccessKeyID, c.AccessKeySecret, envKeyID, envKeySecret, r)
+	if err != nil {
+		return nil, err
 	}
-	return &credentials.AccessKeyCredential{AccessKeyId: id, AccessKeySecret: key}, nil
+	return &credentials.AccessKeyCredential{AccessKeyId: k.ID, AccessKeySecret: k.Secret}, nil
 }
 
 func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
@@ -295,8 +266,8 @@ func (s *step) renderFile(side string, f *File, defaultBucket string, data map[s
 	if out.Bucket == "" {
 		out.Bucket = defaultBucket
 	}
-	if !bucketRE.MatchString(out.Bucket) {
-		return out, fmt.Errorf("%s.bucket: %q is not a bucket name (3-63 lower-case letters, digits and hyphens)", side, out.Bucket)
+	if err := aliyun.CheckBucket(side+".bucket", out.Bucket); err != nil {
+		return out, err
 	}
 	if out.Location, err = aliyun.Render(side+".location", &f.Location, data); err != nil {
 		return out, err
@@ -453,8 +424,7 @@ func outcomeFor(status int, code string) actionapi.Outcome {
 }
 
 // failure classifies an error from the SDK: MPS's own error replies by
-// status and code, network trouble as retryable, and anything else (a
-// reply that could not be read) as permanent, since the job may exist.
+// status and code, the rest as aliyun.Failed does.
 func failure(err error) actionapi.Result {
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
@@ -471,14 +441,5 @@ func failure(err error) actionapi.Result {
 		}
 		return r
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return actionapi.Failed(actionapi.Retryable, &aliyun.OpError{Service: "mps", Detail: aliyun.TransportDetail(ue), Err: err})
-	}
-	outcome := actionapi.Permanent
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		outcome = actionapi.Retryable
-	}
-	return actionapi.Failed(outcome, &aliyun.OpError{Service: "mps", Detail: err.Error(), Err: err})
+	return aliyun.Failed("mps", err)
 }

@@ -11,9 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -97,11 +94,6 @@ type SaveAs struct {
 
 var defaultObject = *tmpl.MustParse(`{{ .uri }}`)
 
-var (
-	regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-	bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
-)
-
 type instance struct {
 	client   *osssdk.Client
 	endpoint string // shown in plans
@@ -119,13 +111,13 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err := s.Decode(&c); err != nil {
 		return nil, err
 	}
-	switch {
-	case c.Region == "":
-		return nil, fmt.Errorf("%s: region is required (e.g. cn-shanghai)", s.Name)
-	case strings.HasPrefix(c.Region, "oss-"):
+	if strings.HasPrefix(c.Region, "oss-") {
 		return nil, fmt.Errorf("%s: region %q: write the region id without the oss- prefix, e.g. %s", s.Name, c.Region, strings.TrimPrefix(c.Region, "oss-"))
-	case !regionRE.MatchString(c.Region):
-		return nil, fmt.Errorf("%s: region %q: want a region id such as cn-shanghai", s.Name, c.Region)
+	}
+	if err := aliyun.CheckRegion(c.Region); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	switch {
 	case c.Bucket.IsZero():
 		return nil, fmt.Errorf("%s: bucket is required", s.Name)
 	case c.Timeout < 0:
@@ -142,10 +134,6 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if c.Object.IsZero() {
 		c.Object = defaultObject
 	}
-	h := s.Deps.HTTP
-	if h == nil {
-		h = actionapi.NewHTTP(nil)
-	}
 	cfg := osssdk.NewConfig().
 		WithRegion(c.Region).
 		WithEndpoint(endpoint).
@@ -156,7 +144,7 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 		WithRetryMaxAttempts(1).
 		// The daemon's shared pool and the instance's timeout, without
 		// the retrying wrapper for the same reason.
-		WithHttpClient(h.Client(actionapi.HTTPOptions{Timeout: c.Timeout}).HTTPClient)
+		WithHttpClient(s.Deps.HTTP.Client(actionapi.HTTPOptions{Timeout: c.Timeout}).HTTPClient)
 	return &instance{
 		client:   osssdk.NewClient(cfg),
 		endpoint: endpoint,
@@ -172,16 +160,9 @@ func resolveEndpoint(c Config) (string, bool, error) {
 	if c.Endpoint == "" {
 		return "https://oss-" + c.Region + ".aliyuncs.com", c.PathStyle, nil
 	}
-	raw := c.Endpoint
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
+	u, err := aliyun.ParseEndpoint(c.Endpoint, "https://oss-cn-shanghai-internal.aliyuncs.com")
 	if err != nil {
-		return "", false, fmt.Errorf("endpoint %q: %w", c.Endpoint, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
-		return "", false, fmt.Errorf("endpoint %q: want scheme://host[:port], e.g. https://oss-cn-shanghai-internal.aliyuncs.com", c.Endpoint)
+		return "", false, err
 	}
 	host := u.Hostname()
 	pathStyle := c.PathStyle || net.ParseIP(host) != nil || host == "localhost"
@@ -191,21 +172,14 @@ func resolveEndpoint(c Config) (string, bool, error) {
 // credentialsFor builds the credentials provider. The SDK dereferences a
 // nil provider mid-request, so a missing credential is a load error here.
 func credentialsFor(c Config, r *secret.Redactor) (credentials.CredentialsProvider, error) {
-	id, key := c.AccessKeyID.Reveal(), c.AccessKeySecret.Reveal()
+	k, err := aliyun.AccessKeyFor(c.AccessKeyID, c.AccessKeySecret, envKeyID, envKeySecret, r)
 	switch {
-	case id != "" && key != "":
-		return credentials.NewStaticCredentialsProvider(id, key), nil
-	case id != "" || key != "":
-		return nil, errors.New("access_key_id and access_key_secret go together: set both or neither")
+	case err != nil:
+		return nil, err
+	case k.FromEnv: // the SDK reads the variables itself
+		return credentials.NewEnvironmentVariableCredentialsProvider(), nil
 	}
-	envID, envKey := os.Getenv(envKeyID), os.Getenv(envKeySecret)
-	if envID == "" || envKey == "" {
-		return nil, fmt.Errorf("no credentials: set access_key_id and access_key_secret, or the environment variables %s and %s", envKeyID, envKeySecret)
-	}
-	if r != nil {
-		r.Add(envKey) // the engine scrubs settings' secrets; this one came from elsewhere
-	}
-	return credentials.NewEnvironmentVariableCredentialsProvider(), nil
+	return credentials.NewStaticCredentialsProvider(k.ID, k.Secret), nil
 }
 
 func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
@@ -310,10 +284,7 @@ func renderBucket(field string, t *tmpl.Template, data map[string]any) (string, 
 	if err != nil {
 		return "", err
 	}
-	if !bucketRE.MatchString(b) {
-		return "", fmt.Errorf("%s: %q is not a bucket name (3-63 lower-case letters, digits and hyphens)", field, b)
-	}
-	return b, nil
+	return b, aliyun.CheckBucket(field, b)
 }
 
 func renderKey(field string, t *tmpl.Template, data map[string]any) (string, error) {
@@ -380,10 +351,9 @@ var retryableCodes = map[string]bool{
 	"InternalError":        true,
 }
 
-// failure classifies an SDK error: OSS's own errors by status and code,
-// network trouble as retryable, anything else (a reply the SDK could not
-// read, a bad request built locally) as permanent, since the job may have
-// been queued and a retry could run it twice.
+// failure classifies an SDK error: OSS's own errors by status and code, a
+// request the SDK refused to build as permanent, the rest as aliyun.Failed
+// does.
 func failure(err error) actionapi.Result {
 	var se *osssdk.ServiceError
 	if errors.As(err, &se) {
@@ -404,16 +374,7 @@ func failure(err error) actionapi.Result {
 	if errors.As(err, &ce) {
 		return actionapi.Failed(actionapi.Permanent, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return actionapi.Failed(actionapi.Retryable, &aliyun.OpError{Service: "oss", Detail: aliyun.TransportDetail(ue), Err: err})
-	}
-	outcome := actionapi.Permanent
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		outcome = actionapi.Retryable
-	}
-	return actionapi.Failed(outcome, &aliyun.OpError{Service: "oss", Detail: err.Error(), Err: err})
+	return aliyun.Failed("oss", err)
 }
 
 func nonEmpty(m map[string]string) map[string]string {

@@ -89,21 +89,13 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 		return nil, fmt.Errorf("%s: url: want an http(s) webhook URL such as https://hooks.slack.com/services/…", s.Name)
 	}
 	shown := target(u)
-	h := s.Deps.HTTP
-	if h == nil { // a caller that only checks the rules may pass no pool
-		h = actionapi.NewHTTP(nil)
-	}
-	now := s.Deps.Now
-	if now == nil {
-		now = time.Now
-	}
 	return &instance{
 		name:     s.Name,
 		url:      c.URL,
 		target:   shown,
-		client:   h.Client(c.HTTPOptions),
+		client:   s.Deps.HTTP.Client(c.HTTPOptions),
 		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
-		now:      now,
+		now:      s.Deps.Now,
 		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, u.Path, u.EscapedPath()),
 		defaults: c.Params,
 	}, nil
@@ -199,19 +191,7 @@ func (i *instance) send(ctx context.Context, p actionapi.Plan) actionapi.Result 
 	if !ok {
 		return actionapi.Failed(actionapi.Permanent, errors.New("plan was not made by a slack step"))
 	}
-	if r, ok := i.hold.Check(i.now()); !ok {
-		return r
-	}
-	if err := i.limiter.Wait(ctx); err != nil {
-		return actionapi.Failed(actionapi.Retryable, fmt.Errorf("wait for the rate limit: %w", err))
-	}
-	// Slack may have refused another delivery while this one waited.
-	if r, ok := i.hold.Check(i.now()); !ok {
-		return r
-	}
-	r := i.post(ctx, body)
-	i.hold.After(i.now(), r)
-	return r
+	return i.hold.Send(ctx, i.now, i.limiter.Wait, func() actionapi.Result { return i.post(ctx, body) })
 }
 
 // post makes one delivery, HTTP retries included.

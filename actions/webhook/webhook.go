@@ -83,20 +83,13 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	h := s.Deps.HTTP
-	if h == nil {
-		h = actionapi.NewHTTP(nil)
-	}
 	i := &instance{
 		name:     s.Name,
 		url:      c.URL,
-		client:   h.Client(c.HTTPOptions),
+		client:   s.Deps.HTTP.Client(c.HTTPOptions),
 		defaults: defaults,
 		secrets:  s.Secrets,
 		now:      s.Deps.Now,
-	}
-	if i.now == nil {
-		i.now = time.Now
 	}
 	if !c.Secret.IsZero() {
 		if i.key, err = auth.WebhookKey(c.Secret.Reveal()); err != nil {

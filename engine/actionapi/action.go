@@ -169,13 +169,29 @@ type Deps struct {
 	Now    func() time.Time
 }
 
+// WithDefaults fills in what a caller left out (`livehook check` needs no
+// clock, a test no log): a logger that discards, a connection pool of its
+// own, the wall clock. Instances get their Deps complete.
+func (d Deps) WithDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.HTTP == nil {
+		d.HTTP = NewHTTP(nil)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d
+}
+
 // Settings are one instance's settings as written in the rules file.
 type Settings struct {
 	Name string     // instance name: the key under `actions:`, or rule/step[i] inline
 	Type string     // its type
 	File string     // file it was read from
 	Node *yaml.Node // its mapping, without `type`
-	Deps Deps
+	Deps Deps       // complete (see WithDefaults)
 	// Secrets learns every secret.Secret decoded from the settings, so the
 	// engine can scrub them from any text it shows.
 	Secrets *secret.Redactor

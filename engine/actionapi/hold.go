@@ -1,6 +1,7 @@
 package actionapi
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -11,7 +12,8 @@ import (
 // a DingTalk robot's "send too fast"). An attempt that is refused ends with
 // the wait as its RetryAfter, and its slot goes to the next delivery; Hold
 // keeps that next one from being sent and refused too, by ending it at once
-// with the rest of the wait. The zero Hold holds nothing.
+// with the rest of the wait. The zero Hold holds nothing. Send is the whole
+// sequence, with the pacing such services also need.
 type Hold struct {
 	mu     sync.Mutex
 	until  time.Time
@@ -45,4 +47,24 @@ func (h *Hold) Check(now time.Time) (Result, bool) {
 		h.until.UTC().Format(time.RFC3339), h.reason))
 	r.RetryAfter = left
 	return r, false
+}
+
+// Send makes one delivery of the instance: unless the service asked it to
+// wait, it waits its turn with pace (a rate limiter's Wait: only the
+// deliveries in progress queue there), checks the hold again, since the
+// service may have refused another delivery meanwhile, then sends and
+// records the result.
+func (h *Hold) Send(ctx context.Context, now func() time.Time, pace func(context.Context) error, send func() Result) Result {
+	if r, ok := h.Check(now()); !ok {
+		return r
+	}
+	if err := pace(ctx); err != nil {
+		return Failed(Retryable, fmt.Errorf("wait for the rate limit: %w", err))
+	}
+	if r, ok := h.Check(now()); !ok {
+		return r
+	}
+	r := send()
+	h.After(now(), r)
+	return r
 }

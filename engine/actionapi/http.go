@@ -1,17 +1,16 @@
 package actionapi
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/livehook/livehook/internal/httpretry"
 )
 
 // Defaults for outbound HTTP, suited to chat alerts and webhooks.
@@ -20,13 +19,6 @@ const (
 	DefaultAttempts   = 3
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
-	// maxWaitInAttempt is the longest Retry-After waited out inside an
-	// attempt. A service that asks for longer gets its wait from the
-	// runner, which schedules the next attempt then: the attempt ends and
-	// hands its concurrency slot back instead of sleeping on it.
-	maxWaitInAttempt = 10 * time.Second
-	// maxRetryAfter bounds how long a service may put a delivery off.
-	maxRetryAfter = time.Hour
 	// maxErrorBody is how much of an error reply is kept as its detail.
 	maxErrorBody = 1 << 10
 )
@@ -105,59 +97,25 @@ func (h *HTTP) Client(o HTTPOptions) *retryablehttp.Client {
 	}
 }
 
-// RetryableStatus reports whether an HTTP status is worth another try.
-func RetryableStatus(status int) bool {
-	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests ||
-		(status >= 500 && status != http.StatusNotImplemented)
-}
+// The quick-retry policy is httpretry's, which the plugin SDK shares: a
+// Retry-After over httpretry.MaxWait (10s) ends the attempt, and the
+// runner schedules the next one then.
+var (
+	checkRetry retryablehttp.CheckRetry = httpretry.Check
+	backoff    retryablehttp.Backoff    = httpretry.Backoff
+)
 
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
-	}
-	if !RetryableStatus(resp.StatusCode) {
-		return false, nil
-	}
-	// A longer wait is the runner's to keep (see maxWaitInAttempt).
-	d, ok := RetryAfter(resp)
-	return !ok || d <= maxWaitInAttempt, nil
-}
+// RetryableStatus reports whether an HTTP status is worth another try:
+// 408, 429 and 5xx but 501.
+func RetryableStatus(status int) bool { return httpretry.RetryableStatus(status) }
 
-// backoff is the wait before a quick retry: the service's Retry-After,
-// which checkRetry has bounded, else exponential with full jitter.
-func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
-	if d, ok := RetryAfter(resp); ok {
-		return d
-	}
-	ceil := max
-	if attempt < 63 && min <= max>>attempt { // min<<attempt would pass max or overflow
-		ceil = min << attempt
-	}
-	return min + rand.N(ceil-min+1)
-}
-
-// RetryAfter reads a Retry-After header (seconds or an HTTP date), bounded
-// at an hour so a service cannot park a delivery for longer.
+// RetryAfter reads a response's Retry-After header (seconds or an HTTP
+// date), bounded at an hour so a service cannot park a delivery for longer.
 func RetryAfter(resp *http.Response) (time.Duration, bool) {
 	if resp == nil {
 		return 0, false
 	}
-	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if s, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	} else {
-		return 0, false
-	}
-	return min(max(d, 0), maxRetryAfter), true
+	return httpretry.RetryAfter(resp.Header)
 }
 
 // HTTPResult classifies a finished exchange for actions whose success is

@@ -113,7 +113,7 @@ type Throttle struct {
 // Options tune a load.
 type Options struct {
 	Registry *actionapi.Registry         // action types; default actionapi.Default()
-	Deps     actionapi.Deps              // handed to every instance
+	Deps     actionapi.Deps              // handed to every instance, with its defaults filled in
 	Getenv   func(string) (string, bool) // default os.LookupEnv
 }
 
@@ -127,6 +127,7 @@ func Load(path string, o Options) (*Set, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
 	}
+	o.Deps = o.Deps.WithDefaults()
 	files, err := listFiles(path)
 	if err != nil {
 		return nil, err

@@ -84,7 +84,9 @@ func (h handler) handle(ctx context.Context, req *sdk.Request) sdk.Response {
 	case 0:
 		return sdk.Delivered(detail)
 	case codeRateLimited:
-		return sdk.Retryable("%s", detail)
+		r := sdk.Retryable("%s", detail)
+		r.RetryAfter = rep.RetryAfter() // if the refusal came with one
+		return r
 	}
 	// Bad signature (19021), bad token, a keyword or IP the bot refuses:
 	// the bot's configuration must change before a retry can help.

@@ -157,9 +157,19 @@ func TestFailures(t *testing.T) {
 		{name: "rate limited by code", script: []func(http.ResponseWriter, *http.Request){
 			func(w http.ResponseWriter, _ *http.Request) { reply(w, 11232, "frequency limited") }},
 			wantOutcome: protocol.Retryable, wantDetail: "code 11232: frequency limited", wantRequests: 1},
-		{name: "429 goes back to livehook with its Retry-After", script: []func(http.ResponseWriter, *http.Request){
-			status(429, "Retry-After: 7", "slow down")},
-			wantOutcome: protocol.Retryable, wantDetail: "HTTP 429: slow down", wantRetry: 7 * time.Second, wantRequests: 1},
+		{name: "rate limited by code with a long Retry-After", script: []func(http.ResponseWriter, *http.Request){
+			func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Retry-After", "120")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(`{"code":11232,"msg":"frequency limited","data":{}}`))
+			}},
+			wantOutcome: protocol.Retryable, wantDetail: "code 11232: frequency limited", wantRetry: 120 * time.Second, wantRequests: 1},
+		{name: "a 429 with a long Retry-After goes back to livehook with it", script: []func(http.ResponseWriter, *http.Request){
+			status(429, "Retry-After: 120", "slow down")},
+			wantOutcome: protocol.Retryable, wantDetail: "HTTP 429: slow down", wantRetry: 120 * time.Second, wantRequests: 1},
+		{name: "a 429 with a short Retry-After is retried inside the run", script: []func(http.ResponseWriter, *http.Request){
+			status(429, "Retry-After: 0", "slow down")},
+			wantOutcome: protocol.Delivered, wantDetail: "code 0: success", wantRequests: 2},
 		{name: "500 is retried and then succeeds", script: []func(http.ResponseWriter, *http.Request){
 			status(500, "", "oops")},
 			wantOutcome: protocol.Delivered, wantDetail: "code 0: success", wantRequests: 2},

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/yamlconf"
@@ -69,6 +70,7 @@ func TestBinaryFailures(t *testing.T) {
 		script       []func(http.ResponseWriter, *http.Request)
 		wantOutcome  actionapi.Outcome
 		wantDetail   string
+		wantRetry    time.Duration
 		wantRequests int
 	}{
 		{name: "wrong secret is permanent and not retried", secret: "wrong-secret",
@@ -83,6 +85,14 @@ func TestBinaryFailures(t *testing.T) {
 				func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) },
 			},
 			wantOutcome: actionapi.Delivered, wantDetail: "code 0: success", wantRequests: 2},
+		{name: "a long Retry-After ends the run at once and goes to livehook's runner", secret: "s3cret-signing-key",
+			script: []func(http.ResponseWriter, *http.Request){
+				func(w http.ResponseWriter, _ *http.Request) {
+					w.Header().Set("Retry-After", "120")
+					w.WriteHeader(http.StatusServiceUnavailable)
+				},
+			},
+			wantOutcome: actionapi.Retryable, wantDetail: "HTTP 503: ", wantRetry: 120 * time.Second, wantRequests: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,8 +104,8 @@ func TestBinaryFailures(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, res := plugintest.Deliver(t, set, "failed", plugintest.Event("ev1", "room42"))
-			if res.Outcome != tc.wantOutcome || !strings.HasPrefix(res.Detail, tc.wantDetail) {
-				t.Errorf("result %s %q, want %s %q", res.Outcome, res.Detail, tc.wantOutcome, tc.wantDetail)
+			if res.Outcome != tc.wantOutcome || !strings.HasPrefix(res.Detail, tc.wantDetail) || res.RetryAfter != tc.wantRetry {
+				t.Errorf("result %s %q retry after %s, want %s %q retry after %s", res.Outcome, res.Detail, res.RetryAfter, tc.wantOutcome, tc.wantDetail, tc.wantRetry)
 			}
 			if n := fake.count(); n != tc.wantRequests {
 				t.Errorf("Feishu got %d requests, want %d", n, tc.wantRequests)

@@ -78,12 +78,8 @@ func (p *Plugin) open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err != nil { // settings hold no templates, so this is a bug
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	logger := s.Deps.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	return &instance{p: p, name: s.Name, timeout: timeout, settings: rendered, defaults: params,
-		logger: logger, secrets: s.Secrets}, nil
+		logger: s.Deps.Logger, secrets: s.Secrets}, nil
 }
 
 // defaults returns the manifest's defaults of fields; null in the rules
