@@ -118,12 +118,7 @@ func New(o Options) (*Engine, error) {
 	if o.Deps.Logger == nil {
 		o.Deps.Logger = o.Logger
 	}
-	if o.Deps.HTTP == nil {
-		o.Deps.HTTP = actionapi.NewHTTP(nil)
-	}
-	if o.Deps.Now == nil {
-		o.Deps.Now = time.Now
-	}
+	o.Deps = o.Deps.WithDefaults()
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
 	}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The real binary with a rule over time: a recording that started and got
+// no file within 2 s fires once, about 2 s later; one that got its file
+// does not; and a timer pending when the daemon is killed fires after the
+// restart, late, once.
+func TestAbsenceAgainstTheRealBinary(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t)
+	data := t.TempDir()
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rulesPath, `actions:
+  hook:
+    type: webhook
+    url: `+rc.URL+`/hook
+    body: '{"id":"{{.id}}","uri":"{{.key.stream}} late={{.late}}"}'
+    retry: { attempts: 1 }
+    delivery: { backoff: 50ms, max_backoff: 500ms }
+rules:
+  - name: started-without-file
+    when: event == "record_started"
+    expect: { match: kind == "file", within: 2s }
+    do: [ { action: hook } ]
+`)
+	args := []string{"--rules", rulesPath, "--data", data}
+	started := func(listen, stream string) string {
+		t.Helper()
+		status, reply := post(t, "http://"+listen+"/callbacks/record", "application/json",
+			fmt.Appendf(nil, `{"domain":"live.example.com","app":"live","stream":"%s","event":"record_started"}`, stream))
+		if status != http.StatusOK {
+			t.Fatalf("record_started for %s: %d %v", stream, status, reply)
+		}
+		return reply["id"].(string)
+	}
+
+	cmd, listen, logs := startBinary(t, bin, args...)
+	room1 := started(listen, "room1")
+	sent := time.Now()
+	started(listen, "room2")
+	if status, reply := post(t, "http://"+listen+"/callbacks/record", "application/json",
+		[]byte(`{"domain":"live.example.com","app":"live","stream":"room2","uri":"live/room2/a.flv","duration":1.5,"start_time":1714564803,"stop_time":1714564805}`)); status != http.StatusOK {
+		t.Fatalf("room2's file: %d %v", status, reply)
+	}
+	calls := rc.waitCalls(t, 1, 15*time.Second)
+	if calls[0].Event.ID != room1 || calls[0].Event.URI != "room1 late=false" {
+		t.Fatalf("fired %+v, want room1's trigger %s, not late", calls[0].Event, room1)
+	}
+	if waited := calls[0].At.Sub(sent); waited < 2*time.Second {
+		t.Errorf("fired %v after record_started, before its 2s window ended", waited)
+	}
+
+	// room3's timer is pending when the daemon is killed; it stays down
+	// past the deadline.
+	room3 := started(listen, "room3")
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	time.Sleep(2500 * time.Millisecond) // the outage: room3's deadline passes while nothing runs
+	admin := freePort(t)
+	_, _, logs2 := startBinary(t, bin, append(args, "--admin", admin)...)
+	calls = rc.waitCalls(t, 2, 15*time.Second)
+	if calls[1].Event.ID != room3 || calls[1].Event.URI != "room3 late=true" {
+		t.Fatalf("after the restart fired %+v, want room3's trigger %s, late\nfirst run:\n%s\nsecond run:\n%s", calls[1].Event, room3, logs, logs2)
+	}
+	// Everything is settled: nothing else is pending, and nothing fired twice.
+	deadline := time.Now().Add(15 * time.Second)
+	for gauges(t, admin, "livehook_jobs_pending", "livehook_timers_pending", "livehook_events_unevaluated") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not settle:\n%s", logs2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var ids []string
+	for _, c := range rc.calls() {
+		ids = append(ids, c.Event.ID)
+	}
+	if !slices.Equal(ids, []string{room1, room3}) {
+		t.Errorf("fired for %v, want room1 and room3 once each", ids)
+	}
+}
+
+// gauges sums unlabelled gauges read from a daemon's /metrics.
+func gauges(t *testing.T, admin string, names ...string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum, found := 0.0, 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("metric %s: %v", name, err)
+		}
+		sum += v
+		found++
+	}
+	if found != len(names) {
+		t.Fatalf("/metrics has %d of %v", found, names)
+	}
+	return sum
+}
