@@ -285,10 +285,14 @@ func TestDecodePostedCallbacksTolerate(t *testing.T) {
 	}{
 		{"snapshot with lower-case OSS fields and time in ms", "snapshot",
 			`{"DomainName":"d","AppName":"a","StreamName":"s","oss_object":"x/1.JPG","oss_bucket":"b","time":1714564805123}`,
-			func(e *event.Event) bool { return e.URI == "x/1.JPG" && e.Format == "jpg" && e.OSSBucket == "b" && e.Time == 1714564805 }},
+			func(e *event.Event) bool {
+				return e.URI == "x/1.JPG" && e.Format == "jpg" && e.OSSBucket == "b" && e.Time == 1714564805
+			}},
 		{"snapshot with an RFC 3339 time and a mistyped bucket", "snapshot",
 			`{"domain":"d","app":"a","stream":"s","CreateTime":"2024-05-01T12:00:05Z","OssBucket":7}`,
-			func(e *event.Event) bool { return e.Time == 1714564805 && e.OSSBucket == "" && e.Payload["OssBucket"] == int64(7) }},
+			func(e *event.Event) bool {
+				return e.Time == 1714564805 && e.OSSBucket == "" && e.Payload["OssBucket"] == int64(7)
+			}},
 		{"snapshot with a time it cannot read", "snapshot",
 			`{"domain":"d","app":"a","stream":"s","CreateTime":"yesterday"}`,
 			func(e *event.Event) bool { return e.Time == 0 && e.Payload["CreateTime"] == "yesterday" }},
