@@ -245,6 +245,7 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = e.opts.Deps.Now().UTC()
 	}
+	e.Rules().MapDomain(ev)
 	in := &store.Incoming{Event: ev, DedupeKey: dedupeKey}
 	src, known := e.opts.Sources.Lookup(ev.Source)
 	if dedupeKey != "" {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,11 +167,13 @@ func TestDaemonVerifiesAliyunSignature(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	d.log.waitFor(t, "for every accepted event", func(map[string]any) bool { return d.log.count(msgIs("rule matched")) >= accepted })
-	time.Sleep(100 * time.Millisecond) // a refused callback that slipped through would be matched by now
-	if n := d.log.count(msgIs("rule matched")); n != accepted {
-		t.Errorf("%d rule matches for %d accepted callbacks: a refused one was processed", n, accepted)
+	// Drained, every accepted callback has been evaluated, and a refused
+	// one that slipped through would have been too.
+	d.waitDrained(t)
+	if n := sumSeries(d.metrics(t), "livehook_rule_matches_total"); n != float64(accepted) {
+		t.Errorf("%v rule matches for %d accepted callbacks: a refused one was processed", n, accepted)
 	}
+	// The README promises the refusals in the log, not only in the metric.
 	if n := d.log.count(msgIs("callback refused: authentication failed")); n == 0 {
 		t.Error("refusals were not logged")
 	}
@@ -321,8 +325,10 @@ func TestDaemonRefusesBadInput(t *testing.T) {
 		defer close(stop)
 		start := time.Now()
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err := io.ReadAll(c) // the server hangs up
-		if err != nil || time.Since(start) > 9*time.Second {
+		// The server hangs up: a clean close, or a reset when a trickled
+		// byte was still unread; the read deadline is not either.
+		_, err := io.ReadAll(c)
+		if (err != nil && !errors.Is(err, syscall.ECONNRESET)) || time.Since(start) > 9*time.Second {
 			t.Errorf("a client trickling its headers was not cut off: %v after %v", err, time.Since(start))
 		}
 	})
@@ -333,9 +339,10 @@ func TestDaemonRefusesBadInput(t *testing.T) {
 		}
 		accepted++
 	}
-	d.log.waitFor(t, "every accepted event processed", func(map[string]any) bool { return d.log.count(msgIs("event processed")) >= accepted })
-	time.Sleep(100 * time.Millisecond)
-	if n := d.log.count(msgIs("event processed")); n != accepted {
+	d.waitDrained(t)
+	var list struct{ Events []json.RawMessage }
+	getJSON(t, d.admURL("/api/events?limit=1000"), &list)
+	if n := len(list.Events); n != accepted {
 		t.Errorf("%d events processed for %d accepted: a refused request was half-processed", n, accepted)
 	}
 }

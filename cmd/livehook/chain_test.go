@@ -129,6 +129,7 @@ func TestTranscodeChain(t *testing.T) {
 		t.Fatalf("completion event answered %d", status)
 	}
 	alerts.waitCalls(t, 1, 10*time.Second)
+	d.waitDrained(t) // every job the completion planned has run
 	if n := len(oss.seen()); n != 1 {
 		t.Errorf("the completion event submitted %d more OSS jobs", n-1)
 	}

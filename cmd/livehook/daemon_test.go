@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -184,19 +185,12 @@ func TestEndToEndSeedCallbacks(t *testing.T) {
 			if status != http.StatusOK || reply["ok"] != true || id == "" {
 				t.Fatalf("reply %d %v, want 200 {ok:true,id}", status, reply)
 			}
-			// Every event ends with the engine's "processed" record; only
-			// then is it safe to say which rules did not fire.
-			d.log.waitFor(t, "event processed", func(r map[string]any) bool {
-				return r["msg"] == "event processed" && r["event_id"] == id
-			})
-			var fired []string
-			for _, r := range d.log.records() {
-				if r["msg"] == "rule matched" && r["event_id"] == id {
-					fired = append(fired, r["rule"].(string))
-				}
-			}
+			// The event's page appears once it is evaluated, with every
+			// rule that matched: only then is it safe to say which did not.
+			ev := d.waitEvaluated(t, id)
+			fired := slices.DeleteFunc(slices.Clone(ev.Matched), func(r string) bool { return slices.Contains(ev.Throttled, r) })
 			if strings.Join(fired, ",") != strings.Join(tc.rules, ",") {
-				t.Fatalf("rules fired %v, want %v", fired, tc.rules)
+				t.Fatalf("rules fired %v (matched %v, throttled %v), want %v", fired, ev.Matched, ev.Throttled, tc.rules)
 			}
 			if tc.logged == "" {
 				return
@@ -255,12 +249,23 @@ func TestEndpointsRefuseBadInput(t *testing.T) {
 			}
 		})
 	}
-	// Still serving, and nothing was processed for the refused requests.
-	status, _ := post(t, d.url("/events/jobs"), "text/plain", []byte(`{"job":"done"}`))
+	// Still serving, and nothing was processed for the refused requests:
+	// once the daemon is drained, the good event is the only one stored.
+	status, reply := post(t, d.url("/events/jobs"), "text/plain", []byte(`{"job":"done"}`))
 	if status != http.StatusOK {
 		t.Fatalf("after bad input the daemon answered %d to a good event", status)
 	}
-	if n := d.log.count(msgIs("rule matched")); n != 0 {
-		t.Errorf("%d rules fired for refused requests", n)
+	d.waitDrained(t)
+	if n := sumSeries(d.metrics(t), "livehook_rule_matches_total"); n != 0 {
+		t.Errorf("%v rules fired for refused requests", n)
+	}
+	var list struct {
+		Events []struct {
+			Event struct{ ID string }
+		}
+	}
+	getJSON(t, d.admURL("/api/events?limit=100"), &list)
+	if len(list.Events) != 1 || list.Events[0].Event.ID != reply["id"] {
+		t.Errorf("/api/events lists %+v, want only the good event %v", list.Events, reply["id"])
 	}
 }

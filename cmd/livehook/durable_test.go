@@ -171,7 +171,7 @@ func TestAliyunRetriesAreProcessedOnce(t *testing.T) {
 	if len(delivered) != 3 || delivered[ids[0]] != 1 || delivered[a1] != 1 || delivered[b] != 1 {
 		t.Errorf("deliveries per event %v, want one each for the file event %s and the status events %s and %s", delivered, ids[0], a1, b)
 	}
-	time.Sleep(300 * time.Millisecond) // a fourth delivery would show up by now
+	d.waitDrained(t) // nothing is left that could make a fourth delivery
 	if calls := rc.calls(); len(calls) != 3 {
 		t.Fatalf("receiver saw %d deliveries, want 3 (one file event, two status events)", len(calls))
 	}

@@ -115,4 +115,8 @@ func TestDaemonRunsPlugins(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	d.waitDrained(t)
+	if entries, _ := os.ReadDir(spool); len(entries) != 1 {
+		t.Errorf("the plugin filed %d requests once the daemon was drained, want 1", len(entries))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // rulesLogging returns a rules file whose single rule logs msg for every event.
@@ -22,12 +23,30 @@ func expectRulesLog(t *testing.T, d *testDaemon, msg string) {
 	d.log.waitFor(t, "logging "+msg, func(r map[string]any) bool { return r["msg"] == msg && r["event_id"] == id })
 }
 
-// waitReload waits until the daemon has logged n successful rule loads.
-func waitReload(t *testing.T, d *testDaemon, n int) {
+// waitRules waits until /api/rules shows the daemon running the rules now
+// at path.
+func waitRules(t *testing.T, d *testDaemon, path string) {
 	t.Helper()
-	d.log.waitFor(t, "reload", func(map[string]any) bool {
-		return d.log.count(func(r map[string]any) bool { return r["msg"] == "rules reloaded" }) >= n
-	})
+	want := hashOfRules(t, path)
+	const within = 5 * time.Second
+	deadline := time.Now().Add(within)
+	for {
+		var rep struct {
+			Hash       string `json:"hash"`
+			LastReload struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			} `json:"last_reload"`
+		}
+		getJSON(t, d.admURL("/api/rules"), &rep)
+		if rep.Hash == want && rep.LastReload.OK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/rules after %v: hash %s, last reload %+v; want hash %s, loaded", within, rep.Hash, rep.LastReload, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestHotReload(t *testing.T) {
@@ -86,7 +105,7 @@ func TestHotReload(t *testing.T) {
 			d := startDaemon(t, path)
 			expectRulesLog(t, d, "v1")
 			edit()
-			waitReload(t, d, 1)
+			waitRules(t, d, path)
 			expectRulesLog(t, d, "v2")
 		})
 	}
@@ -152,8 +171,6 @@ func TestReloadOnSIGHUPAndEndpoint(t *testing.T) {
 	writeFile(t, p, rulesLogging("v3"))
 	must(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	// The signal is handled asynchronously: wait for the load it causes.
-	d.log.waitFor(t, "the SIGHUP reload", func(r map[string]any) bool {
-		return r["msg"] == "rules reloaded" && r["hash"] == hashOfRules(t, p)
-	})
+	waitRules(t, d, p)
 	expectRulesLog(t, d, "v3")
 }

@@ -40,6 +40,9 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return &exitError{code: 2, msg: "send: " + err.Error()}
 	}
+	if cred.key != "" && cred.host == "" {
+		cred.host = signedHost(sourceapi.Default(), req, body, *name)
+	}
 	if err := cred.sign(req, body, time.Now()); err != nil {
 		return &exitError{code: 2, msg: "send: " + err.Error()}
 	}
@@ -60,17 +63,14 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 // would to target, and its body. Without a name, the source is the one
 // target's path names, else Aliyun's recording callbacks (a proxy may
 // mount them anywhere); a target without a path takes the source's own.
+// A source called with a query (stream callbacks) gets the file's
+// parameters in the URL.
 func sendRequest(ctx context.Context, reg *sourceapi.Registry, target, name string, file []byte) (*http.Request, []byte, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, nil, err
 	}
-	if name == "" {
-		name = event.SourceRecord
-		if _, n, ok := reg.Route(u.Path); ok {
-			name = n
-		}
-	}
+	name = sendSource(reg, u.Path, name)
 	src, err := lookupSource(reg, name)
 	if err != nil {
 		return nil, nil, err
@@ -97,4 +97,33 @@ func sendRequest(ctx context.Context, reg *sourceapi.Registry, target, name stri
 		req.Header[k] = vs
 	}
 	return req, r.Body, nil
+}
+
+// sendSource is the source an event file is sent as: name if given, else
+// the one the path names, else Aliyun's recording callbacks.
+func sendSource(reg *sourceapi.Registry, path, name string) string {
+	if name != "" {
+		return name
+	}
+	if _, n, ok := reg.Route(path); ok {
+		return n
+	}
+	return event.SourceRecord
+}
+
+// signedHost is the host an Aliyun signature of req covers when --host
+// does not say: the ingest domain of a callback that names one, as Aliyun
+// signs its stream callbacks over the ingest domain they are configured
+// on; "" for the host of the URL, over which it signs every other kind.
+func signedHost(reg *sourceapi.Registry, req *http.Request, body []byte, name string) string {
+	name = sendSource(reg, req.URL.Path, name)
+	src, err := lookupSource(reg, name)
+	if err != nil {
+		return ""
+	}
+	ev, err := src.Decode(&sourceapi.Request{Name: name, Header: req.Header, Query: req.URL.Query(), Body: body})
+	if err != nil {
+		return "" // the daemon will say what is wrong with it
+	}
+	return ev.IngestDomain
 }

@@ -29,7 +29,7 @@ const (
 
 func (c *sendCredentials) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.key, "key", "", "sign as Aliyun does with this NotifyAuthKey: ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE (env "+envSendKey+")")
-	fs.StringVar(&c.host, "host", "", "the callback host the signature covers: the source's callback_host (default: the host of --url)")
+	fs.StringVar(&c.host, "host", "", "the host the signature covers: the source's callback_host (default: the ingest domain of a stream callback, app in its query; else the host of --url)")
 	fs.StringVar(&c.token, "token", "", "send Authorization: Bearer with this token (env "+envSendToken+")")
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "sign as Standard Webhooks with this secret, whsec_... or raw (env "+envSendWebhookSecret+")")
 }

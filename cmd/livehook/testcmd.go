@@ -105,6 +105,7 @@ func testEvent(m *rules.Matcher, set *rules.Set, file string, src *sourceapi.Sou
 		rep.Error = err.Error()
 		return rep
 	}
+	set.MapDomain(ev) // as the daemon does when it accepts the event
 	ev.ID = fmt.Sprintf("test-%d", n)
 	ev.ReceivedAt = time.Now().UTC().Truncate(time.Second)
 	rep.Event = ev

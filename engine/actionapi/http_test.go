@@ -235,7 +235,12 @@ func TestClientStopsWhenCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(50*time.Millisecond, cancel)
+	// Cancelled as the client starts its hour-long wait for the retry.
+	backoff := c.Backoff
+	c.Backoff = func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+		defer cancel()
+		return backoff(lo, hi, attempt, resp)
+	}
 	_, err = c.Do(req)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)

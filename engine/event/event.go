@@ -1,5 +1,6 @@
-// Package event defines the event that rules see, and decodes Aliyun Live
-// recording callbacks and generic JSON events into it.
+// Package event defines the event that rules see, and decodes into it
+// Aliyun Live's callbacks (recording, stream publish, snapshot, moderation,
+// relay), ApsaraVideo VOD's event notifications and generic JSON events.
 package event
 
 import (
@@ -10,12 +11,23 @@ import (
 
 // Sources and kinds that rules can test.
 const (
-	SourceRecord = "aliyun_live_record" // POST /callbacks/record
+	SourceRecord          = "aliyun_live_record"           // POST /callbacks/record
+	SourceStream          = "aliyun_live_stream"           // GET /callbacks/stream
+	SourceSnapshot        = "aliyun_live_snapshot"         // POST /callbacks/snapshot
+	SourceVideoModeration = "aliyun_live_video_moderation" // POST /callbacks/moderation/video
+	SourceAudioModeration = "aliyun_live_audio_moderation" // POST /callbacks/moderation/audio
+	SourceRelay           = "aliyun_live_relay"            // POST /callbacks/relay
+	SourceVOD             = "aliyun_vod"                   // POST /callbacks/vod
 
-	KindFile    = "file"    // a recording file was generated
-	KindStatus  = "status"  // record_started, record_paused, record_resumed, record_error
-	KindEvent   = "event"   // a generic event from POST /events/{source}
-	KindUnknown = "unknown" // a recording callback with neither event nor uri
+	KindFile       = "file"       // a recording file was generated
+	KindStatus     = "status"     // record_started, record_paused, record_resumed, record_error
+	KindEvent      = "event"      // a generic event from POST /events/{source}
+	KindUnknown    = "unknown"    // a recording callback with neither event nor uri
+	KindStream     = "stream"     // a stream was published (publish) or stopped (publish_done)
+	KindSnapshot   = "snapshot"   // a snapshot was stored
+	KindModeration = "moderation" // a moderation verdict on a stream's pictures or sound
+	KindRelay      = "relay"      // a pulled-stream relay task changed state
+	KindVOD        = "vod"        // an ApsaraVideo VOD event, such as a recording added to VOD
 )
 
 // Event is one callback as rules see it. The expr tags are the names rule
@@ -41,6 +53,28 @@ type Event struct {
 	PushArgs   map[string]string `expr:"push_args" json:"push_args"`
 	ReceivedAt time.Time         `expr:"received_at" json:"received_at"`
 	Payload    map[string]any    `expr:"payload" json:"payload"`
+
+	// Fields of the other Live callbacks and VOD events. They are left out
+	// of the JSON form when empty, so a recording event reads as it did.
+
+	// IngestDomain is the ingest (push) domain a callback named, kept when
+	// the rules' domains: map turns domain into the streaming domain.
+	IngestDomain string  `expr:"ingest_domain" json:"ingest_domain,omitempty"`
+	Time         int64   `expr:"time" json:"time,omitempty"` // when it happened, as the callback says: Unix seconds
+	ClientIP     string  `expr:"client_ip" json:"client_ip,omitempty"`
+	Node         string  `expr:"node" json:"node,omitempty"` // the CDN node that took the stream
+	Width        int64   `expr:"width" json:"width,omitempty"`
+	Height       int64   `expr:"height" json:"height,omitempty"`
+	Status       string  `expr:"status" json:"status,omitempty"` // VOD: success, fail; relay: running, recovering, offline, exit
+	VideoID      string  `expr:"video_id" json:"video_id,omitempty"`
+	TaskID       string  `expr:"task_id" json:"task_id,omitempty"`
+	Reason       string  `expr:"reason" json:"reason,omitempty"`         // why a relay stopped
+	Suggestion   string  `expr:"suggestion" json:"suggestion,omitempty"` // moderation: block, review or pass
+	Label        string  `expr:"label" json:"label,omitempty"`
+	Scene        string  `expr:"scene" json:"scene,omitempty"`
+	Rate         float64 `expr:"rate" json:"rate,omitempty"` // confidence of the verdict, 0-100
+	OSSBucket    string  `expr:"oss_bucket" json:"oss_bucket,omitempty"`
+	OSSEndpoint  string  `expr:"oss_endpoint" json:"oss_endpoint,omitempty"`
 }
 
 // Fields lists the names every event exposes to conditions and templates.
@@ -48,6 +82,9 @@ var Fields = []string{
 	"id", "source", "kind", "domain", "app", "stream", "uri", "format",
 	"duration", "start_time", "stop_time", "event", "push_args",
 	"received_at", "payload",
+	"ingest_domain", "time", "client_ip", "node", "width", "height", "status",
+	"video_id", "task_id", "reason", "suggestion", "label", "scene", "rate",
+	"oss_bucket", "oss_endpoint",
 }
 
 // TemporalFields are the template names a rule over time fills in
@@ -73,6 +110,11 @@ func TemplateData(e *Event, extra map[string]any) map[string]any {
 		"uri": e.URI, "format": e.Format, "duration": e.Duration,
 		"start_time": e.StartTime, "stop_time": e.StopTime, "event": e.Event,
 		"push_args": e.PushArgs, "received_at": e.ReceivedAt, "payload": e.Payload,
+		"ingest_domain": e.IngestDomain, "time": e.Time, "client_ip": e.ClientIP,
+		"node": e.Node, "width": e.Width, "height": e.Height, "status": e.Status,
+		"video_id": e.VideoID, "task_id": e.TaskID, "reason": e.Reason,
+		"suggestion": e.Suggestion, "label": e.Label, "scene": e.Scene, "rate": e.Rate,
+		"oss_bucket": e.OSSBucket, "oss_endpoint": e.OSSEndpoint,
 	}
 	for k, v := range extra {
 		m[k] = v

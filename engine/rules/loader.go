@@ -29,9 +29,11 @@ type loader struct {
 	guard   loadGuard           // sources: and scrubbing ${...} values from diagnostics; see sources.go
 	failed  map[*yaml.Node]bool // scalars whose ${...} could not be expanded: already reported
 	lines   []string            // of the file being loaded, for positions inside block scalars
+	// domainsAt is where each ingest domain of domains: is mapped; see domains.go.
+	domainsAt map[string]string
 }
 
-var topKeys = []string{"actions", "rules", "sources"}
+var topKeys = []string{"actions", "rules", "sources", "domains"}
 
 func (l *loader) file(name string, data []byte) {
 	l.lines = strings.Split(string(data), "\n")
@@ -68,6 +70,8 @@ func (l *loader) document(name string, doc *yaml.Node) {
 			rules = v
 		case "sources":
 			l.sourcesNode(name, v)
+		case "domains":
+			l.domainsNode(name, v)
 		default:
 			l.diags.At(name, k, "unknown key %q (want one of %s)", k.Value, strings.Join(topKeys, ", "))
 		}

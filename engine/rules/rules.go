@@ -34,6 +34,9 @@ type Set struct {
 	Secrets *secret.Redactor
 	// Sources are the `sources:` entries: how intake admits callbacks.
 	Sources []*Source
+	// Domains is `domains:`, ingest domain → streaming domain, in lower
+	// case; see MapDomain.
+	Domains map[string]string
 
 	instances []actionapi.Instance // every instance, named and inline, to close
 

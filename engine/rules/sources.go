@@ -7,6 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/livehook/livehook/engine/auth"
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/sourceapi"
 	"github.com/livehook/livehook/engine/yamlconf"
@@ -211,7 +212,7 @@ func (l *loader) verifier(file string, src *Source, n *yaml.Node) auth.Verifier 
 	}
 	if s.what == "notify_auth_key" && !validHost(ay.CallbackHost) {
 		l.diags.At(file, valueAt(n, "callback_host", "notify_auth_key", "notify_auth_keys"),
-			"source %q: auth: callback_host: want the host of the callback URL configured in Aliyun, e.g. hooks.example.com", name)
+			"source %q: auth: callback_host: %s", name, callbackHostWant(name))
 		ok = false
 	}
 	skew := auth.DefaultMaxSkew
@@ -249,6 +250,16 @@ func (l *loader) verifier(file string, src *Source, n *yaml.Node) auth.Verifier 
 		src.MaxSkew = skew
 		return auth.NewStandardWebhooks(keys, skew)
 	}
+}
+
+// callbackHostWant says what callback_host is for source name: Aliyun signs
+// its stream callbacks over the ingest domain they are configured on, and
+// every other callback over the host of its URL.
+func callbackHostWant(name string) string {
+	if name == event.SourceStream {
+		return "want the ingest domain the stream callback is configured on, e.g. push.example.com"
+	}
+	return "want the host of the callback URL configured in Aliyun, e.g. hooks.example.com"
 }
 
 // nonEmpty merges the singular and plural forms of a setting, dropping

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -16,62 +18,104 @@ import (
 
 const (
 	testDebounce = 50 * time.Millisecond
-	waitFor      = 3 * time.Second        // deadline for an expected call
-	quiet        = 400 * time.Millisecond // silence that counts as "no call"
+	waitFor      = 3 * time.Second  // deadline for an expected call
+	fsDeadline   = 30 * time.Second // real time a test may wait for the file system's events
 )
 
-// start sets the watch up synchronously (so the caller's next change is seen)
-// and returns a channel that receives one value per onChange call.
-func start(t *testing.T, path string, debounce time.Duration) <-chan struct{} {
+// newTestWatcher sets the watch on path up, outside any bubble: fsnotify's
+// reader goroutine blocks in system calls, which a bubble cannot wait for.
+func newTestWatcher(t *testing.T, path string, debounce time.Duration) *watcher {
 	t.Helper()
 	w, err := newWatcher(path, Options{Debounce: debounce, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := make(chan struct{}, 1000)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer w.fsw.Close()
-		w.run(ctx, func() { calls <- struct{}{} })
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return calls
+	t.Cleanup(func() { w.fsw.Close() })
+	return w
+}
+
+// loop runs a watcher's event loop inside a synctest bubble on the events
+// the test hands it: the debounce runs on the bubble's clock, and deliver
+// knows when every change made so far has been handled, so whether
+// onChange was called is a fact, not something waited for.
+type loop struct {
+	t        *testing.T
+	w        *watcher
+	fs       <-chan fsnotify.Event // the file system's events, from outside the bubble
+	fsErrs   <-chan error
+	events   chan fsnotify.Event // what the loop reads
+	errs     chan error
+	called   chan struct{}
+	probes   int
+	deadline <-chan time.Time // real time, from outside the bubble
+}
+
+// watchInBubble runs body in a bubble with w's loop running, until body
+// returns. w must be new: its loop reads the events body hands it.
+func watchInBubble(t *testing.T, w *watcher, body func(t *testing.T, l *loop)) {
+	deadline := time.After(fsDeadline)
+	synctest.Test(t, func(t *testing.T) {
+		l := &loop{t: t, w: w, fs: w.fsw.Events, fsErrs: w.fsw.Errors,
+			events: make(chan fsnotify.Event), errs: make(chan error), called: make(chan struct{}, 1000), deadline: deadline}
+		// run reads the channels from these fields; fsnotify itself sends
+		// on its own references to the originals.
+		w.fsw.Events, w.fsw.Errors = l.events, l.errs
+		go w.run(t.Context(), func() { l.called <- struct{}{} })
+		body(t, l)
+	})
+}
+
+// deliver hands the loop every event of the changes made so far, and
+// returns once it has handled them: it writes a probe file beside the
+// watched path (a directory always watched, and a name that changes no
+// rules) and forwards events up to the probe's own, as the kernel reports
+// them in order.
+func (l *loop) deliver() {
+	l.t.Helper()
+	l.probes++
+	probe := filepath.Join(filepath.Dir(l.w.link), fmt.Sprintf(".probe-%d", l.probes))
+	write(l.t, probe, "")
+	for {
+		select {
+		case ev, ok := <-l.fs:
+			if !ok {
+				l.t.Fatal("fsnotify closed its events")
+			}
+			l.events <- ev
+			if ev.Name == probe {
+				synctest.Wait()
+				return
+			}
+		case err := <-l.fsErrs:
+			l.errs <- err
+		case <-l.deadline:
+			l.t.Fatalf("no event for %s within %v of the test's start", probe, fsDeadline)
+		}
+	}
+}
+
+// settle delivers the changes made so far and lets the debounce pass:
+// afterwards every call they lead to has been made.
+func (l *loop) settle() {
+	l.t.Helper()
+	l.deliver()
+	time.Sleep(l.w.debounce)
+	synctest.Wait()
+}
+
+// calls counts the onChange calls made since it was last asked.
+func (l *loop) calls() int {
+	for n := 0; ; n++ {
+		select {
+		case <-l.called:
+		default:
+			return n
+		}
+	}
 }
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func waitCall(t *testing.T, calls <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-calls:
-	case <-time.After(waitFor):
-		t.Fatalf("onChange not called within %v", waitFor)
-	}
-}
-
-func noCall(t *testing.T, calls <-chan struct{}, d time.Duration) {
-	t.Helper()
-	select {
-	case <-calls:
-		t.Fatal("onChange called, want no call")
-	case <-time.After(d):
-	}
-}
-
-// settle swallows trailing calls until onChange has been quiet for a while,
-// so one step's calls cannot leak into the next.
-func settle(calls <-chan struct{}) {
-	for {
-		select {
-		case <-calls:
-		case <-time.After(quiet):
-			return
-		}
-	}
 }
 
 func must(t *testing.T, err error) {
@@ -322,16 +366,17 @@ func TestWatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			calls := start(t, tt.setup(t, dir), testDebounce)
-			for _, s := range tt.steps {
-				s.do(t, dir)
-				if !s.want {
-					noCall(t, calls, testDebounce+quiet)
-					continue
+			w := newTestWatcher(t, tt.setup(t, dir), testDebounce)
+			watchInBubble(t, w, func(t *testing.T, l *loop) {
+				for _, s := range tt.steps {
+					s.do(t, dir)
+					l.settle()
+					want := map[bool]int{true: 1, false: 0}[s.want]
+					if n := l.calls(); n != want {
+						t.Fatalf("%s: onChange called %d time(s), want %d", s.name, n, want)
+					}
 				}
-				waitCall(t, calls)
-				settle(calls)
-			}
+			})
 		})
 	}
 }
@@ -401,31 +446,30 @@ func checkWatches(t *testing.T, w *watcher, dir string, want []string) {
 	}
 }
 
+// TestDebounceBurst: changes closer together than the debounce make one
+// call, a debounce after the last of them.
 func TestDebounceBurst(t *testing.T) {
 	const debounce = 250 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	write(t, path, "v: 0\n")
-	calls := start(t, path, debounce)
-
-	for i := range 20 {
-		write(t, path, strings.Repeat("v: 1\n", i+1))
-	}
-	waitCall(t, calls)
-	n := 1
-	// One extra call is tolerated in case the machine stalls mid-burst.
-	deadline := time.After(debounce + quiet)
-count:
-	for {
-		select {
-		case <-calls:
-			n++
-		case <-deadline:
-			break count
+	w := newTestWatcher(t, path, debounce)
+	watchInBubble(t, w, func(t *testing.T, l *loop) {
+		for i := range 20 {
+			write(t, path, strings.Repeat("v: 1\n", i+1))
+			l.deliver()
+			time.Sleep(debounce / 2)
 		}
-	}
-	if n > 2 {
-		t.Fatalf("burst of 20 writes gave %d calls, want 1-2", n)
-	}
+		time.Sleep(debounce/2 - time.Millisecond)
+		synctest.Wait()
+		if n := l.calls(); n != 0 {
+			t.Fatalf("%d call(s) before a debounce had passed since the last write, want none", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if n := l.calls(); n != 1 {
+			t.Fatalf("burst of 20 writes gave %d calls, want 1", n)
+		}
+	})
 }
 
 func TestOnChangeNotConcurrent(t *testing.T) {

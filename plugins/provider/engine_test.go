@@ -5,9 +5,11 @@ package provider_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,39 @@ func accept(t *testing.T, e *engine.Engine, stream string) string {
 	}
 	return id
 }
+
+// waitSettled waits until the engine has evaluated event id and settled
+// every delivery it planned, delivered or dead, and returns the event's
+// page as the admin API shows it.
+func waitSettled(t *testing.T, e *engine.Engine, id string) *store.EventDetail {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := e.Event(id)
+		switch {
+		case err == nil && !slices.ContainsFunc(d.Jobs, func(j *store.Job) bool { return j.State == store.Pending }):
+			return d
+		case err != nil && !errors.Is(err, store.ErrNotFound): // not found: not evaluated yet
+			t.Fatalf("event %s: %v", id, err)
+		case time.Now().After(deadline):
+			t.Fatalf("event %s not settled within 30s: %+v", id, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// jobOf returns the delivery of d for which match holds, or fails.
+func jobOf(t *testing.T, d *store.EventDetail, what string, match func(*store.Job) bool) *store.Job {
+	t.Helper()
+	i := slices.IndexFunc(d.Jobs, match)
+	if i < 0 {
+		t.Fatalf("event %s has no delivery %s: %+v", d.Event.ID, what, d.Jobs)
+	}
+	return d.Jobs[i]
+}
+
+// settledAt is when j's last attempt ended.
+func settledAt(j *store.Job) time.Time { return j.Attempts[len(j.Attempts)-1].At }
 
 // waitLog waits until the log holds a record for which match holds, and
 // returns the index of the first one.
@@ -113,28 +148,25 @@ func TestEngineKeepsServingWhilePluginsMisbehave(t *testing.T) {
 
 	// Every good event is delivered, and before the hung plugin is even
 	// killed: the bad plugins hold up nothing else.
-	hangDead, _ := waitLog(t, &log, "hang's dead letter", func(r map[string]any) bool {
-		return r["event_id"] == badIDs["hang"] && r["type"] == "hang" && strings.HasPrefix(fmt.Sprint(r["msg"]), "delivery failed for good")
-	})
+	audit := func(j *store.Job) bool { return j.Action == "audit" }
+	hang := jobOf(t, waitSettled(t, e, badIDs["hang"]), "of type hang", func(j *store.Job) bool { return j.Type == "hang" })
 	for _, id := range goodIDs {
-		i, _ := waitLog(t, &log, "audit delivered for "+id, func(r map[string]any) bool {
-			return r["event_id"] == id && r["action"] == "audit" && r["msg"] == "delivered"
-		})
-		if i > hangDead {
+		j := jobOf(t, waitSettled(t, e, id), "audit", audit)
+		if j.State != store.Delivered {
+			t.Errorf("event %s: audit %s, want delivered", id, j.State)
+		} else if !settledAt(j).Before(settledAt(hang)) {
 			t.Errorf("event %s was delivered only after the hung plugin was killed", id)
 		}
 	}
 	for _, b := range bad {
-		_, r := waitLog(t, &log, "dead letter of "+b.name, func(r map[string]any) bool {
-			return r["event_id"] == badIDs[b.name] && r["type"] == b.name && strings.HasPrefix(fmt.Sprint(r["msg"]), "delivery failed for good")
-		})
-		if d := fmt.Sprint(r["detail"]); !strings.Contains(d, b.detail) {
-			t.Errorf("%s: dead letter %q, want %q", b.name, d, b.detail)
+		d := waitSettled(t, e, badIDs[b.name])
+		if j := jobOf(t, d, "of type "+b.name, func(j *store.Job) bool { return j.Type == b.name }); j.State != store.Dead || !strings.Contains(j.LastError, b.detail) {
+			t.Errorf("%s: %s with %q, want a dead letter saying %q", b.name, j.State, j.LastError, b.detail)
 		}
 		// The bad event's own audit step was delivered all the same.
-		waitLog(t, &log, "audit delivered for "+b.name, func(r map[string]any) bool {
-			return r["event_id"] == badIDs[b.name] && r["action"] == "audit" && r["msg"] == "delivered"
-		})
+		if j := jobOf(t, d, "audit", audit); j.State != store.Delivered {
+			t.Errorf("%s: its audit %s, want delivered", b.name, j.State)
+		}
 	}
 	if id := accept(t, e, "after"); id == "" {
 		t.Fatal("the engine does not take events after the misbehaviour")
@@ -221,11 +253,8 @@ func TestEngineRetriesWithTheSameDeliveryID(t *testing.T) {
         delivery: {max_attempts: 3, backoff: 10ms, max_backoff: 20ms}
 `, dir, &log)
 	id := accept(t, e, "room42")
-	_, r := waitLog(t, &log, "delivered", func(r map[string]any) bool {
-		return r["event_id"] == id && r["msg"] == "delivered"
-	})
-	if r["attempt"] != 2.0 {
-		t.Errorf("delivered on attempt %v, want 2", r["attempt"])
+	if j := jobOf(t, waitSettled(t, e, id), "of type flaky", func(j *store.Job) bool { return j.Type == "flaky" }); j.State != store.Delivered || j.Tries() != 2 {
+		t.Errorf("%s after %d attempt(s), want delivered on attempt 2", j.State, j.Tries())
 	}
 	runs, err := os.ReadFile(filepath.Join(folder, "runs"))
 	if err != nil {

@@ -73,7 +73,8 @@ func testPlugin(mode string, args []string) int {
 		}
 		_ = os.WriteFile("grandchild.pid", []byte(strconv.Itoa(child.Process.Pid)), 0o644)
 		time.Sleep(time.Hour)
-	case "sleep":
+	case "sleep": // never answers; a file "started" says it runs
+		_ = os.WriteFile("started", nil, 0o644)
 		time.Sleep(time.Hour)
 	case "crash":
 		fmt.Fprintln(os.Stderr, "about to crash")

@@ -280,7 +280,7 @@ settings:
 
 func TestShutdownKillsARunningPlugin(t *testing.T) {
 	dir := t.TempDir()
-	simplePlugin(t, dir, "sleepy", "1h", "sleep")
+	folder := simplePlugin(t, dir, "sleepy", "1h", "sleep")
 	set, err := plugintest.Load(t, dir, nil, "rules:\n  - name: r\n    do:\n      - type: sleepy\n", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -291,9 +291,20 @@ func TestShutdownKillsARunningPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan actionapi.Result)
+	defer cancel()
+	done := make(chan actionapi.Result, 1)
 	go func() { done <- step.Do(ctx, plan) }()
-	time.Sleep(100 * time.Millisecond) // let it start; the outcome is the same if it has not
+	// Stop it once it runs, so that what ends is the plugin, not its start.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(folder, "started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin did not start within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	select {
 	case res := <-done:
