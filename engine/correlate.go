@@ -246,7 +246,7 @@ func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.
 				v.log.Warn("rule condition failed", "event_id", ev.ID, "rule", r.Name, "err", msg)
 			}
 			if matched {
-				evals[i].Matched = append(evals[i].Matched, r.Name)
+				evals[i].Fed = append(evals[i].Fed, r.Name)
 			}
 			for k := range f {
 				f[k].out = evals[i]
@@ -575,7 +575,6 @@ func (v *evaluator) timers(due []store.StateEntry, set *rules.Set, now time.Time
 			fs := v.expire(r, &st, d.Due, d.Due.Before(v.started))
 			for i := range fs {
 				fs[i].out = eval
-				eval.Matched = append(eval.Matched, r.Name)
 			}
 			out = append(out, fs...)
 		}

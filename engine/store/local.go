@@ -301,7 +301,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 				}
 				continue
 			}
-			rec := &EventRecord{Event: f.accepted.Event, Matched: e.Matched, Throttled: e.Throttled,
+			rec := &EventRecord{Event: f.accepted.Event, Matched: e.Matched, Throttled: e.Throttled, Fed: e.Fed,
 				Errors: e.Errors, DedupeKey: f.accepted.DedupeKey}
 			if rec.Matched == nil {
 				rec.Matched = []string{}

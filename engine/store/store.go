@@ -68,6 +68,7 @@ type Evaluation struct {
 	EventID   string   // "" for a timer's evaluation: only State and Jobs count
 	Matched   []string // rules that matched, in order
 	Throttled []string // matched, but held back by their throttle
+	Fed       []string // rules over time whose condition held: the event changed their state
 	Errors    []string // conditions that failed at run time
 	Jobs      []*Job   // new pending jobs
 	// State is what the evaluation changed of the state rules keep across
@@ -114,6 +115,7 @@ type EventRecord struct {
 	Event     *event.Event `json:"event"`
 	Matched   []string     `json:"matched"`
 	Throttled []string     `json:"throttled,omitempty"`
+	Fed       []string     `json:"fed,omitempty"` // rules over time whose condition held
 	Errors    []string     `json:"errors,omitempty"`
 	DedupeKey string       `json:"dedupe_key,omitempty"`
 	Replays   int          `json:"replays,omitempty"`

@@ -197,7 +197,7 @@ func testAcceptThenEvaluate(t *testing.T, open Opener) {
 	}
 	j := newJob(ev, "alert", 0, "pager", base)
 	err := s.Commit(ctx(t), []*store.Evaluation{{EventID: ev.ID, Matched: []string{"alert", "quiet"},
-		Throttled: []string{"quiet"}, Errors: []string{"rule x: boom"}, Jobs: []*store.Job{j}}})
+		Throttled: []string{"quiet"}, Fed: []string{"burst"}, Errors: []string{"rule x: boom"}, Jobs: []*store.Job{j}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func testAcceptThenEvaluate(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	if d.Event.ID != ev.ID || d.Event.Stream != "room1" || !d.Event.ReceivedAt.Equal(base) || d.DedupeKey != "k" ||
-		!slices.Equal(d.Matched, []string{"alert", "quiet"}) || !slices.Equal(d.Throttled, []string{"quiet"}) ||
+		!slices.Equal(d.Matched, []string{"alert", "quiet"}) || !slices.Equal(d.Throttled, []string{"quiet"}) || !slices.Equal(d.Fed, []string{"burst"}) ||
 		!slices.Equal(d.Errors, []string{"rule x: boom"}) || !slices.Equal(jobIDs(d.Jobs), []string{j.ID}) {
 		t.Errorf("Event = %+v with jobs %v, want what was committed", d.EventRecord, jobIDs(d.Jobs))
 	}
