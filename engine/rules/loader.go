@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/expr-lang/expr"
 	exprfile "github.com/expr-lang/expr/file"
 	"gopkg.in/yaml.v3"
 
@@ -270,7 +269,7 @@ func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
 		l.diags.At(file, n, "rule %q: when: longer than %d KiB", r.Name, maxCondition>>10)
 		return
 	}
-	prog, err := expr.Compile(n.Value, expr.Env(event.Event{}), expr.AsBool(), expr.WarnOnAny())
+	prog, constraints, err := compileCondition(n.Value)
 	if err != nil {
 		var fe *exprfile.Error
 		if errors.As(err, &fe) && fe.Line > 0 {
@@ -282,7 +281,7 @@ func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
 		l.diags.At(file, n, "rule %q: when: %s", r.Name, firstLine(err.Error()))
 		return
 	}
-	r.program = prog
+	r.program, r.constraints = prog, constraints
 }
 
 // exprPos maps a position inside an expression back into the file.

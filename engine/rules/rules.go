@@ -39,6 +39,7 @@ type Set struct {
 	Domains map[string]string
 
 	instances []actionapi.Instance // every instance, named and inline, to close
+	index     *index               // which rules to evaluate for an event
 
 	mu      sync.Mutex
 	refs    int
@@ -71,7 +72,8 @@ type Rule struct {
 	File     string
 	Line     int
 
-	program *vm.Program
+	program     *vm.Program
+	constraints []constraint // what an event must meet for the condition to hold
 }
 
 // Step is one entry of a rule's `do:` list.
@@ -153,6 +155,7 @@ func Load(path string, o Options) (*Set, error) {
 		return nil, err
 	}
 	l.set.Hash = hex.EncodeToString(h.Sum(nil))[:16]
+	l.set.index = newIndex(l.set.Rules)
 	return l.set, nil
 }
 
