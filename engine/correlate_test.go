@@ -497,6 +497,9 @@ func TestKeyCapsEvictWithoutTimersRefuseWithTimers(t *testing.T) {
 		if got := metric(t, tl.metrics, "livehook_state_refused_total", "rule", "started-without-file"); got != 1 {
 			t.Errorf("livehook_state_refused_total = %v, want 1", got)
 		}
+		if got := metric(t, tl.metrics, "livehook_state_keys", "rule", "started-without-file"); got != 2 {
+			t.Errorf("livehook_state_keys{rule=started-without-file} = %v, want 2 (the cap)", got)
+		}
 		tl.advance(time.Hour)
 		got := tl.expectFired("the deadlines", "started-without-file", "started-without-file")
 		streams := []string{got[0].Event.Stream, got[1].Event.Stream}

@@ -139,6 +139,7 @@ func New(o Options) (*Engine, error) {
 	if err := e.evaluator.keys.load(context.Background(), o.Store); err != nil {
 		return nil, fmt.Errorf("engine: read rule state: %w", err)
 	}
+	o.Metrics.MustRegister(stateKeysCollector{e.evaluator.keys})
 	e.runner = newRunner(runnerDeps{store: o.Store, now: o.Deps.Now, rules: e.acquire, accept: e.acceptFollowUp,
 		log: o.Logger, metrics: e.metrics})
 	if err := e.Reload(); err != nil {

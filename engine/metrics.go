@@ -93,7 +93,6 @@ var (
 	pendingDesc     = prometheus.NewDesc("livehook_jobs_pending", "Deliveries waiting to run or to be retried.", nil, nil)
 	deadDesc        = prometheus.NewDesc("livehook_dead_letters", "Deliveries that failed for good and wait for a replay.", nil, nil)
 	bytesDesc       = prometheus.NewDesc("livehook_store_bytes", "Bytes the store takes on disk.", nil, nil)
-	stateKeysDesc   = prometheus.NewDesc("livehook_state_keys", "Keys that rules over time keep state for.", nil, nil)
 	timersDesc      = prometheus.NewDesc("livehook_timers_pending", "Timers of rules over time waiting to fire.", nil, nil)
 )
 
@@ -102,14 +101,13 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
 	ch <- deadDesc
 	ch <- bytesDesc
-	ch <- stateKeysDesc
 	ch <- timersDesc
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st, err := c.store.Stats(context.Background())
 	if err != nil {
-		for _, d := range []*prometheus.Desc{unevaluatedDesc, pendingDesc, deadDesc, bytesDesc, stateKeysDesc, timersDesc} {
+		for _, d := range []*prometheus.Desc{unevaluatedDesc, pendingDesc, deadDesc, bytesDesc, timersDesc} {
 			ch <- prometheus.NewInvalidMetric(d, err)
 		}
 		return
@@ -118,7 +116,6 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(st.Pending))
 	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(st.Dead))
 	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(st.Bytes))
-	ch <- prometheus.MustNewConstMetric(stateKeysDesc, prometheus.GaugeValue, float64(st.StateKeys))
 	ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(st.Timers))
 }
 
@@ -137,5 +134,18 @@ func CommitObserver(reg prometheus.Registerer) func(records int, d time.Duration
 	return func(records int, d time.Duration) {
 		latency.Observe(d.Seconds())
 		size.Observe(float64(records))
+	}
+}
+
+// stateKeysCollector reports the keys each rule over time keeps state for.
+type stateKeysCollector struct{ keys *stateKeys }
+
+var stateKeysDesc = prometheus.NewDesc("livehook_state_keys", "Keys a rule over time keeps state for.", []string{"rule"}, nil)
+
+func (c stateKeysCollector) Describe(ch chan<- *prometheus.Desc) { ch <- stateKeysDesc }
+
+func (c stateKeysCollector) Collect(ch chan<- prometheus.Metric) {
+	for rule, n := range c.keys.perRule() {
+		ch <- prometheus.MustNewConstMetric(stateKeysDesc, prometheus.GaugeValue, float64(n), rule)
 	}
 }
