@@ -439,7 +439,7 @@ func (v *evaluator) count(c *rules.Count, st *keyState, ev *event.Event) *firing
 			}
 		}
 		before := len(st.Values)
-		val := fieldValue(ev, c.Distinct)
+		val := rules.FieldText(ev, c.Distinct)
 		if _, ok := st.Values[val]; ok || len(st.Values) < c.MaxDistinct {
 			if st.Values == nil {
 				st.Values = map[string]time.Time{}
@@ -481,13 +481,6 @@ func (v *evaluator) count(c *rules.Count, st *keyState, ev *event.Event) *firing
 		st.Fired = true
 	}
 	return &firing{Count: n, Window: c.Within.String()}
-}
-
-func fieldValue(ev *event.Event, f string) string {
-	if arg, ok := strings.CutPrefix(f, "push_args."); ok {
-		return ev.PushArgs[arg]
-	}
-	return fmt.Sprint(event.TemplateData(ev, nil)[f])
 }
 
 // bucket is the digest bucket a match at at opens: aligned to the clock

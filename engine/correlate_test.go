@@ -509,3 +509,42 @@ func TestKeyCapsEvictWithoutTimersRefuseWithTimers(t *testing.T) {
 		}
 	})
 }
+
+// Aliyun's retry of a callback is deduplicated before it reaches a rule
+// over time, and an event accepted before a crash is counted once after
+// it.
+func TestCountsEachEventOnce(t *testing.T) {
+	runTimeline(t, counts, func(tl *timeline) {
+		accept := func(key string) {
+			ev := &event.Event{Source: event.SourceRecord, Kind: event.KindStatus, Domain: "play.example.com", App: "live", Stream: "room1", Event: "record_error"}
+			if _, err := tl.e.Accept(context.Background(), ev, key); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		accept("status\x00first")
+		accept("status\x00first") // Aliyun's retry of the same callback
+		accept("status\x00second")
+		tl.expectFired("two errors and a retry")
+		// Accepted, then the process dies before evaluating it.
+		tl.e.evaluator.pace = time.Hour
+		tl.stop()
+		st, err := store.Open(tl.dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &event.Event{ID: "01J00000000000000000000099", Source: event.SourceRecord, Kind: event.KindStatus,
+			Domain: "play.example.com", App: "live", Stream: "room1", Event: "record_error", ReceivedAt: time.Now()}
+		if _, err := st.Accept(context.Background(), &store.Incoming{Event: ev, DedupeKey: "status\x00third", DedupeTTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		tl.start()
+		tl.expectFired("the third error, evaluated after the restart", "error-burst")
+		tl.restart(0)
+		tl.advance(time.Minute)
+		tl.expectFired("another restart: the third error is not evaluated again")
+	})
+}

@@ -117,16 +117,38 @@ func (t *Temporal) Tracks(m *Matcher, env *Env) (bool, error) {
 
 // KeyOf is the values of the rule's `by` fields for ev, in order.
 func (t *Temporal) KeyOf(ev *event.Event) []string {
-	data := event.TemplateData(ev, nil)
 	out := make([]string, len(t.By))
 	for i, f := range t.By {
-		if arg, ok := strings.CutPrefix(f, "push_args."); ok {
-			out[i] = ev.PushArgs[arg]
-			continue
-		}
-		out[i] = fmt.Sprint(data[f])
+		out[i] = FieldText(ev, f)
 	}
 	return out
+}
+
+// FieldText is an event field (or push_args.NAME) as text, as keys and
+// distinct counts compare it.
+func FieldText(ev *event.Event, f string) string {
+	switch f {
+	case "domain":
+		return ev.Domain
+	case "app":
+		return ev.App
+	case "stream":
+		return ev.Stream
+	case "format":
+		return ev.Format
+	case "event":
+		return ev.Event
+	case "kind":
+		return ev.Kind
+	case "source":
+		return ev.Source
+	case "uri":
+		return ev.URI
+	}
+	if arg, ok := strings.CutPrefix(f, "push_args."); ok {
+		return ev.PushArgs[arg]
+	}
+	return fmt.Sprint(event.TemplateData(ev, nil)[f])
 }
 
 // WhenEnv evaluates r's condition against env: true for a rule without

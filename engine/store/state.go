@@ -20,6 +20,7 @@ type ruleState struct {
 	version uint64    // the last version written
 	timers  timerHeap // may hold stale items: an entry's due time is the truth
 	taken   map[string]bool
+	withDue int // entries with a timer
 }
 
 type stateEntry struct {
@@ -150,7 +151,7 @@ func (r *ruleState) apply(changes map[string]stateEntry) {
 	for k, e := range changes {
 		delete(r.taken, k)
 		if e.value == nil {
-			delete(r.entries, k)
+			r.delete(k)
 			continue
 		}
 		r.set(k, e)
@@ -159,6 +160,10 @@ func (r *ruleState) apply(changes map[string]stateEntry) {
 
 // set records an entry and its timer; the caller holds mu.
 func (r *ruleState) set(k string, e stateEntry) {
+	r.delete(k)
+	if !e.due.IsZero() {
+		r.withDue++
+	}
 	r.entries[k] = e
 	r.version = max(r.version, e.version)
 	if !e.due.IsZero() {
@@ -219,7 +224,7 @@ func (r *ruleState) forget(keys []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		delete(r.entries, k)
+		r.delete(k)
 		delete(r.taken, k)
 	}
 }
@@ -244,15 +249,20 @@ func (r *ruleState) prune(b *bolt.Bucket, now time.Time) (func(), error) {
 	return func() { r.forget(doomed) }, nil
 }
 
+// delete forgets an entry; the caller holds mu.
+func (r *ruleState) delete(k string) {
+	if e, ok := r.entries[k]; ok {
+		if !e.due.IsZero() {
+			r.withDue--
+		}
+		delete(r.entries, k)
+	}
+}
+
 func (r *ruleState) counts() (keys, timers int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range r.entries {
-		if !e.due.IsZero() {
-			timers++
-		}
-	}
-	return len(r.entries), timers
+	return len(r.entries), r.withDue
 }
 
 // A stored entry: version, expiry and due time (8-byte big-endian each;
