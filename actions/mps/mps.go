@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -26,6 +25,7 @@ import (
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/alicloud"
 	"github.com/livehook/livehook/internal/textcut"
 )
 
@@ -38,13 +38,6 @@ func init() {
 		Delivery: actionapi.Jobs,
 	})
 }
-
-// The Alibaba Cloud credential chain's variables, read when the settings
-// hold no AccessKey.
-const (
-	envKeyID     = "ALIBABA_CLOUD_ACCESS_KEY_ID"
-	envKeySecret = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-)
 
 // maxUserData is the longest UserData MPS keeps.
 const maxUserData = 1024
@@ -113,7 +106,7 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if err := s.Decode(&c); err != nil {
 		return nil, err
 	}
-	if err := aliyun.CheckRegion(c.Region); err != nil {
+	if err := alicloud.CheckRegion(c.Region); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
 	switch {
@@ -150,7 +143,7 @@ func resolveEndpoint(c Config) (scheme, host string, err error) {
 	if c.Endpoint == "" {
 		return "HTTPS", "mts." + c.Region + ".aliyuncs.com", nil
 	}
-	u, err := aliyun.ParseEndpoint(c.Endpoint, "https://mts.cn-shanghai.aliyuncs.com")
+	u, err := alicloud.ParseEndpoint(c.Endpoint, "https://mts.cn-shanghai.aliyuncs.com")
 	if err != nil {
 		return "", "", err
 	}
@@ -161,7 +154,7 @@ func resolveEndpoint(c Config) (scheme, host string, err error) {
 // credential: that would start its default chain, which probes the ECS
 // metadata service over the network.
 func credentialFor(c Config, r *secret.Redactor) (auth.Credential, error) {
-	k, err := aliyun.AccessKeyFor(c.AccessKeyID, c.AccessKeySecret, envKeyID, envKeySecret, r)
+	k, err := alicloud.AccessKeyFor(c.AccessKeyID, c.AccessKeySecret, alicloud.EnvAccessKeyID, alicloud.EnvAccessKeySecret, r)
 	if err != nil {
 		return nil, err
 	}
@@ -352,64 +345,21 @@ func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 
 // submit calls SubmitJobs on a client made for this call. The SDK client
 // rewrites its http.Client's timeout on every call, so sharing one between
-// concurrent deliveries would race; a fresh one is a few allocations. The
-// SDK also type-asserts fields of error replies without checking, so a
-// malformed reply is recovered here instead of crashing the daemon.
+// concurrent deliveries would race; a fresh one is a few allocations.
 func (i *instance) submit(ctx context.Context, req *mts.SubmitJobsRequest) (resp *mts.SubmitJobsResponse, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			resp, err = nil, &malformedReply{fmt.Sprint(p)}
+	err = alicloud.Guard(func() error {
+		cfg := sdk.NewConfig()
+		cfg.AutoRetry = false // not idempotent: the engine retries, with dedupe
+		cfg.Timeout = i.timeout
+		cfg.Transport = alicloud.WithContext(ctx, i.transport) // shutdown and the engine's deadlines stop it
+		client, err := mts.NewClientWithOptions(i.region, cfg, i.credential)
+		if err != nil {
+			return err
 		}
-	}()
-	cfg := sdk.NewConfig()
-	cfg.AutoRetry = false // not idempotent: the engine retries, with dedupe
-	cfg.Timeout = i.timeout
-	// A wrapper, not the *http.Transport itself: the SDK mutates an
-	// *http.Transport it is given (dialer, TLS, proxy), and this one is
-	// shared by every action.
-	cfg.Transport = &ctxTransport{ctx: ctx, base: i.transport}
-	client, err := mts.NewClientWithOptions(i.region, cfg, i.credential)
-	if err != nil {
-		return nil, err
-	}
-	return client.SubmitJobs(req)
-}
-
-// malformedReply is a reply the SDK could not handle.
-type malformedReply struct{ what string }
-
-func (e *malformedReply) Error() string { return "the SDK could not read the reply: " + e.what }
-
-// ctxTransport ties the SDK's context-free requests to the delivery's
-// context, so shutdown and the engine's deadlines stop them.
-type ctxTransport struct {
-	ctx  context.Context
-	base http.RoundTripper
-}
-
-func (t *ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(r.Context()) // keeps the client's timeout
-	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
-	resp, err := t.base.RoundTrip(r.WithContext(ctx))
-	if err != nil {
-		stop()
-		cancel(nil)
-		return nil, err
-	}
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { stop(); cancel(nil) }}
-	return resp, nil
-}
-
-// releaseBody frees the request's context once the body is closed.
-type releaseBody struct {
-	io.ReadCloser
-	release func()
-}
-
-func (b *releaseBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
-	return err
+		resp, err = client.SubmitJobs(req)
+		return err
+	})
+	return resp, err
 }
 
 // outcomeFor classifies an MPS error by HTTP status (0 when the error came

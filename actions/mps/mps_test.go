@@ -15,6 +15,7 @@ import (
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/alicloud"
 )
 
 const (
@@ -329,8 +330,8 @@ func TestCancelStopsRequest(t *testing.T) {
 }
 
 func TestEnvironmentCredentials(t *testing.T) {
-	t.Setenv(envKeyID, testAK)
-	t.Setenv(envKeySecret, testSK)
+	t.Setenv(alicloud.EnvAccessKeyID, testAK)
+	t.Setenv(alicloud.EnvAccessKeySecret, testSK)
 	f := newFakeMPS(t, testAK, testSK)
 	s := actiontest.Settings(t, "mps-mp4", "mps", fmt.Sprintf(`{region: cn-shanghai, endpoint: %q, pipeline_id: p1, template_id: t1,
 		input: {bucket: rec-live}, output: {object: out.mp4}}`, f.URL))
@@ -366,8 +367,8 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(envKeyID, "")
-			t.Setenv(envKeySecret, "")
+			t.Setenv(alicloud.EnvAccessKeyID, "")
+			t.Setenv(alicloud.EnvAccessKeySecret, "")
 			inst, err := open(actiontest.Settings(t, "mps-mp4", "mps", tc.yaml))
 			if err == nil {
 				inst.Close()

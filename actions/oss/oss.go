@@ -23,6 +23,7 @@ import (
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/alicloud"
 )
 
 func init() {
@@ -114,7 +115,7 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	if strings.HasPrefix(c.Region, "oss-") {
 		return nil, fmt.Errorf("%s: region %q: write the region id without the oss- prefix, e.g. %s", s.Name, c.Region, strings.TrimPrefix(c.Region, "oss-"))
 	}
-	if err := aliyun.CheckRegion(c.Region); err != nil {
+	if err := alicloud.CheckRegion(c.Region); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
 	switch {
@@ -160,7 +161,7 @@ func resolveEndpoint(c Config) (string, bool, error) {
 	if c.Endpoint == "" {
 		return "https://oss-" + c.Region + ".aliyuncs.com", c.PathStyle, nil
 	}
-	u, err := aliyun.ParseEndpoint(c.Endpoint, "https://oss-cn-shanghai-internal.aliyuncs.com")
+	u, err := alicloud.ParseEndpoint(c.Endpoint, "https://oss-cn-shanghai-internal.aliyuncs.com")
 	if err != nil {
 		return "", false, err
 	}
@@ -172,7 +173,7 @@ func resolveEndpoint(c Config) (string, bool, error) {
 // credentialsFor builds the credentials provider. The SDK dereferences a
 // nil provider mid-request, so a missing credential is a load error here.
 func credentialsFor(c Config, r *secret.Redactor) (credentials.CredentialsProvider, error) {
-	k, err := aliyun.AccessKeyFor(c.AccessKeyID, c.AccessKeySecret, envKeyID, envKeySecret, r)
+	k, err := alicloud.AccessKeyFor(c.AccessKeyID, c.AccessKeySecret, envKeyID, envKeySecret, r)
 	switch {
 	case err != nil:
 		return nil, err

@@ -1,7 +1,6 @@
-// Package aliyun holds what the Aliyun cloud-job actions (oss, mps) share:
-// checking regions, buckets and endpoints, picking the AccessKey,
-// rendering object names, and describing and classifying failures without
-// secrets.
+// Package aliyun holds what the Aliyun cloud-job actions (oss, mps) share
+// beyond internal/alicloud: checking buckets, rendering object names, and
+// classifying failures into results without secrets.
 package aliyun
 
 import (
@@ -10,30 +9,15 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 
 	"github.com/livehook/livehook/engine/actionapi"
-	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
+	"github.com/livehook/livehook/internal/alicloud"
 )
 
-var (
-	regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-	bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
-)
-
-// CheckRegion checks a region id such as cn-shanghai.
-func CheckRegion(region string) error {
-	switch {
-	case region == "":
-		return errors.New("region is required (e.g. cn-shanghai)")
-	case !regionRE.MatchString(region):
-		return fmt.Errorf("region %q: want a region id such as cn-shanghai", region)
-	}
-	return nil
-}
+var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 
 // CheckBucket checks a bucket name that field rendered.
 func CheckBucket(field, bucket string) error {
@@ -41,51 +25,6 @@ func CheckBucket(field, bucket string) error {
 		return fmt.Errorf("%s: %q is not a bucket name (3-63 lower-case letters, digits and hyphens)", field, bucket)
 	}
 	return nil
-}
-
-// ParseEndpoint reads an endpoint setting: scheme://host[:port], https if
-// the scheme is left out, and nothing more. example is an endpoint shown
-// in the error.
-func ParseEndpoint(endpoint, example string) (*url.URL, error) {
-	raw := endpoint
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("endpoint %q: %w", endpoint, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
-		return nil, fmt.Errorf("endpoint %q: want scheme://host[:port], e.g. %s", endpoint, example)
-	}
-	return u, nil
-}
-
-// AccessKey is the key pair requests are signed with.
-type AccessKey struct {
-	ID, Secret string
-	FromEnv    bool // read from the environment, not the settings
-}
-
-// AccessKeyFor picks the AccessKey: both settings, or neither and then the
-// environment variables envID and envSecret. A secret read from the
-// environment is added to r, since the engine scrubs only the settings'
-// secrets.
-func AccessKeyFor(id, key secret.Secret, envID, envSecret string, r *secret.Redactor) (AccessKey, error) {
-	switch {
-	case !id.IsZero() && !key.IsZero():
-		return AccessKey{ID: id.Reveal(), Secret: key.Reveal()}, nil
-	case !id.IsZero() || !key.IsZero():
-		return AccessKey{}, errors.New("access_key_id and access_key_secret go together: set both or neither")
-	}
-	k := AccessKey{ID: os.Getenv(envID), Secret: os.Getenv(envSecret), FromEnv: true}
-	if k.ID == "" || k.Secret == "" {
-		return AccessKey{}, fmt.Errorf("no credentials: set access_key_id and access_key_secret, or the environment variables %s and %s", envID, envSecret)
-	}
-	if r != nil {
-		r.Add(k.Secret)
-	}
-	return k, nil
 }
 
 // Render renders one field, refusing the "<no value>" that a missing map
@@ -111,7 +50,7 @@ func Render(field string, t *tmpl.Template, data map[string]any) (string, error)
 func Failed(service string, err error) actionapi.Result {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return actionapi.Failed(actionapi.Retryable, &OpError{Service: service, Detail: transportDetail(ue), Err: err})
+		return actionapi.Failed(actionapi.Retryable, &OpError{Service: service, Detail: alicloud.TransportDetail(ue), Err: err})
 	}
 	outcome := actionapi.Permanent
 	var ne net.Error
@@ -119,19 +58,6 @@ func Failed(service string, err error) actionapi.Result {
 		outcome = actionapi.Retryable
 	}
 	return actionapi.Failed(outcome, &OpError{Service: service, Detail: err.Error(), Err: err})
-}
-
-// transportDetail describes a failed exchange without the URL's query,
-// which carries the AccessKey id and the request signature.
-func transportDetail(ue *url.Error) string {
-	where := "the endpoint"
-	if u, err := url.Parse(ue.URL); err == nil {
-		where = u.Scheme + "://" + u.Host + u.Path
-	}
-	if ue.Timeout() {
-		return fmt.Sprintf("%s %s: timed out", ue.Op, where)
-	}
-	return fmt.Sprintf("%s %s: %v", ue.Op, where, ue.Err)
 }
 
 // OpError shows the service's words and keeps the SDK's error for errors.As.
