@@ -75,6 +75,11 @@ type Event struct {
 	Rate         float64 `expr:"rate" json:"rate,omitempty"` // confidence of the verdict, 0-100
 	OSSBucket    string  `expr:"oss_bucket" json:"oss_bucket,omitempty"`
 	OSSEndpoint  string  `expr:"oss_endpoint" json:"oss_endpoint,omitempty"`
+
+	// Reconciled marks a callback livehook never received, found later in
+	// Aliyun's record of the callbacks it sent: received_at is when it was
+	// found, so rules can treat late events differently.
+	Reconciled bool `expr:"reconciled" json:"reconciled,omitempty"`
 }
 
 // Fields lists the names every event exposes to conditions and templates.
@@ -84,7 +89,7 @@ var Fields = []string{
 	"received_at", "payload",
 	"ingest_domain", "time", "client_ip", "node", "width", "height", "status",
 	"video_id", "task_id", "reason", "suggestion", "label", "scene", "rate",
-	"oss_bucket", "oss_endpoint",
+	"oss_bucket", "oss_endpoint", "reconciled",
 }
 
 // TemporalFields are the template names a rule over time fills in
@@ -114,7 +119,7 @@ func TemplateData(e *Event, extra map[string]any) map[string]any {
 		"node": e.Node, "width": e.Width, "height": e.Height, "status": e.Status,
 		"video_id": e.VideoID, "task_id": e.TaskID, "reason": e.Reason,
 		"suggestion": e.Suggestion, "label": e.Label, "scene": e.Scene, "rate": e.Rate,
-		"oss_bucket": e.OSSBucket, "oss_endpoint": e.OSSEndpoint,
+		"oss_bucket": e.OSSBucket, "oss_endpoint": e.OSSEndpoint, "reconciled": e.Reconciled,
 	}
 	for k, v := range extra {
 		m[k] = v
