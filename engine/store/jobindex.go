@@ -1,22 +1,45 @@
 package store
 
 import (
+	"bytes"
 	"container/heap"
+	"encoding/binary"
 	"sync"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // jobIndex is a Local store's index of pending jobs: which are due when,
-// by action instance, and which are leased to whom. The jobs themselves
-// are in the db; this holds a few words per job. One heap per action lets
-// a claim take from the actions that have slots without stepping over the
-// due jobs of those that have none.
+// by action instance, and which are leased to whom. The due times live in
+// the db's due bucket, written with the jobs; the index keeps in memory
+// only a window of the earliest due jobs of each action (paged in from the
+// bucket as they are claimed) and the leases, so a backlog of a million
+// deliveries costs little memory and nothing at start. One window per
+// action lets a claim take from the actions that have slots without
+// stepping over the due jobs of those that have none.
 type jobIndex struct {
-	mu     sync.Mutex
-	due    map[string]*dueHeap // by action instance
-	leased map[string]*lease   // by job id
-	held   map[string]int      // live leases by action instance
-	wake   chan struct{}       // coalesced: jobs may be claimable sooner
+	db      *bolt.DB
+	mu      sync.Mutex
+	windows map[string]*window // by action instance, for every action with pending jobs
+	leased  map[string]*lease  // by job id
+	held    map[string]int     // live leases by action instance
+	pending int                // pending jobs, leased or not
+	wake    chan struct{}      // coalesced: jobs may be claimable sooner
+}
+
+// windowSize bounds the due jobs of one action held in memory.
+const windowSize = 1024
+
+// window holds the earliest due, unleased pending jobs of one action: every
+// such job ordered at or before horizon is in it (all of them, if
+// complete).
+type window struct {
+	due      dueHeap
+	in       map[string]bool
+	horizon  dueJob
+	complete bool
+	loaded   bool
 }
 
 type dueJob struct {
@@ -24,10 +47,13 @@ type dueJob struct {
 	id string
 }
 
+func (a dueJob) before(b dueJob) bool { return a.at < b.at || a.at == b.at && a.id < b.id }
+
 type lease struct {
 	owner  string
 	until  time.Time
 	action string
+	at     int64 // the job's due time, to put it back if the lease expires
 	// finishing marks a lease whose Finish is being written: it does not
 	// expire meanwhile.
 	finishing bool
@@ -35,12 +61,10 @@ type lease struct {
 
 type dueHeap []dueJob
 
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].id < h[j].id
-}
-func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueJob)) }
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].before(h[j]) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueJob)) }
 func (h *dueHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
@@ -48,25 +72,73 @@ func (h *dueHeap) Pop() any {
 	return x
 }
 
-func newJobIndex() *jobIndex {
-	return &jobIndex{due: map[string]*dueHeap{}, leased: map[string]*lease{}, held: map[string]int{}, wake: make(chan struct{}, 1)}
+// dueKey is a job's key in the due bucket: action, 0, due time (8 bytes
+// big-endian Unix ns), job id. Keys of an action sort by due time.
+func dueKey(action string, at time.Time, id string) []byte {
+	k := make([]byte, 0, len(action)+1+8+len(id))
+	k = append(append(k, action...), 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(max(at.UnixNano(), 0)))
+	return append(k, id...)
 }
 
-// add makes a pending job claimable from at.
-func (x *jobIndex) add(action, id string, at time.Time) {
+// splitDueKey is dueKey's inverse.
+func splitDueKey(k []byte) (action string, d dueJob, ok bool) {
+	i := bytes.IndexByte(k, 0)
+	if i < 0 || len(k) < i+9 {
+		return "", dueJob{}, false
+	}
+	return string(k[:i]), dueJob{at: int64(binary.BigEndian.Uint64(k[i+1 : i+9])), id: string(k[i+9:])}, true
+}
+
+func newJobIndex(db *bolt.DB) *jobIndex {
+	return &jobIndex{db: db, windows: map[string]*window{}, leased: map[string]*lease{}, held: map[string]int{},
+		wake: make(chan struct{}, 1)}
+}
+
+// open finds the actions with pending jobs and counts those jobs, without
+// reading them.
+func (x *jobIndex) open(tx *bolt.Tx) {
+	x.pending = readCount(tx, keyPending)
+	c := tx.Bucket(bucketDue).Cursor()
+	for k, _ := c.First(); k != nil; {
+		action, _, ok := splitDueKey(k)
+		if !ok {
+			k, _ = c.Next()
+			continue
+		}
+		x.windows[action] = &window{}
+		k, _ = c.Seek(append([]byte(action), 1)) // the next action
+	}
+}
+
+// add makes new pending jobs claimable from their due times.
+func (x *jobIndex) add(jobs []*Job) {
+	if len(jobs) == 0 {
+		return
+	}
 	x.mu.Lock()
-	x.push(action, id, at)
+	for _, j := range jobs {
+		x.pending++
+		x.push(j.Action, dueJob{at: j.NextAt.UnixNano(), id: j.ID})
+	}
 	x.mu.Unlock()
 	x.signal()
 }
 
-func (x *jobIndex) push(action, id string, at time.Time) {
-	h := x.due[action]
-	if h == nil {
-		h = &dueHeap{}
-		x.due[action] = h
+// push puts a pending, unleased job into its action's window if the window
+// covers its due time; otherwise it is found in the due bucket when the
+// window is paged in again. The caller holds mu.
+func (x *jobIndex) push(action string, d dueJob) {
+	w := x.windows[action]
+	if w == nil {
+		w = &window{loaded: true, complete: true, in: map[string]bool{}}
+		x.windows[action] = w
 	}
-	heap.Push(h, dueJob{at: at.UnixNano(), id: id})
+	if !w.loaded || w.in[d.id] || !w.complete && w.horizon.before(d) {
+		return
+	}
+	w.in[d.id] = true
+	heap.Push(&w.due, d)
 }
 
 func (x *jobIndex) signal() {
@@ -76,38 +148,72 @@ func (x *jobIndex) signal() {
 	}
 }
 
+// page fills an action's window from the due bucket. The caller holds mu.
+func (x *jobIndex) page(action string, w *window) error {
+	w.due, w.in, w.complete, w.loaded = nil, map[string]bool{}, true, true
+	prefix := append([]byte(action), 0)
+	return x.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			_, d, ok := splitDueKey(k)
+			if !ok || x.leased[d.id] != nil || w.in[d.id] {
+				continue
+			}
+			if len(w.due) == windowSize {
+				w.complete = false
+				return nil
+			}
+			w.due = append(w.due, d)
+			w.in[d.id] = true
+			w.horizon = d
+		}
+		return nil
+	})
+}
+
 // claim leases due jobs within c's limits and returns their ids, and
 // when the next job comes due that the same claim could take.
-func (x *jobIndex) claim(c Claim) (ids []string, next time.Time) {
+func (x *jobIndex) claim(c Claim) (ids []string, next time.Time, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	now := c.Now.UnixNano()
 	for id, l := range x.leased {
 		if !l.finishing && !c.Now.Before(l.until) {
 			x.unlease(id, l) // its owner is gone or too slow: claimable again
-			x.push(l.action, id, c.Now)
+			x.push(l.action, dueJob{at: l.at, id: id})
 		}
 	}
 	var nextNs int64
-	for action, h := range x.due {
+	for action, w := range x.windows {
 		limit, listed := c.Limits[action]
 		if !listed {
 			limit = c.Other
 		}
 		slots := limit - x.held[action]
-		for h.Len() > 0 && slots > 0 && (*h)[0].at <= now {
-			d := heap.Pop(h).(dueJob)
-			x.leased[d.id] = &lease{owner: c.Owner, until: c.Now.Add(c.Lease), action: action}
+		if slots <= 0 {
+			continue
+		}
+		for slots > 0 {
+			if len(w.due) == 0 && (!w.loaded || !w.complete) {
+				if err := x.page(action, w); err != nil {
+					return ids, next, err
+				}
+			}
+			if len(w.due) == 0 || w.due[0].at > now {
+				break
+			}
+			d := heap.Pop(&w.due).(dueJob)
+			delete(w.in, d.id)
+			x.leased[d.id] = &lease{owner: c.Owner, until: c.Now.Add(c.Lease), action: action, at: d.at}
 			x.held[action]++
 			ids = append(ids, d.id)
 			slots--
 		}
-		if h.Len() == 0 {
-			delete(x.due, action)
-			continue
-		}
-		if at := (*h)[0].at; slots > 0 && (nextNs == 0 || at < nextNs) {
-			nextNs = at
+		switch {
+		case len(w.due) > 0 && slots > 0 && (nextNs == 0 || w.due[0].at < nextNs):
+			nextNs = w.due[0].at
+		case len(w.due) == 0 && w.complete && x.held[action] == 0:
+			delete(x.windows, action) // nothing pending: found again by push
 		}
 	}
 	for _, l := range x.leased {
@@ -118,11 +224,11 @@ func (x *jobIndex) claim(c Claim) (ids []string, next time.Time) {
 	if nextNs != 0 {
 		next = time.Unix(0, nextNs)
 	}
-	return ids, next
+	return ids, next, nil
 }
 
-// release ends leases a claim could not hand out (the job was not in the
-// db), without making the jobs claimable again.
+// release ends leases a claim could not hand out (the job could not be
+// read), without making the jobs claimable again.
 func (x *jobIndex) release(ids []string) {
 	x.mu.Lock()
 	for _, id := range ids {
@@ -169,7 +275,9 @@ func (x *jobIndex) endFinish(id string, l *lease, written, pending bool, next ti
 	}
 	x.unlease(id, l)
 	if pending {
-		x.push(l.action, id, next)
+		x.push(l.action, dueJob{at: next.UnixNano(), id: id})
+	} else {
+		x.pending--
 	}
 	x.mu.Unlock()
 	x.signal() // a slot of its action is free, and it may be due again
@@ -179,9 +287,5 @@ func (x *jobIndex) endFinish(id string, l *lease, written, pending bool, next ti
 func (x *jobIndex) count() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	n := len(x.leased)
-	for _, h := range x.due {
-		n += h.Len()
-	}
-	return n
+	return x.pending
 }

@@ -25,13 +25,16 @@ import (
 var (
 	bucketEvents  = []byte("events")           // event id → EventRecord
 	bucketJobs    = []byte("jobs")             // job id (event id first) → Job
-	bucketPending = []byte("pending")          // job id → nothing: the jobs still to run
+	bucketPending = []byte("pending")          // job id → its key in due: the jobs still to run
+	bucketDue     = []byte("due")              // action, 0, due time, job id → nothing (see jobindex.go)
 	bucketDead    = []byte("dead")             // job id → nothing: dead letters
 	bucketDedupe  = []byte("dedupe-by-expiry") // expiry (8-byte big-endian Unix ns) + dedupe key → event id
 	bucketMeta    = []byte("meta")
 	bucketState   = []byte("state")   // state key → version, expiry, value (see state.go)
 	keyApplied    = []byte("applied") // journal seq up to which events are in the db
-	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDead, bucketDedupe, bucketMeta, bucketState}
+	keyPending    = []byte("pending") // how many jobs the pending bucket holds
+	keyDead       = []byte("dead")    // how many the dead bucket holds
+	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDue, bucketDead, bucketDedupe, bucketMeta, bucketState}
 )
 
 // appendOnlyFill is how full bbolt packs the pages of buckets whose keys
@@ -129,7 +132,7 @@ func Open(dir string, o Options) (*Local, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Local{dir: dir, journal: j, db: db, saves: &saves{db: db},
-		dedupe: newDedupe(), inbox: newInbox(), jobs: newJobIndex(), state: newRuleState()}
+		dedupe: newDedupe(), inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState()}
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
@@ -138,7 +141,12 @@ func Open(dir string, o Options) (*Local, error) {
 }
 
 // recover rebuilds the in-memory state from the db and the journal.
+// Pending jobs are not read: their due times are paged in as they are
+// claimed.
 func (s *Local) recover() error {
+	if err := s.db.Update(indexPendingByDue); err != nil {
+		return fmt.Errorf("index pending deliveries by due time: %w", err)
+	}
 	var applied uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		applied = readApplied(tx)
@@ -147,17 +155,9 @@ func (s *Local) recover() error {
 			expires, key := splitExpiryKey(k)
 			s.dedupe.restore(key, string(v), expires)
 		}
-		jobs := tx.Bucket(bucketJobs)
-		err := tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
-			var j Job
-			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
-				return fmt.Errorf("job %s: %w", k, err)
-			}
-			s.jobs.push(j.Action, j.ID, j.NextAt)
-			return nil
-		})
-		s.dead.Store(int64(tx.Bucket(bucketDead).Stats().KeyN))
-		return errors.Join(err, s.state.load(tx.Bucket(bucketState)))
+		s.jobs.open(tx)
+		s.dead.Store(int64(readCount(tx, keyDead)))
+		return s.state.load(tx.Bucket(bucketState))
 	})
 	if err != nil {
 		return err
@@ -337,14 +337,11 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 	// failed release is not a failed commit: the next one releases again.
 	_ = s.journal.Release(pos)
 	// Jobs join the index before their events leave the inbox: see Stats.
-	s.jobs.mu.Lock()
+	var jobs []*Job
 	for _, e := range evals {
-		for _, j := range e.Jobs {
-			s.jobs.push(j.Action, j.ID, j.NextAt)
-		}
+		jobs = append(jobs, e.Jobs...)
 	}
-	s.jobs.mu.Unlock()
-	s.jobs.signal()
+	s.jobs.add(jobs)
 	s.inbox.done(fs)
 	s.changes.Add(1)
 	if !newest.IsZero() && newest.Sub(s.swept) >= sweepEvery {
@@ -402,14 +399,18 @@ func (s *Local) DropState(ctx context.Context, prefix string) (int, error) {
 // is left out, its lease ended, and named in the error; the jobs that
 // could be read are claimed all the same.
 func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, error) {
-	ids, next := s.jobs.claim(c)
+	ids, next, err := s.jobs.claim(c)
+	if err != nil {
+		s.jobs.release(ids)
+		return nil, next, fmt.Errorf("claim jobs: read due times: %w", err)
+	}
 	if len(ids) == 0 {
 		return nil, next, nil
 	}
 	out := make([]Claimed, 0, len(ids))
 	var dropped []string
 	var errs []error
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		jobs, events := tx.Bucket(bucketJobs), tx.Bucket(bucketEvents)
 		byEvent := map[string]*event.Event{}
 		for _, id := range ids {
@@ -488,7 +489,7 @@ func (s *Local) ReplayJob(ctx context.Context, id string, now time.Time) (*Job, 
 		return nil, fmt.Errorf("replay job %s: %w", id, err)
 	}
 	s.dead.Add(-1)
-	s.jobs.add(j.Action, j.ID, j.NextAt)
+	s.jobs.add([]*Job{j})
 	s.changes.Add(1)
 	return j, nil
 }
@@ -513,32 +514,114 @@ func (s *Local) ReplayEvent(ctx context.Context, id string, plan func(*event.Eve
 	if err != nil {
 		return nil, fmt.Errorf("replay event %s: %w", id, err)
 	}
-	s.jobs.mu.Lock()
-	for _, j := range jobs {
-		s.jobs.push(j.Action, j.ID, j.NextAt)
-	}
-	s.jobs.mu.Unlock()
-	s.jobs.signal()
+	s.jobs.add(jobs)
 	s.changes.Add(1)
 	return jobs, nil
 }
 
+// putJobs records jobs' state with the indexes of pending jobs (by due
+// time, too) and of dead letters.
 func putJobs(tx *bolt.Tx, jobs []*Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	pending, due, dead := tx.Bucket(bucketPending), tx.Bucket(bucketDue), tx.Bucket(bucketDead)
+	var dPending, dDead int64
 	for _, j := range jobs {
 		if err := putJSON(tx.Bucket(bucketJobs), j.ID, j); err != nil {
 			return err
 		}
-		pending, dead := tx.Bucket(bucketPending), tx.Bucket(bucketDead)
+		id := []byte(j.ID)
+		old := pending.Get(id)
+		if old != nil {
+			dPending--
+		}
+		if dead.Get(id) != nil {
+			dDead--
+		}
+		if len(old) > 0 {
+			if err := due.Delete(bytes.Clone(old)); err != nil {
+				return err
+			}
+		}
+		switch j.State {
+		case Pending:
+			dPending++
+		case Dead:
+			dDead++
+		}
 		var err error
 		switch j.State {
 		case Pending:
-			err = errors.Join(pending.Put([]byte(j.ID), nil), dead.Delete([]byte(j.ID)))
+			k := dueKey(j.Action, j.NextAt, j.ID)
+			err = errors.Join(pending.Put(id, k), due.Put(k, nil), dead.Delete(id))
 		case Dead:
-			err = errors.Join(pending.Delete([]byte(j.ID)), dead.Put([]byte(j.ID), nil))
+			err = errors.Join(pending.Delete(id), dead.Put(id, nil))
 		default:
-			err = errors.Join(pending.Delete([]byte(j.ID)), dead.Delete([]byte(j.ID)))
+			err = errors.Join(pending.Delete(id), dead.Delete(id))
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return errors.Join(addCount(tx, keyPending, dPending), addCount(tx, keyDead, dDead))
+}
+
+// addCount adds d to one of the counts kept in the meta bucket, so that
+// opening a store need not count (and so read) whole buckets.
+func addCount(tx *bolt.Tx, key []byte, d int64) error {
+	if d == 0 {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	n := int64(0)
+	if v := meta.Get(key); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	return meta.Put(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
+}
+
+// readCount reads a count kept in the meta bucket.
+func readCount(tx *bolt.Tx, key []byte) int {
+	if v := tx.Bucket(bucketMeta).Get(key); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// indexPendingByDue fills the due bucket from the pending jobs of a store
+// written before it existed (their pending entries hold no due key).
+func indexPendingByDue(tx *bolt.Tx) error {
+	pending, due, jobs := tx.Bucket(bucketPending), tx.Bucket(bucketDue), tx.Bucket(bucketJobs)
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyPending) == nil { // counted once, then kept by putJobs
+		if err := errors.Join(
+			meta.Put(keyPending, binary.BigEndian.AppendUint64(nil, uint64(pending.Stats().KeyN))),
+			meta.Put(keyDead, binary.BigEndian.AppendUint64(nil, uint64(tx.Bucket(bucketDead).Stats().KeyN)))); err != nil {
+			return err
+		}
+	}
+	if k, _ := due.Cursor().First(); k != nil {
+		return nil
+	}
+	var todo []*Job
+	err := pending.ForEach(func(k, v []byte) error {
+		if len(v) > 0 {
+			return nil
+		}
+		var j Job
+		if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
+			return fmt.Errorf("job %s: %w", k, err)
+		}
+		todo = append(todo, &j)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, j := range todo {
+		k := dueKey(j.Action, j.NextAt, j.ID)
+		if err := errors.Join(pending.Put([]byte(j.ID), k), due.Put(k, nil)); err != nil {
 			return err
 		}
 	}

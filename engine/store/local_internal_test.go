@@ -283,3 +283,93 @@ func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
 		t.Errorf("claimed %v, want the two readable jobs", ids)
 	}
 }
+
+// More pending jobs than one window holds are claimed in due order across
+// pages, jobs added meanwhile take their place in that order, and a
+// reopen reads none of them until they are claimed.
+func TestBacklogPagesInByDueTime(t *testing.T) {
+	dir := t.TempDir()
+	s := openLocal(t, dir)
+	const n = 2*windowSize + 10
+	if _, err := s.Accept(t.Context(), &Incoming{Event: eventNo(1)}); err != nil {
+		t.Fatal(err)
+	}
+	taken(t, s)
+	var jobs []*Job
+	for i := range n {
+		// Due times descending with i, so commit order is not due order.
+		at := base.Add(time.Duration(n-i) * time.Second)
+		jobs = append(jobs, &Job{ID: JobID(eventNo(1).ID, fmt.Sprintf("r%05d", i), 0, 0), EventID: eventNo(1).ID,
+			Action: "a", State: Pending, Created: base, NextAt: at, Attempts: []Attempt{}})
+	}
+	if err := s.Commit(t.Context(), []*Evaluation{{EventID: eventNo(1).ID, Jobs: jobs}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openLocal(t, dir)
+	if st, _ := s.Stats(t.Context()); st.Pending != n {
+		t.Fatalf("pending after reopen = %d, want %d", st.Pending, n)
+	}
+	claimAll := func(now time.Time, limit int) []string {
+		got, _, err := s.ClaimJobs(t.Context(), Claim{Owner: "o", Now: now, Lease: time.Hour, Limits: map[string]int{"a": limit}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range got {
+			ids = append(ids, c.Job.ID)
+			c.Job.State = Delivered
+			if err := s.Finish(t.Context(), "o", c.Job); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return ids
+	}
+	far := base.Add(24 * time.Hour)
+	first := claimAll(far, windowSize+5) // across the first window's end
+	if len(first) != windowSize+5 || first[0] != jobs[n-1].ID || first[1] != jobs[n-2].ID {
+		t.Fatalf("first claim: %d jobs starting %v, want %d in due order from %s", len(first), first[:2], windowSize+5, jobs[n-1].ID)
+	}
+	// A job due before everything left joins the order.
+	early := &Job{ID: JobID(eventNo(1).ID, "early", 0, 0), EventID: eventNo(1).ID, Action: "a", State: Pending,
+		Created: base, NextAt: base, Attempts: []Attempt{}}
+	if _, err := s.ReplayEvent(t.Context(), eventNo(1).ID, func(*event.Event, int) ([]*Job, error) { return []*Job{early}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	rest := claimAll(far, n)
+	if len(rest) != n-len(first)+1 || rest[0] != early.ID {
+		t.Fatalf("second claim: %d jobs starting %s, want %d starting with the early one", len(rest), rest[0], n-len(first)+1)
+	}
+	seen := map[string]bool{}
+	for _, id := range append(first, rest...) {
+		if seen[id] {
+			t.Fatalf("job %s claimed twice", id)
+		}
+		seen[id] = true
+	}
+	if st, _ := s.Stats(t.Context()); st.Pending != 0 {
+		t.Errorf("pending at the end = %d, want 0", st.Pending)
+	}
+}
+
+// A store whose pending jobs were indexed without due times (before the
+// due bucket existed) gets them indexed at open.
+func TestOpenIndexesOldPendingJobs(t *testing.T) {
+	dir := t.TempDir()
+	s := openLocal(t, dir)
+	j := &Job{ID: "ev1.r.0", EventID: "ev1", Action: "a", State: Pending, Created: base, NextAt: base, Attempts: []Attempt{}}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := putJSON(tx.Bucket(bucketJobs), j.ID, j); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPending).Put([]byte(j.ID), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openLocal(t, dir)
+	got, _, err := s.ClaimJobs(t.Context(), Claim{Owner: "o", Now: base, Lease: time.Minute, Other: 1})
+	if err != nil || len(got) != 1 || got[0].Job.ID != j.ID {
+		t.Fatalf("claim after the upgrade: %v, %v; want %s", got, err, j.ID)
+	}
+}
