@@ -30,9 +30,10 @@ type loader struct {
 	lines   []string            // of the file being loaded, for positions inside block scalars
 	// domainsAt is where each ingest domain of domains: is mapped; see domains.go.
 	domainsAt map[string]string
+	sweeperAt string // file:line of sweeper:, once seen; see sweeper.go
 }
 
-var topKeys = []string{"actions", "rules", "sources", "domains"}
+var topKeys = []string{"actions", "rules", "sources", "domains", "sweeper"}
 
 func (l *loader) file(name string, data []byte) {
 	l.lines = strings.Split(string(data), "\n")
@@ -71,6 +72,8 @@ func (l *loader) document(name string, doc *yaml.Node) {
 			l.sourcesNode(name, v)
 		case "domains":
 			l.domainsNode(name, v)
+		case "sweeper":
+			l.sweeperNode(name, k, v)
 		default:
 			l.diags.At(name, k, "unknown key %q (want one of %s)", k.Value, strings.Join(topKeys, ", "))
 		}

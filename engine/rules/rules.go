@@ -37,6 +37,8 @@ type Set struct {
 	// Domains is `domains:`, ingest domain → streaming domain, in lower
 	// case; see MapDomain.
 	Domains map[string]string
+	// Sweeper is `sweeper:`, nil without one; see sweeper.go.
+	Sweeper *Sweeper
 
 	instances []actionapi.Instance // every instance, named and inline, to close
 	index     *index               // which rules to evaluate for an event
