@@ -15,6 +15,7 @@ type inbox struct {
 	mu      sync.Mutex
 	waiting []*inflight
 	taken   map[string]*inflight // by event id
+	all     map[string]*inflight // waiting and taken, by event id
 	wake    chan struct{}        // coalesced: something was pushed
 }
 
@@ -27,12 +28,13 @@ type inflight struct {
 }
 
 func newInbox() *inbox {
-	return &inbox{taken: map[string]*inflight{}, wake: make(chan struct{}, 1)}
+	return &inbox{taken: map[string]*inflight{}, all: map[string]*inflight{}, wake: make(chan struct{}, 1)}
 }
 
 func (b *inbox) push(f *inflight) {
 	b.mu.Lock()
 	b.waiting = append(b.waiting, f)
+	b.all[f.accepted.Event.ID] = f
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
@@ -73,12 +75,24 @@ func (b *inbox) lookup(id string) (*inflight, bool) {
 	return f, ok
 }
 
+// keyOf is the dedupe key of an event not yet committed.
+func (b *inbox) keyOf(id string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.all[id]
+	if !ok {
+		return "", false
+	}
+	return f.accepted.DedupeKey, true
+}
+
 // done forgets committed events.
 func (b *inbox) done(fs []*inflight) {
 	b.mu.Lock()
 	for _, f := range fs {
 		if f != nil {
 			delete(b.taken, f.accepted.Event.ID)
+			delete(b.all, f.accepted.Event.ID)
 		}
 	}
 	b.mu.Unlock()

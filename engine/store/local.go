@@ -132,7 +132,8 @@ func Open(dir string, o Options) (*Local, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Local{dir: dir, journal: j, db: db, saves: &saves{db: db},
-		dedupe: newDedupe(), inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState()}
+		inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState()}
+	s.dedupe = newDedupe(s.acceptedAs)
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
@@ -233,6 +234,27 @@ func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
 		f.expires = in.Event.ReceivedAt.Add(in.DedupeTTL)
 	}
 	return f, nil
+}
+
+// acceptedAs reports whether event id was accepted under dedupe key key:
+// the confirmation of a hit of the dedupe index, which remembers hashes.
+func (s *Local) acceptedAs(key, id string) bool {
+	if k, ok := s.inbox.keyOf(id); ok {
+		return k == key
+	}
+	var rec struct {
+		DedupeKey string `json:"dedupe_key"`
+	}
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketEvents).Get([]byte(id)); v != nil {
+			found = json.Unmarshal(v, &rec) == nil
+		}
+		return nil
+	})
+	// An event the store no longer has (pruned, unreadable) cannot be
+	// confirmed: accepting the callback again is the safe side.
+	return found && rec.DedupeKey == key
 }
 
 // Unevaluated implements Store.
