@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,23 +38,103 @@ type testAction struct {
 }
 
 func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
-	fs := newFlagSet("test", "test [--json] [--source NAME] PATH EVENT.json...\n\nShow, for each event file, which rules match and exactly what each action\nwould send: rendered templates, target, method. Nothing is sent. Throttles\nare not applied.", stderr)
-	asJSON := fs.Bool("json", false, "print one JSON object per event")
-	name := fs.String("source", event.SourceRecord, "decode the events as coming from `NAME`: "+sourceNames())
+	fs := newFlagSet("test", `test [flags] RULES EVENT.json|TESTFILE|DIR...
+       livehook test [flags] TESTFILE|DIR...
+
+With event files (JSON callbacks): show, for each, which rules match and
+exactly what each action would send: rendered templates, target, method.
+Throttles are not applied.
+
+With rule test files (YAML with tests:, or a folder of *.test.yaml): run
+each test's timeline on a virtual clock through the engine serve runs, and
+check that exactly the expected firings happen; a failure shows the
+expected and the fired side by side and exits 1. Without RULES, each test
+file names its rules with rules:.
+
+Nothing is sent.`, stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object per event or test")
+	name := fs.String("source", event.SourceRecord, "decode the event files as coming from `NAME`: "+sourceNames())
+	runRE := fs.String("run", "", "run only the tests whose name matches `REGEX`")
+	junit := fs.String("junit", "", "also write the test results as JUnit XML to `FILE`")
+	explain := fs.Bool("explain", false, "show each key's state after each timeline step")
 	var plugins string
 	pluginsFlag(fs, &plugins, getenv)
 	if err := parse(fs, args, nil); err != nil {
 		return err
 	}
-	if fs.NArg() < 2 {
+	if fs.NArg() < 1 {
 		fs.Usage()
-		return &exitError{code: 2, msg: "test: want a rules PATH and at least one EVENT.json"}
+		return &exitError{code: 2, msg: "test: want a rules PATH and event files, or rule test files"}
 	}
-	src, err := lookupSource(sourceapi.Default(), *name)
-	if err != nil {
-		return &exitError{code: 2, msg: "test: " + err.Error()}
+	rulesPath, rest := fs.Arg(0), fs.Args()[1:]
+	if isTestArg(rulesPath) {
+		rulesPath, rest = "", fs.Args()
+	} else if len(rest) == 0 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "test: want at least one EVENT.json or rule test file after the rules PATH"}
 	}
-	set, err := loadForCLI(fs.Arg(0), getenv, plugins)
+	var tests, events []string
+	for _, a := range rest {
+		switch {
+		case isDir(a):
+			found := testFilesIn(a)
+			if len(found) == 0 {
+				return &exitError{code: 2, msg: fmt.Sprintf("test: %s: a folder with no *.test.yaml files", a)}
+			}
+			tests = append(tests, found...)
+		case isTestFile(a):
+			tests = append(tests, a)
+		case rulesPath == "":
+			return &exitError{code: 2, msg: fmt.Sprintf("test: %s is no rule test file (YAML with tests:); event files need a rules PATH first", a)}
+		default:
+			events = append(events, a)
+		}
+	}
+	var re *regexp.Regexp
+	if *runRE != "" {
+		var err error
+		if re, err = regexp.Compile(*runRE); err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("test: --run: %v", err)}
+		}
+	}
+	var errs []error
+	if len(events) > 0 {
+		src, err := lookupSource(sourceapi.Default(), *name)
+		if err != nil {
+			return &exitError{code: 2, msg: "test: " + err.Error()}
+		}
+		errs = append(errs, testEvents(rulesPath, events, src, *name, *asJSON, plugins, stdout, getenv))
+	}
+	if len(tests) > 0 {
+		tr := testRun{rules: rulesPath, files: tests, run: re, junit: *junit, explain: *explain, json: *asJSON,
+			plugins: plugins, getenv: getenv, stdout: stdout}
+		errs = append(errs, tr.runAll())
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isTestArg reports whether a path is a rule test file, or a folder of them.
+func isTestArg(path string) bool {
+	if isDir(path) {
+		return len(testFilesIn(path)) > 0
+	}
+	return isTestFile(path)
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
+// testEvents shows what the rules would do with each event file.
+func testEvents(rulesPath string, files []string, src *sourceapi.Source, name string, asJSON bool, plugins string,
+	stdout io.Writer, getenv func(string) (string, bool)) error {
+	set, err := loadForCLI(rulesPath, getenv, plugins)
 	if err != nil {
 		return reportLoadError(stdout, err)
 	}
@@ -66,10 +147,10 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 			temporal = append(temporal, r.Name)
 		}
 	}
-	for i, file := range fs.Args()[1:] {
-		rep := testEvent(&m, set, file, src, *name, i+1)
+	for i, file := range files {
+		rep := testEvent(&m, set, file, src, name, i+1)
 		failed = failed || rep.Error != ""
-		if *asJSON {
+		if asJSON {
 			if err := json.NewEncoder(stdout).Encode(rep); err != nil {
 				return err
 			}
@@ -77,7 +158,7 @@ func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (strin
 		}
 		printTestReport(stdout, rep)
 	}
-	if len(temporal) > 0 && !*asJSON {
+	if len(temporal) > 0 && !asJSON {
 		fmt.Fprintf(stdout, "not evaluated: %d rule(s) over time (%s) need a timeline of events (a rule test file); one event file alone cannot show what they do\n",
 			len(temporal), strings.Join(temporal, ", "))
 	}

@@ -18,6 +18,7 @@ const (
 	SourceAudioModeration = "aliyun_live_audio_moderation" // POST /callbacks/moderation/audio
 	SourceRelay           = "aliyun_live_relay"            // POST /callbacks/relay
 	SourceVOD             = "aliyun_vod"                   // POST /callbacks/vod
+	SourceOnDemand        = "aliyun_live_ondemand"         // GET /callbacks/ondemand
 
 	KindFile       = "file"       // a recording file was generated
 	KindStatus     = "status"     // record_started, record_paused, record_resumed, record_error
@@ -28,6 +29,7 @@ const (
 	KindModeration = "moderation" // a moderation verdict on a stream's pictures or sound
 	KindRelay      = "relay"      // a pulled-stream relay task changed state
 	KindVOD        = "vod"        // an ApsaraVideo VOD event, such as a recording added to VOD
+	KindOnDemand   = "ondemand"   // Live asks whether to record a stream (on-demand recording)
 )
 
 // Event is one callback as rules see it. The expr tags are the names rule
@@ -75,11 +77,36 @@ type Event struct {
 	Rate         float64 `expr:"rate" json:"rate,omitempty"` // confidence of the verdict, 0-100
 	OSSBucket    string  `expr:"oss_bucket" json:"oss_bucket,omitempty"`
 	OSSEndpoint  string  `expr:"oss_endpoint" json:"oss_endpoint,omitempty"`
+	Codec        string  `expr:"codec" json:"codec,omitempty"`       // on-demand recording: h264 or h265
+	VBitrate     int64   `expr:"vbitrate" json:"vbitrate,omitempty"` // on-demand recording: the video's bitrate, kbps
 
 	// Reconciled marks a callback livehook never received, found later in
 	// Aliyun's record of the callbacks it sent: received_at is when it was
 	// found, so rules can treat late events differently.
 	Reconciled bool `expr:"reconciled" json:"reconciled,omitempty"`
+
+	// Answer is what livehook answered a callback that asks a question
+	// (on-demand recording: record this stream?), decided by the rules
+	// when the callback was accepted and kept with it, so the reason is
+	// on record.
+	Answer Answer `expr:"answer" json:"answer,omitzero"`
+}
+
+// Answer is livehook's answer to an on-demand recording callback. Exactly
+// one of Rule and Default says who decided.
+type Answer struct {
+	NeedRecord bool `expr:"need_record" json:"need_record"`
+	// Formats narrows the formats recorded (mp4, flv, m3u8); none: those
+	// the recording configuration has.
+	Formats []string `expr:"formats" json:"formats,omitempty"`
+	// Interval is the recording cycle in seconds, by format; none: the
+	// configured cycle.
+	Interval map[string]int64 `expr:"interval" json:"interval,omitempty"`
+	Rule     string           `expr:"rule" json:"rule,omitempty"`       // the answer rule that decided
+	Default  bool             `expr:"default" json:"default,omitempty"` // no answer rule decided: the source's default answered
+	// Error is why the answer rules could not decide (a condition failed
+	// at run time); the default answered.
+	Error string `expr:"error" json:"error,omitempty"`
 }
 
 // Fields lists the names every event exposes to conditions and templates.
@@ -89,7 +116,7 @@ var Fields = []string{
 	"received_at", "payload",
 	"ingest_domain", "time", "client_ip", "node", "width", "height", "status",
 	"video_id", "task_id", "reason", "suggestion", "label", "scene", "rate",
-	"oss_bucket", "oss_endpoint", "reconciled",
+	"oss_bucket", "oss_endpoint", "codec", "vbitrate", "reconciled", "answer",
 }
 
 // TemporalFields are the template names a rule over time fills in
@@ -119,12 +146,21 @@ func TemplateData(e *Event, extra map[string]any) map[string]any {
 		"node": e.Node, "width": e.Width, "height": e.Height, "status": e.Status,
 		"video_id": e.VideoID, "task_id": e.TaskID, "reason": e.Reason,
 		"suggestion": e.Suggestion, "label": e.Label, "scene": e.Scene, "rate": e.Rate,
-		"oss_bucket": e.OSSBucket, "oss_endpoint": e.OSSEndpoint, "reconciled": e.Reconciled,
+		"oss_bucket": e.OSSBucket, "oss_endpoint": e.OSSEndpoint, "codec": e.Codec, "vbitrate": e.VBitrate,
+		"reconciled": e.Reconciled, "answer": answerData(&e.Answer),
 	}
 	for k, v := range extra {
 		m[k] = v
 	}
 	return m
+}
+
+// answerData is an answer under its template names.
+func answerData(a *Answer) map[string]any {
+	return map[string]any{
+		"need_record": a.NeedRecord, "formats": a.Formats, "interval": a.Interval,
+		"rule": a.Rule, "default": a.Default, "error": a.Error,
+	}
 }
 
 // FormatOf is the lower-case extension of a recording's object key, without

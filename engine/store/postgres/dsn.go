@@ -35,7 +35,11 @@ func Redact(dsn string) string {
 	}
 	u.RawQuery = q.Encode()
 	// url.String would escape the stars.
-	return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", -1)
+	out := strings.ReplaceAll(u.String(), "%2A%2A%2A%2A", "****")
+	if _, err := url.Parse(out); err != nil {
+		return "postgres://****" // what would not read back is shown as nothing
+	}
+	return out
 }
 
 func secretParam(k string) bool {

@@ -18,6 +18,11 @@ import (
 // live leases it counts against an action's limit are then all there
 // are, so delivery.concurrency holds across processes. A claim is short
 // (a few index lookups per action), so the lock is held briefly.
+//
+// A lease is live until its time, or until the process that took it is
+// no longer seen (the grace period), whichever comes first: the jobs a
+// dead process was running pass to the others without waiting out a
+// lease long enough for the slowest delivery.
 func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, time.Time, error) {
 	var out []store.Claimed
 	var bad []error
@@ -34,8 +39,9 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 				UNION ALL
 				SELECT (SELECT j.action FROM livehook_jobs j WHERE j.state = 'pending' AND j.action > a.action ORDER BY j.action LIMIT 1)
 				FROM acts a WHERE a.action IS NOT NULL)
-			SELECT a.action, (SELECT count(*) FROM livehook_jobs h WHERE h.action = a.action AND h.lease_until > $1)
-			FROM acts a WHERE a.action IS NOT NULL`, c.Now)
+			SELECT a.action, (SELECT count(*) FROM livehook_jobs h
+				WHERE h.action = a.action AND h.lease_until > $1 AND h.lease_process IN `+liveOwners("$2")+`)
+			FROM acts a WHERE a.action IS NOT NULL`, c.Now, s.opts.Grace.Seconds())
 		if err != nil {
 			return err
 		}
@@ -66,15 +72,15 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 					CROSS JOIN LATERAL (
 						SELECT j.id FROM livehook_jobs j
 						WHERE j.state = 'pending' AND j.action = s.action AND j.next_at <= $3
-							AND (j.lease_until IS NULL OR j.lease_until <= $3)
+							AND (j.lease_until IS NULL OR j.lease_until <= $3 OR j.lease_process NOT IN `+liveOwners("$7")+`)
 						ORDER BY j.next_at, j.id LIMIT s.free
 						FOR UPDATE SKIP LOCKED) c),
 				leased AS (
-					UPDATE livehook_jobs j SET lease_owner = $4, lease_until = $5
+					UPDATE livehook_jobs j SET lease_owner = $4, lease_until = $5, lease_process = $6
 					FROM pick WHERE j.id = pick.id
 					RETURNING j.id, j.action, j.event_id, j.next_at, j.job)
 				SELECT l.id, l.action, l.job, e.event FROM leased l LEFT JOIN livehook_events e ON e.id = l.event_id
-				ORDER BY l.next_at, l.id`, actions, free, c.Now, c.Owner, c.Now.Add(c.Lease))
+				ORDER BY l.next_at, l.id`, actions, free, c.Now, c.Owner, c.Now.Add(c.Lease), s.owner, s.opts.Grace.Seconds())
 			if err != nil {
 				return err
 			}
@@ -109,7 +115,9 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 			}
 		}
 		// The next time the same claim would take something: a job of an
-		// action with slots left coming due, or a lease ending.
+		// action with slots left coming due, or a lease ending. Another
+		// process's lease may also end with that process: it is looked at
+		// again within the grace period.
 		var open [][]byte
 		for i, a := range actions {
 			if free[i] > taken[string(a)] {
@@ -120,9 +128,12 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 		err = tx.QueryRow(ctx, `SELECT least(
 				(SELECT min(n.next_at) FROM unnest($1::bytea[]) AS s(action) CROSS JOIN LATERAL (
 					SELECT j.next_at FROM livehook_jobs j
-					WHERE j.state = 'pending' AND j.action = s.action AND (j.lease_until IS NULL OR j.lease_until <= $2)
+					WHERE j.state = 'pending' AND j.action = s.action
+						AND (j.lease_until IS NULL OR j.lease_until <= $2 OR j.lease_process NOT IN `+liveOwners("$3")+`)
 					ORDER BY j.next_at LIMIT 1) n),
-				(SELECT min(lease_until) FROM livehook_jobs WHERE lease_until > $2))`, open, c.Now).Scan(&at)
+				(SELECT min(CASE WHEN lease_process = $4 THEN lease_until ELSE least(lease_until, $5) END)
+					FROM livehook_jobs WHERE lease_until > $2 AND lease_process IN `+liveOwners("$3")+`))`,
+			open, c.Now, s.opts.Grace.Seconds(), s.owner, c.Now.Add(s.opts.Grace)).Scan(&at)
 		if err != nil {
 			return err
 		}
@@ -150,7 +161,7 @@ func (s *Store) Finish(ctx context.Context, owner string, j *store.Job) error {
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE livehook_jobs SET state = $2, next_at = $3, job = $4, lease_owner = NULL, lease_until = NULL
+	tag, err := s.pool.Exec(ctx, `UPDATE livehook_jobs SET state = $2, next_at = $3, job = $4, lease_owner = NULL, lease_process = NULL, lease_until = NULL
 		WHERE id = $1 AND lease_owner = $5`, []byte(j.ID), j.State, j.NextAt, body, owner)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
@@ -278,7 +289,7 @@ func putJobs(ctx context.Context, tx pgx.Tx, jobs []*store.Job) error {
 	_, err := tx.Exec(ctx, `INSERT INTO livehook_jobs (id, event_id, action, state, next_at, job)
 		SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[], $6::bytea[])
 		ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id, action = excluded.action, state = excluded.state,
-			next_at = excluded.next_at, job = excluded.job, lease_owner = NULL, lease_until = NULL`,
+			next_at = excluded.next_at, job = excluded.job, lease_owner = NULL, lease_process = NULL, lease_until = NULL`,
 		ids, events, actions, states, nexts, bodies)
 	return err
 }

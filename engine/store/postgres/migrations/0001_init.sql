@@ -44,16 +44,19 @@ CREATE TABLE livehook_events (
 CREATE INDEX livehook_events_received ON livehook_events (received_at);
 
 -- Delivery jobs. job is the whole job as JSON; the other columns are what
--- claims, listings and pruning select on.
+-- claims, listings and pruning select on. A lease is held by lease_owner
+-- (the runner) in the process lease_process until lease_until, or until
+-- that process is no longer seen.
 CREATE TABLE livehook_jobs (
-    id          bytea PRIMARY KEY,
-    event_id    text COLLATE "C" NOT NULL,
-    action      bytea NOT NULL,
-    state       text COLLATE "C" NOT NULL,
-    next_at     timestamptz NOT NULL,
-    lease_owner text,
-    lease_until timestamptz,
-    job         bytea NOT NULL
+    id            bytea PRIMARY KEY,
+    event_id      text COLLATE "C" NOT NULL,
+    action        bytea NOT NULL,
+    state         text COLLATE "C" NOT NULL,
+    next_at       timestamptz NOT NULL,
+    lease_owner   text,
+    lease_process bigint,
+    lease_until   timestamptz,
+    job           bytea NOT NULL
 );
 CREATE INDEX livehook_jobs_event ON livehook_jobs (event_id);
 CREATE INDEX livehook_jobs_due ON livehook_jobs (action, next_at, id) WHERE state = 'pending';

@@ -34,7 +34,9 @@ func Server(t testing.TB) string {
 }
 
 // DSN creates a fresh schema in the test database, dropped when t ends,
-// and returns a DSN whose search_path is that schema.
+// and returns a DSN whose search_path is that schema. Its connections
+// carry the schema's name as their application_name, so a test can find
+// them in pg_stat_activity.
 func DSN(t testing.TB) string {
 	t.Helper()
 	base := Server(t)
@@ -49,15 +51,26 @@ func DSN(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	q.Set("application_name", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
-// Exec runs one statement on the test database (not in any test's
-// schema): for tests that act on the server itself.
+// Exec runs one statement on the test database, outside any test's
+// schema: for tests that act on the server itself.
 func Exec(t testing.TB, sql string) {
 	t.Helper()
 	exec(t, Server(t), sql)
+}
+
+// Schema is the schema a DSN made by DSN names.
+func Schema(t testing.TB, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("search_path")
 }
 
 func exec(t testing.TB, dsn, sql string) {

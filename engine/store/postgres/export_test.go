@@ -1,0 +1,17 @@
+package postgres
+
+// Abandon ends s as a killed process would: no claim is freed and no
+// owner row removed; its heartbeat just stops.
+func (s *Store) Abandon() {
+	s.closeOnce.Do(func() {
+		s.stop()
+		s.bg.Wait()
+		s.pool.Close()
+	})
+}
+
+// Owner is s's owner id.
+func (s *Store) Owner() int64 { return s.owner }
+
+// ListenerUp reports whether s's listening connection is up.
+func (s *Store) ListenerUp() bool { return s.listen.up.Load() }
