@@ -34,6 +34,8 @@ Usage:
                                       deliveries that failed for good, and replaying them
   livehook state [RULE] [--key PREFIX]
                                       what the rules over time remember, per key
+  livehook migrate --store DSN        bring a shared PostgreSQL store's schema
+                                      to this version, as serve does at start
   livehook actions [--plugins DIR]     list the action types rules can use, plugins included
   livehook version                    print the version
 
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return testCmd(rest, stdout, stderr, getenv)
 	case "send":
 		return sendCmd(ctx, rest, stdout, stderr, getenv)
+	case "migrate":
+		return migrateCmd(ctx, rest, stdout, stderr, getenv)
 	case "actions":
 		return actionsCmd(rest, stdout, stderr, getenv)
 	case "events":

@@ -34,6 +34,7 @@ type serveConfig struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	data            string
+	store           string // a PostgreSQL DSN, or "" for the embedded store in data
 	retention       time.Duration
 	fileDedupe      time.Duration
 	statusDedupe    time.Duration
@@ -55,6 +56,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error (env LIVEHOOK_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long accepted events may be evaluated and in-flight deliveries finish; the rest stay pending for the next start (env LIVEHOOK_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.data, "data", "./data", "`DIR` for the durable store: accepted events, deliveries, dead letters (env LIVEHOOK_DATA)")
+	fs.StringVar(&c.store, "store", "", storeFlagUsage)
 	fs.DurationVar(&c.retention, "retention", engine.DefaultRetention, "finished events and their deliveries are deleted after this; dead letters are kept until replayed (env LIVEHOOK_RETENTION)")
 	fs.DurationVar(&c.fileDedupe, "dedupe-file-window", engine.DefaultFileDedupe, "a retried file-generated callback (same domain, app, stream, uri), or a generic event with the same webhook-id, within this window is processed once (env LIVEHOOK_DEDUPE_FILE_WINDOW)")
 	fs.DurationVar(&c.statusDedupe, "dedupe-status-window", engine.DefaultStatusDedupe, "a retried status callback (same body and ALI-LIVE-TIMESTAMP) within this window is processed once (env LIVEHOOK_DEDUPE_STATUS_WINDOW)")
@@ -110,7 +112,7 @@ type daemon struct {
 	public   net.Listener
 	admin    net.Listener
 	registry *prometheus.Registry
-	store    *store.Local
+	store    store.Store
 	hard     *hardening
 	ready    chan struct{}
 }
@@ -128,7 +130,7 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, &exitError{code: 2, msg: fmt.Sprintf("serve: --tz %q: %v", c.zone, err)}
 	}
-	st, err := store.Open(c.data, store.Options{OnCommit: engine.CommitObserver(reg)})
+	st, err := openStore(c, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +178,12 @@ func (d *daemon) serve(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
+	storeReady := storeReady(d.store)
 	adminSrv := &http.Server{
 		Handler: d.hard.adminHandler(admin.New(admin.Options{
 			Reloader: d.engine,
 			Rules:    func() any { return d.engine.Report() },
-			Ready:    func() bool { return ctx.Err() == nil },
+			Ready:    func() bool { return ctx.Err() == nil && storeReady() },
 			Gatherer: d.registry,
 			Events:   d.engine,
 			State: func(rule, key string, limit int) (any, error) {
@@ -235,7 +238,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	<-watching
 	d.hard.warnUnsigned(d.log, d.engine)
 	d.log.Info("livehook serving", "version", versionString(), "listen", d.public.Addr().String(),
-		"admin", d.admin.Addr().String(), "rules", d.cfg.rules)
+		"admin", d.admin.Addr().String(), "rules", d.cfg.rules, "store", storeName(d.cfg))
 	close(d.ready)
 
 	var runErr error
