@@ -1,13 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -25,6 +22,7 @@ import (
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/engine/store/journal"
 	"github.com/livehook/livehook/internal/intake"
+	"github.com/livehook/livehook/internal/loadgen"
 )
 
 // bareAcceptor answers like the engine without persisting anything: the
@@ -73,45 +71,15 @@ func (r loadResult) quantile(q float64) time.Duration {
 // drive posts n recording callbacks (each with its own uri, so none is a
 // duplicate) over conns keep-alive connections and times each.
 func drive(b *testing.B, url string, conns, n int, seq *atomic.Int64) loadResult {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
-	defer client.CloseIdleConnections()
-	var mu sync.Mutex
-	var all []time.Duration
-	var wg sync.WaitGroup
-	var left atomic.Int64
-	left.Store(int64(n))
 	cpu0 := processCPU(b)
-	start := time.Now()
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for left.Add(-1) >= 0 {
-				body := fmt.Appendf(nil, `{"domain":"live.example.com","app":"live","stream":"room1","uri":"live/room1/%d.flv","duration":61.5,"start_time":1714564803,"stop_time":1714564865}`, seq.Add(1))
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		}()
+	r := loadgen.Drive(context.Background(), loadgen.Options{URL: url, Conns: conns, N: n,
+		Body: func(int64) []byte {
+			return fmt.Appendf(nil, `{"domain":"live.example.com","app":"live","stream":"room1","uri":"live/room1/%d.flv","duration":61.5,"start_time":1714564803,"stop_time":1714564865}`, seq.Add(1))
+		}})
+	if r.Failures > 0 {
+		b.Errorf("%d callbacks failed, first: %s", r.Failures, r.FirstErr)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(all)
-	return loadResult{elapsed: elapsed, cpu: processCPU(b) - cpu0, latencies: all}
+	return loadResult{elapsed: r.Elapsed, cpu: processCPU(b) - cpu0, latencies: r.Latencies}
 }
 
 // durableServer is the real accept path: intake in front of an engine

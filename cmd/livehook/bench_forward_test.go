@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/livehook/livehook/internal/loadgen"
+)
+
+// BenchmarkForward is the daemon forwarding every recording callback to
+// an HTTP service through a webhook action, against the same daemon with
+// a log rule, in one run: accept → delivered, 32 connections. The figure
+// is forward_ratio, forwarding's end-to-end rate over the log rule's.
+//
+//	go test -run '^$' -bench Forward -benchtime 1x ./cmd/livehook/
+func BenchmarkForward(b *testing.B) {
+	const conns, n = 32, 20_000
+	var received atomic.Int64
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { received.Add(1) }))
+	defer rc.Close()
+	rules := map[string]string{
+		"log": "actions:\n  out: { type: log, level: debug }\nrules:\n  - name: every-file\n    when: kind == \"file\"\n    do: [ { action: out } ]\n",
+		"webhook": "actions:\n  out: { type: webhook, url: " + rc.URL + "/hook }\nrules:\n  - name: every-file\n    when: kind == \"file\"\n    do: [ { action: out } ]\n",
+	}
+	rate := map[string]float64{}
+	accept := map[string]float64{}
+	for i := range b.N {
+		for _, kind := range []string{"log", "webhook"} {
+			dir := b.TempDir()
+			path := filepath.Join(dir, "rules.yaml")
+			if err := os.WriteFile(path, []byte(rules[kind]), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			d, err := newDaemon(serveConfig{rules: path, data: filepath.Join(dir, "data"), listen: "127.0.0.1:0", admin: "127.0.0.1:0",
+				shutdownTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.serve(ctx) }()
+			<-d.ready
+			received.Store(0)
+			start := time.Now()
+			r := loadgen.Drive(context.Background(), loadgen.Options{URL: "http://" + d.public.Addr().String() + "/callbacks/record",
+				Conns: conns, N: n, Body: loadgen.FileCallback(fmt.Sprint(kind, i))})
+			if r.Failures > 0 {
+				b.Fatalf("%s: %d callbacks failed, first: %s", kind, r.Failures, r.FirstErr)
+			}
+			for { // until every accepted callback is delivered
+				st, err := d.store.Stats(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st.Unevaluated == 0 && st.Pending == 0 {
+					break
+				}
+				time.Sleep(time.Millisecond) // polling the benchmark's own progress
+			}
+			rate[kind] = float64(n) / time.Since(start).Seconds()
+			accept[kind] = r.PerSecond()
+			if kind == "webhook" && received.Load() < n {
+				b.Fatalf("the receiver got %d of %d", received.Load(), n)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(rate["log"], "log_delivered/s")
+	b.ReportMetric(rate["webhook"], "forwarded/s")
+	b.ReportMetric(accept["webhook"], "forward_accepted/s")
+	b.ReportMetric(rate["webhook"]/rate["log"], "forward_ratio")
+}
