@@ -27,7 +27,7 @@ func BenchmarkForward(b *testing.B) {
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { received.Add(1) }))
 	defer rc.Close()
 	rules := map[string]string{
-		"log": "actions:\n  out: { type: log, level: debug }\nrules:\n  - name: every-file\n    when: kind == \"file\"\n    do: [ { action: out } ]\n",
+		"log":     "actions:\n  out: { type: log, level: debug }\nrules:\n  - name: every-file\n    when: kind == \"file\"\n    do: [ { action: out } ]\n",
 		"webhook": "actions:\n  out: { type: webhook, url: " + rc.URL + "/hook }\nrules:\n  - name: every-file\n    when: kind == \"file\"\n    do: [ { action: out } ]\n",
 	}
 	rate := map[string]float64{}
