@@ -10,7 +10,7 @@
 # user that Debian's package creates.
 
 pg_bindir() {
-  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true
 }
 
 pg_install() {
@@ -44,7 +44,7 @@ pg_start() {
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
   local pw
-  pw=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32)
+  pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   printf '%s\n' "$pw" >"$dir/pw"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir/pw"
   chmod 600 "$dir/pw"

@@ -199,6 +199,7 @@ type ruleYAML struct {
 	Stop        bool          `yaml:"stop"`
 	Throttle    *throttleYAML `yaml:"throttle"`
 	Do          []yaml.Node   `yaml:"do"`
+	Answer      yaml.Node     `yaml:"answer"`
 
 	Temporal temporalYAML `yaml:",inline"`
 }
@@ -245,7 +246,9 @@ func (l *loader) rule(file string, n *yaml.Node) {
 	if ry.Throttle != nil {
 		r.Throttle = l.throttle(file, n, ry.Throttle)
 	}
-	if len(ry.Do) == 0 {
+	if ry.Answer.Kind != 0 {
+		l.answerRule(file, n, r, &ry)
+	} else if len(ry.Do) == 0 {
 		l.diags.At(file, n, "rule %q: do: want at least one step", r.Name)
 	}
 	for i := range ry.Do {
@@ -254,6 +257,24 @@ func (l *loader) rule(file string, n *yaml.Node) {
 		}
 	}
 	l.set.Rules = append(l.set.Rules, r)
+}
+
+// answerRule decodes a rule's answer:. Answers are decided when the
+// callback arrives, so a rule over time cannot give one; without do:,
+// stop and throttle would have nothing to act on.
+func (l *loader) answerRule(file string, n *yaml.Node, r *Rule, ry *ruleYAML) {
+	if r.Answer = l.answer(file, fmt.Sprintf("rule %q: answer", r.Name), &ry.Answer); r.Answer != nil {
+		l.set.answers = append(l.set.answers, r)
+	}
+	if r.Temporal != nil {
+		l.diags.At(file, &ry.Answer, "rule %q: answer: a rule over time cannot answer: answers are decided as the callback arrives", r.Name)
+	}
+	if len(ry.Do) == 0 && ry.Stop {
+		l.diags.At(file, n, "rule %q: stop: applies to rules with do: steps; answer rules are tried in order until one holds", r.Name)
+	}
+	if len(ry.Do) == 0 && ry.Throttle != nil {
+		l.diags.At(file, n, "rule %q: throttle: applies to do: steps, and this rule has none", r.Name)
+	}
 }
 
 // maxCondition bounds a condition: expr's parser recurses once per nested

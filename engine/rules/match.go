@@ -25,8 +25,8 @@ type EvalError struct {
 
 func (e *EvalError) Error() string { return fmt.Sprintf("rule %q: when: %v", e.Rule.Name, e.Err) }
 
-// Match returns the enabled single-event rules whose condition holds for
-// ev, in file order, stopping after a matching rule with stop: true. Only
+// Match returns the enabled single-event rules with steps whose condition
+// holds for ev, in file order, stopping after a matching rule with stop: true. Only
 // the rules the set's index leaves are evaluated; the others could
 // neither match nor fail. Rules over time are the correlate stage's.
 func (m *Matcher) Match(s *Set, ev *event.Event) (matched []*Rule, errs []*EvalError) {
@@ -35,8 +35,8 @@ func (m *Matcher) Match(s *Set, ev *event.Event) (matched []*Rule, errs []*EvalE
 	for w, word := range m.bits {
 		for ; word != 0; word &= word - 1 {
 			r := s.Rules[w<<6|bits.TrailingZeros64(word)]
-			if !r.Enabled || r.Temporal != nil {
-				continue
+			if !r.Enabled || r.Temporal != nil || len(r.Steps) == 0 {
+				continue // off, the correlate stage's, or an answer rule with nothing to do
 			}
 			if r.program != nil {
 				out, err := m.vm.Run(r.program, env)

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/livehook/livehook/engine/actionapi"
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 )
 
@@ -42,6 +43,7 @@ type Set struct {
 
 	instances []actionapi.Instance // every instance, named and inline, to close
 	index     *index               // which rules to evaluate for an event
+	answers   []*Rule              // the rules with answer:, in order; see answer.go
 
 	mu      sync.Mutex
 	refs    int
@@ -70,9 +72,12 @@ type Rule struct {
 	// or prev in its condition): the engine's correlate stage evaluates
 	// it, with its state, rather than Match.
 	Temporal *Temporal
-	Steps    []*Step
-	File     string
-	Line     int
+	// Answer is set for a rule that answers on-demand recording callbacks
+	// (answer.go). Such a rule may have no steps; Match leaves it out then.
+	Answer *event.Answer
+	Steps  []*Step
+	File   string
+	Line   int
 
 	program     *vm.Program
 	constraints []constraint // what an event must meet for the condition to hold

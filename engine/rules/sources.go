@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ type Source struct {
 	CallbackHost string        // aliyun_signature only
 	MaxSkew      time.Duration // signatures only
 	Credentials  int           // keys, tokens or secrets accepted
+	// DefaultAnswer is the on-demand source's default_answer: what it
+	// answers when no answer rule holds; nil for "do not record".
+	DefaultAnswer *event.Answer
 }
 
 // Source returns the policy for callbacks from name: its own entry, else
@@ -90,9 +94,10 @@ func (l *loader) err() error {
 }
 
 type sourceYAML struct {
-	Enabled    *bool       `yaml:"enabled"`
-	Auth       yaml.Node   `yaml:"auth"`
-	AllowCIDRs []yaml.Node `yaml:"allow_cidrs"`
+	Enabled       *bool       `yaml:"enabled"`
+	Auth          yaml.Node   `yaml:"auth"`
+	AllowCIDRs    []yaml.Node `yaml:"allow_cidrs"`
+	DefaultAnswer yaml.Node   `yaml:"default_answer"`
 }
 
 type authYAML struct {
@@ -155,6 +160,14 @@ func (l *loader) source(file string, k, n *yaml.Node) *Source {
 	if sy.Auth.Kind != 0 {
 		p.Verifier = l.verifier(file, src, &sy.Auth)
 		ok = ok && p.Verifier != nil
+	}
+	if sy.DefaultAnswer.Kind != 0 {
+		if src.Name != event.SourceOnDemand {
+			l.diags.At(file, &sy.DefaultAnswer, "source %q: default_answer applies only to %s, whose callbacks ask a question", src.Name, event.SourceOnDemand)
+			ok = false
+		} else if src.DefaultAnswer = l.answer(file, fmt.Sprintf("source %q: default_answer", src.Name), &sy.DefaultAnswer); src.DefaultAnswer == nil {
+			ok = false
+		}
 	}
 	if ok {
 		src.Policy = p

@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/livehook/livehook/sources/aliyunmoderation" // POST /callbacks/moderation/video, /callbacks/moderation/audio
+	_ "github.com/livehook/livehook/sources/aliyunondemand"   // GET /callbacks/ondemand
 	_ "github.com/livehook/livehook/sources/aliyunrecord"     // POST /callbacks/record
 	_ "github.com/livehook/livehook/sources/aliyunrelay"      // POST /callbacks/relay
 	_ "github.com/livehook/livehook/sources/aliyunsnapshot"   // POST /callbacks/snapshot

@@ -130,7 +130,7 @@ func TestSurvivesConnectionsCut(t *testing.T) {
 }
 
 // query runs sql on dsn and returns the first column of each row.
-func query(t *testing.T, dsn, sql string) []any {
+func query(t testing.TB, dsn, sql string) []any {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {

@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 // base is the time test events are stamped around.
 var base = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 
-func open(t *testing.T, dsn string, o postgres.Options) *postgres.Store {
+func open(t testing.TB, dsn string, o postgres.Options) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(t.Context(), dsn, o)
 	if err != nil {
