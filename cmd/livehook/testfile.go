@@ -923,6 +923,10 @@ func (f *ruleTestFile) checkAgainst(set *rules.Set) error {
 			for _, s := range r.Steps {
 				actions = append(actions, s.Action)
 			}
+			if r.Shadow && e.nodes.sends != nil {
+				l.At(f.path, e.nodes.sends, "sends: rule %q is in shadow mode: it sends nothing", r.Name)
+				continue
+			}
 			for _, a := range e.sendOrder {
 				if !slices.Contains(actions, a) {
 					l.At(f.path, e.nodes.sendNodes[a], "sends: rule %q does not send to %q (its steps: %s)", r.Name, a, strings.Join(actions, ", "))

@@ -71,6 +71,10 @@ type Evaluation struct {
 	Fed       []string // rules over time whose condition held: the event changed their state
 	Errors    []string // conditions that failed at run time
 	Jobs      []*Job   // new pending jobs
+	// Shadow is what rules in shadow mode matched or fired, each recorded
+	// with the event it names: this evaluation's, or an earlier one (a
+	// timer's firing belongs to the event that set it).
+	Shadow []Shadow
 	// State is what the evaluation changed of the state rules keep across
 	// events (throttle windows), in order.
 	State []StateChange
@@ -116,9 +120,20 @@ type EventRecord struct {
 	Matched   []string     `json:"matched"`
 	Throttled []string     `json:"throttled,omitempty"`
 	Fed       []string     `json:"fed,omitempty"` // rules over time whose condition held
+	Shadow    []Shadow     `json:"shadow,omitempty"`
 	Errors    []string     `json:"errors,omitempty"`
 	DedupeKey string       `json:"dedupe_key,omitempty"`
 	Replays   int          `json:"replays,omitempty"`
+}
+
+// Shadow is a match or firing of a rule in shadow mode: recorded, never
+// delivered.
+type Shadow struct {
+	EventID string    `json:"-"` // the event it is recorded with
+	Rule    string    `json:"rule"`
+	At      time.Time `json:"at"`
+	// Firing is what a rule over time fired with, as a job's Firing.
+	Firing json.RawMessage `json:"firing,omitempty"`
 }
 
 // EventDetail is one event with every delivery it made.
