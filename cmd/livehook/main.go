@@ -23,11 +23,14 @@ const usage = `livehook: rules-driven automation for Aliyun ApsaraVideo Live cal
 Usage:
   livehook serve [flags]              run the daemon
   livehook check PATH                 validate a rules file or directory
-  livehook test [--json] PATH EVENT.json...
-                                      show which rules match each event and
-                                      what every action would send (sends nothing)
+  livehook test [flags] RULES EVENT.json|TESTFILE|DIR...
+                                      show which rules match each event and what
+                                      every action would send, or run rule tests:
+                                      timelines on a virtual clock (sends nothing)
   livehook send [--url URL] EVENT.json
                                       POST an event file to a running daemon
+  livehook send-test [--rules PATH] ACTION
+                                      send one test message through an action, for real
   livehook events [list|show ID|replay ID]
                                       what happened to recent events, from a running daemon
   livehook deadletters [list|replay ID|replay --all]
@@ -83,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return checkCmd(rest, stdout, stderr, getenv)
 	case "test":
 		return testCmd(rest, stdout, stderr, getenv)
+	case "send-test":
+		return sendTestCmd(ctx, rest, stdout, stderr, getenv)
 	case "send":
 		return sendCmd(ctx, rest, stdout, stderr, getenv)
 	case "migrate":

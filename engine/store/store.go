@@ -252,6 +252,12 @@ type Store interface {
 	// ends; once ctx has ended it returns what there is without waiting,
 	// and ctx's error when there is nothing. Events taken but not
 	// committed come back after a reopen.
+	//
+	// A backend shared with other processes may also return early, with
+	// no events and no error, when a timer no one holds may come due
+	// before ctx's deadline (or at all, if ctx has none) that the caller's
+	// last DueTimers could not report: another process committed it, or
+	// the process that took it died. The caller then asks DueTimers again.
 	Unevaluated(ctx context.Context, max int) ([]*Accepted, error)
 	// Commit records the evaluations of taken events, with their new jobs
 	// and state changes, in one unit.
