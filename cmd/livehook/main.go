@@ -35,6 +35,8 @@ Usage:
                                       what happened to recent events, from a running daemon
   livehook deadletters [list|replay ID|replay --all]
                                       deliveries that failed for good, and replaying them
+  livehook reconcile [--since 24h]    add the callbacks Aliyun sent that the
+                                      daemon never received (rules' sweeper:)
   livehook state [RULE] [--key PREFIX]
                                       what the rules over time remember, per key
   livehook migrate --store DSN        bring a shared PostgreSQL store's schema
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return deadlettersCmd(ctx, rest, stdout, stderr, getenv)
 	case "state":
 		return stateCmd(ctx, rest, stdout, stderr, getenv)
+	case "reconcile":
+		return reconcileCmd(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "livehook", versionString())
 		return nil
