@@ -220,3 +220,20 @@ func BenchmarkSimulateDay(b *testing.B) {
 	b.ReportMetric(day.Seconds()/float64(b.N), "s/day")
 	b.ReportMetric(day.Seconds()/burst.Seconds(), "day/burst")
 }
+
+// A retry, the same dedupe identity again, is answered with the first
+// event's id and evaluated once.
+func TestSimulationDeduplicatesRetries(t *testing.T) {
+	s := newSim(t, counts)
+	first, dup := simSend(t, s, "record_error", "room1", "status\x00body\x00100")
+	at(t, s, 2*time.Second)
+	again, dup2 := simSend(t, s, "record_error", "room1", "status\x00body\x00100")
+	other, dup3 := simSend(t, s, "record_error", "room1", "status\x00body\x00102")
+	if dup || !dup2 || again != first || dup3 || other == first {
+		t.Errorf("ids %s %s %s, duplicates %v %v %v: want the retry answered with the first's id, the next second's callback new",
+			first, again, other, dup, dup2, dup3)
+	}
+	wantFired(t, s, "two errors and a retry, at_least 3")
+	simSend(t, s, "record_error", "room1", "")
+	wantFired(t, s, "the third error", "2s error-burst room1")
+}
