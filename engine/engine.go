@@ -246,7 +246,19 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = e.opts.Deps.Now().UTC()
 	}
-	e.Rules().MapDomain(ev)
+	set := e.Rules()
+	set.MapDomain(ev)
+	// A callback that asks a question (on-demand recording) is answered
+	// from the rules now, before the reply; the answer is kept with it.
+	answer, asks, answerErr := set.Answer(ev)
+	if asks {
+		ev.Answer = answer
+		if answerErr != nil {
+			e.metrics.ruleErrors.WithLabelValues(answerErr.Rule.Name).Inc()
+			e.log.Warn("answer rule failed: answered the default", "rule", answerErr.Rule.Name,
+				"err", set.Secrets.Redact(answerErr.Err.Error()), "source", ev.Source)
+		}
+	}
 	in := &store.Incoming{Event: ev, DedupeKey: dedupeKey}
 	src, known := e.opts.Sources.Lookup(ev.Source)
 	if dedupeKey != "" {
@@ -269,6 +281,16 @@ func (e *Engine) accept(ctx context.Context, ev *event.Event, dedupeKey string) 
 		}
 		e.metrics.duplicates.WithLabelValues(label).Inc()
 		e.log.Info("duplicate callback: answered with the first one's id", "event_id", got.ID, "source", ev.Source)
+		// A retried question gets the first copy's answer once that is
+		// evaluated; until then the one decided again, the same unless
+		// the rules changed in between.
+		if asks {
+			if d, err := e.store.Event(ctx, got.ID); err == nil {
+				ev.Answer = d.Event.Answer
+			} else {
+				e.log.Info("retried question: the first copy is not evaluated yet, answered as decided again", "event_id", got.ID)
+			}
+		}
 	}
 	return got.ID, nil
 }

@@ -193,7 +193,7 @@ rules:
 	if got := testutil.ToFloat64(e.metrics.deliveries.WithLabelValues("pager", "record", "permanent")); got != 1 {
 		t.Errorf("livehook_deliveries_total{result=permanent} = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(e.metrics.ruleMatches.WithLabelValues("failed")); got != 1 {
+	if got := testutil.ToFloat64(e.metrics.ruleMatches.WithLabelValues("failed", "live")); got != 1 {
 		t.Errorf("livehook_rule_matches_total = %v, want 1", got)
 	}
 }

@@ -209,6 +209,10 @@ func (v *evaluator) evaluateTimers(ctx context.Context, due []store.StateEntry) 
 // through, in their evaluations.
 func (v *evaluator) plan(ctx context.Context, ms []match) error {
 	now := v.now().UTC()
+	ms, err := v.shadow(ms, now)
+	if err != nil {
+		return err
+	}
 	admitted, err := v.throttle(ctx, ms, now)
 	if err != nil {
 		return err
@@ -216,7 +220,7 @@ func (v *evaluator) plan(ctx context.Context, ms []match) error {
 	for i, mt := range ms {
 		r, ev := mt.rule, mt.ev
 		if mt.firing == nil {
-			v.metrics.ruleMatches.WithLabelValues(r.Name).Inc()
+			v.metrics.ruleMatches.WithLabelValues(r.Name, "live").Inc()
 		} else {
 			v.metrics.ruleFirings.WithLabelValues(r.Name).Inc()
 		}

@@ -31,8 +31,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 	m := &metrics{
 		ruleMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "livehook_rule_matches_total", Help: "Events that matched a rule.",
-		}, []string{"rule"}),
+			Name: "livehook_rule_matches_total", Help: "Events that matched a rule; mode=\"shadow\" counts the matches and firings of rules in shadow mode, which deliver nothing.",
+		}, []string{"rule", "mode"}),
 		ruleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "livehook_rule_evaluation_errors_total", Help: "Conditions that failed at run time (counted as no match).",
 		}, []string{"rule"}),

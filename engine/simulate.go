@@ -311,18 +311,35 @@ func (s *Simulation) commit(ctx context.Context, evaluate func() ([]*store.Evalu
 }
 
 // take renders the deliveries the last commit planned, as the runner
-// would attempt them, and records the firings.
+// would attempt them, and records the firings, those of rules in shadow
+// mode with nothing planned.
 func (s *Simulation) take(ctx context.Context) error {
-	jobs := s.st.jobs
-	s.st.jobs = nil
+	planned := s.st.planned
+	s.st.planned = nil
 	set := s.e.acquire()
 	defer set.Release()
-	for i, j := range jobs {
+	var last *store.Job // the job before, of the same firing if it is the same rule and event
+	for _, p := range planned {
+		if sh := p.shadow; sh != nil {
+			d, err := s.local.Event(ctx, sh.EventID)
+			if err != nil {
+				return fmt.Errorf("simulation: the event of a shadow firing of %s: %w", sh.Rule, err)
+			}
+			f, err := simFiring(s.now, sh.Rule, d.Event, sh.Firing)
+			if err != nil {
+				return err
+			}
+			f.Shadow = true
+			s.fired = append(s.fired, f)
+			last = nil
+			continue
+		}
+		j := p.job
 		d, err := s.local.Event(ctx, j.EventID)
 		if err != nil {
 			return fmt.Errorf("simulation: the event of delivery %s: %w", j.ID, err)
 		}
-		if i == 0 || j.Rule != jobs[i-1].Rule || j.EventID != jobs[i-1].EventID || j.Step <= jobs[i-1].Step {
+		if last == nil || j.Rule != last.Rule || j.EventID != last.EventID || j.Step <= last.Step {
 			f, err := simFiring(s.now, j.Rule, d.Event, j.Firing)
 			if err != nil {
 				return err
@@ -330,6 +347,7 @@ func (s *Simulation) take(ctx context.Context) error {
 			f.Suppressed = j.Suppressed
 			s.fired = append(s.fired, f)
 		}
+		last = j
 		f := &s.fired[len(s.fired)-1]
 		step := SimStep{Action: j.Action, Type: j.Type, JobID: j.ID}
 		if st := set.Step(j.Rule, j.Step); st == nil {
@@ -365,11 +383,17 @@ func simFiring(at time.Time, rule string, ev *event.Event, enc json.RawMessage) 
 	return f, nil
 }
 
-// plannedStore keeps the jobs each commit records, for the simulation to
-// take instead of the runner.
+// plannedStore keeps the jobs each commit records, and the firings of
+// rules in shadow mode, for the simulation to take instead of the runner.
 type plannedStore struct {
 	store.Store
-	jobs []*store.Job
+	planned []planned
+}
+
+// planned is a job, or a shadow firing.
+type planned struct {
+	job    *store.Job
+	shadow *store.Shadow
 }
 
 func (p *plannedStore) Commit(ctx context.Context, evals []*store.Evaluation) error {
@@ -377,7 +401,12 @@ func (p *plannedStore) Commit(ctx context.Context, evals []*store.Evaluation) er
 		return err
 	}
 	for _, e := range evals {
-		p.jobs = append(p.jobs, e.Jobs...)
+		for _, j := range e.Jobs {
+			p.planned = append(p.planned, planned{job: j})
+		}
+		for i := range e.Shadow {
+			p.planned = append(p.planned, planned{shadow: &e.Shadow[i]})
+		}
 	}
 	return nil
 }

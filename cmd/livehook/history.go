@@ -44,8 +44,11 @@ func adminEnv(getenv func(string) (string, bool)) func(string) (string, bool) {
 // call sends a request and decodes a 200 reply into out; any other status
 // becomes an error carrying the daemon's message.
 func (c *adminClient) call(ctx context.Context, method, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok { // a caller that expects a long answer sets its own
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, nil)
 	if err != nil {
 		return err

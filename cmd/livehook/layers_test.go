@@ -11,9 +11,9 @@ import (
 
 // TestDependencyDirection holds the layering docs/design.md describes: the
 // core knows no concrete action, source or plugin, no edge (the HTTP
-// servers, the rules watcher) and never the command; intake and admin
-// declare what they consume instead of importing the engine; actions and
-// sources know nothing of each other or of the edges.
+// servers, the rules watcher, the sweeper) and never the command; intake,
+// admin and the sweeper declare what they consume instead of importing the
+// engine; actions and sources know nothing of each other or of the edges.
 func TestDependencyDirection(t *testing.T) {
 	const module = "github.com/livehook/livehook/"
 	// Patterns as the go command reads them: "engine/..." is engine and
@@ -26,10 +26,10 @@ func TestDependencyDirection(t *testing.T) {
 		}
 		return false
 	}
-	edges := []string{"internal/intake", "internal/admin", "internal/watch"}
+	edges := []string{"internal/intake", "internal/admin", "internal/watch", "internal/sweeper/..."}
 	rules := []struct{ pkgs, forbidden []string }{
 		{[]string{"engine/..."}, append([]string{"actions/...", "sources/...", "plugins/...", "cmd/..."}, edges...)},
-		{[]string{"internal/intake", "internal/admin"}, []string{"engine"}},
+		{[]string{"internal/intake", "internal/admin", "internal/sweeper/..."}, []string{"engine"}},
 		{[]string{"actions/..."}, append([]string{"sources/...", "plugins/...", "cmd/..."}, edges...)},
 		{[]string{"sources/..."}, append([]string{"actions/...", "plugins/...", "cmd/..."}, edges...)},
 	}

@@ -23,15 +23,20 @@ const usage = `livehook: rules-driven automation for Aliyun ApsaraVideo Live cal
 Usage:
   livehook serve [flags]              run the daemon
   livehook check PATH                 validate a rules file or directory
-  livehook test [--json] PATH EVENT.json...
-                                      show which rules match each event and
-                                      what every action would send (sends nothing)
+  livehook test [flags] RULES EVENT.json|TESTFILE|DIR...
+                                      show which rules match each event and what
+                                      every action would send, or run rule tests:
+                                      timelines on a virtual clock (sends nothing)
   livehook send [--url URL] EVENT.json
                                       POST an event file to a running daemon
+  livehook send-test [--rules PATH] ACTION
+                                      send one test message through an action, for real
   livehook events [list|show ID|replay ID]
                                       what happened to recent events, from a running daemon
   livehook deadletters [list|replay ID|replay --all]
                                       deliveries that failed for good, and replaying them
+  livehook reconcile [--since 24h]    add the callbacks Aliyun sent that the
+                                      daemon never received (rules' sweeper:)
   livehook state [RULE] [--key PREFIX]
                                       what the rules over time remember, per key
   livehook migrate --store DSN        bring a shared PostgreSQL store's schema
@@ -83,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return checkCmd(rest, stdout, stderr, getenv)
 	case "test":
 		return testCmd(rest, stdout, stderr, getenv)
+	case "send-test":
+		return sendTestCmd(ctx, rest, stdout, stderr, getenv)
 	case "send":
 		return sendCmd(ctx, rest, stdout, stderr, getenv)
 	case "migrate":
@@ -95,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return deadlettersCmd(ctx, rest, stdout, stderr, getenv)
 	case "state":
 		return stateCmd(ctx, rest, stdout, stderr, getenv)
+	case "reconcile":
+		return reconcileCmd(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "livehook", versionString())
 		return nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/livehook/engine/store/postgres"
 	"github.com/livehook/livehook/engine/store/postgres/pgtest"
 )
 
@@ -137,7 +138,7 @@ func TestMigrateCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"migrate"}, &out, &errb, env); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, errb.String())
 	}
-	if !strings.Contains(out.String(), "schema at version 1") || strings.Contains(out.String(), dsnPassword(t, dsn)) {
+	if !strings.Contains(out.String(), fmt.Sprintf("schema at version %d", postgres.SchemaVersion())) || strings.Contains(out.String(), dsnPassword(t, dsn)) {
 		t.Errorf("migrate printed %q, want the version and no password", out.String())
 	}
 	for _, args := range [][]string{{"migrate", "--store", "./data"}, {"migrate"}, {"migrate", "--store", dsn, "extra"}} {

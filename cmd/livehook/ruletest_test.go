@@ -399,3 +399,19 @@ func TestTestTellsEventFilesFromTestFiles(t *testing.T) {
 		t.Errorf("an empty folder: exit %d, %q", code, stderr)
 	}
 }
+
+func TestRuleTestRefusesCallbacksWhileDown(t *testing.T) {
+	rules, file := ruleTestDir(t, `  - name: down
+    timeline:
+      - {at: 0s, event: {event: record_started}}
+      - {at: 10m, restart: {down_for: 40m}}
+      - {at: 30m, event: {event: record_error}}
+      - {at: 50m, event: {event: record_error}}
+    expect: []
+`)
+	stdout, _, code := runCLI(t, nil, "test", rules, file)
+	want := file + ":9:14: at 30m livehook is down (restart at line 8, down until 50m): a callback sent then is lost, as Aliyun retries for seconds only"
+	if code != 1 || !strings.Contains(stdout, want) || strings.Contains(stdout, ":10:") {
+		t.Errorf("exit %d, want only %q:\n%s", code, want, stdout)
+	}
+}

@@ -179,6 +179,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	storeReady := storeReady(d.store)
+	sw := d.newSweeper()
 	adminSrv := &http.Server{
 		Handler: d.hard.adminHandler(admin.New(admin.Options{
 			Reloader: d.engine,
@@ -189,7 +190,8 @@ func (d *daemon) serve(ctx context.Context) error {
 			State: func(rule, key string, limit int) (any, error) {
 				return d.engine.State(rule, key, limit)
 			},
-			Logger: d.log,
+			Reconcile: reconcileFunc(ctx, sw),
+			Logger:    d.log,
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -214,6 +216,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); errc <- serveHTTP(publicSrv, d.public) }()
 	go func() { defer wg.Done(); errc <- serveHTTP(adminSrv, d.admin) }()
+	wg.Go(func() { sw.Run(ctx) })   // sweeps when sweeper: sets an interval
 	watching := make(chan struct{}) // closed once the watch is in place, or will never be
 	go func() {
 		defer wg.Done()

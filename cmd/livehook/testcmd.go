@@ -23,6 +23,9 @@ type testReport struct {
 	Error   string       `json:"error,omitempty"` // the event could not be read or decoded
 	Matches []testMatch  `json:"matches"`
 	Errors  []string     `json:"errors,omitempty"` // conditions that failed at run time
+	// Reply is what the daemon answers a callback that asks a question
+	// (on-demand recording), as its sender reads it.
+	Reply any `json:"reply,omitempty"`
 }
 
 type testMatch struct {
@@ -190,6 +193,13 @@ func testEvent(m *rules.Matcher, set *rules.Set, file string, src *sourceapi.Sou
 	ev.ID = fmt.Sprintf("test-%d", n)
 	ev.ReceivedAt = time.Now().UTC().Truncate(time.Second)
 	rep.Event = ev
+	if a, asks, err := set.Answer(ev); asks { // decided as the daemon decides it on accepting the event
+		ev.Answer = a
+		rep.Reply = src.Answer(ev, ev.ID)
+		if err != nil {
+			rep.Errors = append(rep.Errors, set.Secrets.Redact(err.Error()))
+		}
+	}
 	matched, errs := m.Match(set, ev)
 	for _, e := range errs {
 		rep.Errors = append(rep.Errors, set.Secrets.Redact(e.Error()))
@@ -220,6 +230,17 @@ func printTestReport(w io.Writer, rep testReport) {
 	fmt.Fprintf(w, "%s: %s event %s/%s/%s: %d rule(s) match\n", rep.File, ev.Kind, ev.Domain, ev.App, ev.Stream, len(rep.Matches))
 	for _, e := range rep.Errors {
 		fmt.Fprintf(w, "  condition error: %s\n", e)
+	}
+	if rep.Reply != nil {
+		reply, _ := json.Marshal(rep.Reply)
+		by := "rule " + ev.Answer.Rule
+		if ev.Answer.Default {
+			by = "no answer rule holds: the default"
+		}
+		if ev.Answer.Error != "" {
+			by = "an answer rule failed: the default"
+		}
+		fmt.Fprintf(w, "  answer: %s (%s)\n", reply, by)
 	}
 	for _, m := range rep.Matches {
 		fmt.Fprintf(w, "  rule %s\n", m.Rule)

@@ -69,6 +69,7 @@ type timelineItem struct {
 	retryOf *timelineItem
 	made    *madeUpFile // the fields of a file callback the item left to its time
 	node    *yaml.Node  // the callback's fields as written
+	atNode  *yaml.Node
 }
 
 // label names an item in reports: its id, or its line.
@@ -378,6 +379,16 @@ func (p *testParser) test(n *yaml.Node) *ruleTest {
 	}
 	// Items run in time order; those at one time in the order written.
 	slices.SortStableFunc(t.items, func(a, b *timelineItem) int { return int(a.at - b.at) })
+	var down *timelineItem // the restart whose downtime the timeline is in
+	for _, it := range t.items {
+		switch {
+		case down != nil && it.at < down.at+down.down && !it.restart:
+			p.diags.At(p.file, it.atNode, "at %s livehook is down (restart at line %d, down until %s): a callback sent then is lost, as Aliyun retries for seconds only",
+				fmtOffset(it.at), down.line, fmtOffset(down.at+down.down))
+		case it.restart:
+			down = it
+		}
+	}
 	for _, it := range t.items {
 		t.until = max(t.until, it.at)
 	}
@@ -447,9 +458,11 @@ func (p *testParser) item(t *ruleTest, n *yaml.Node) ([]*timelineItem, *yaml.Nod
 	})
 	if atNode == nil {
 		p.diags.At(p.file, n, "a timeline item: at: is required (an offset from the start such as 0s or 10m)")
+		atNode = n
 	} else {
 		it.at, _ = p.offset(atNode, "at")
 	}
+	it.atNode = atNode
 	if len(kinds) != 1 {
 		p.diags.At(p.file, n, "a timeline item: want exactly one of event, file, retry_of and restart")
 		return nil, nil
@@ -479,6 +492,7 @@ func (p *testParser) item(t *ruleTest, n *yaml.Node) ([]*timelineItem, *yaml.Nod
 	it.source = src
 	switch {
 	case restart != nil:
+		it.node = restart
 		if repeat != nil {
 			p.diags.At(p.file, repeat, "repeat: a restart happens once")
 		}
@@ -922,6 +936,10 @@ func (f *ruleTestFile) checkAgainst(set *rules.Set) error {
 			var actions []string
 			for _, s := range r.Steps {
 				actions = append(actions, s.Action)
+			}
+			if r.Shadow && e.nodes.sends != nil {
+				l.At(f.path, e.nodes.sends, "sends: rule %q is in shadow mode: it sends nothing", r.Name)
+				continue
 			}
 			for _, a := range e.sendOrder {
 				if !slices.Contains(actions, a) {

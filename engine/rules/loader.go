@@ -194,6 +194,7 @@ func splitKey(n *yaml.Node, key string) (value, rest *yaml.Node) {
 type ruleYAML struct {
 	Name        string        `yaml:"name"`
 	Description string        `yaml:"description"`
+	Mode        yaml.Node     `yaml:"mode"`
 	When        yaml.Node     `yaml:"when"`
 	Enabled     *bool         `yaml:"enabled"`
 	Stop        bool          `yaml:"stop"`
@@ -227,6 +228,7 @@ func (l *loader) rule(file string, n *yaml.Node) {
 	}
 	r := &Rule{Name: ry.Name, Description: ry.Description, When: ry.When.Value,
 		Enabled: ry.Enabled == nil || *ry.Enabled, Stop: ry.Stop, File: file, Line: n.Line}
+	r.Shadow = l.mode(file, r, &ry.Mode)
 	switch prev, dup := l.rules[r.Name]; {
 	case r.Name == "":
 		l.diags.At(file, n, "rule: missing name")

@@ -66,6 +66,7 @@ type Rule struct {
 	Description string
 	When        string // source of the condition; empty matches every event
 	Enabled     bool
+	Shadow      bool // mode: shadow: what it matches or fires is recorded, and its steps do not run
 	Stop        bool
 	Throttle    *Throttle
 	// Temporal is set for a rule over time (by, track, a temporal block,

@@ -315,16 +315,25 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		b.FillPercent = appendOnlyFill
 		dd := tx.Bucket(bucketDedupe)
 		dd.FillPercent = appendOnlyFill
+		var earlier []Shadow // shadow firings of events recorded before
 		for i, e := range evals {
 			f := fs[i]
 			if f == nil {
 				if err := putJobs(tx, e.Jobs); err != nil {
 					return err
 				}
+				earlier = append(earlier, e.Shadow...)
 				continue
 			}
 			rec := &EventRecord{Event: f.accepted.Event, Matched: e.Matched, Throttled: e.Throttled, Fed: e.Fed,
 				Errors: e.Errors, DedupeKey: f.accepted.DedupeKey}
+			for _, sh := range e.Shadow {
+				if sh.EventID == e.EventID {
+					rec.Shadow = append(rec.Shadow, sh)
+				} else {
+					earlier = append(earlier, sh)
+				}
+			}
 			if rec.Matched == nil {
 				rec.Matched = []string{}
 			}
@@ -342,6 +351,9 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 					return err
 				}
 			}
+		}
+		if err := addShadow(b, earlier); err != nil {
+			return err
 		}
 		if pos > readApplied(tx) {
 			var b [8]byte
@@ -655,6 +667,27 @@ func indexPendingByDue(tx *bolt.Tx) error {
 // outcome rather than encoding the event again, which was most of what
 // committing an event cost: both are JSON objects with no key in common,
 // so the result reads back as one EventRecord.
+// addShadow records shadow firings with the events they name, which are
+// in the bucket already. An event pruned meanwhile takes none: the firing
+// was logged and counted.
+func addShadow(b *bolt.Bucket, shadow []Shadow) error {
+	for _, sh := range shadow {
+		v := b.Get([]byte(sh.EventID))
+		if v == nil {
+			continue
+		}
+		var rec EventRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("event %s: %w", sh.EventID, err)
+		}
+		rec.Shadow = append(rec.Shadow, sh)
+		if err := putEvent(b, &rec, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func putEvent(b *bolt.Bucket, rec *EventRecord, journalled []byte) error {
 	if len(journalled) < 2 || journalled[0] != '{' {
 		return putJSON(b, rec.Event.ID, rec)

@@ -71,6 +71,10 @@ type Evaluation struct {
 	Fed       []string // rules over time whose condition held: the event changed their state
 	Errors    []string // conditions that failed at run time
 	Jobs      []*Job   // new pending jobs
+	// Shadow is what rules in shadow mode matched or fired, each recorded
+	// with the event it names: this evaluation's, or an earlier one (a
+	// timer's firing belongs to the event that set it).
+	Shadow []Shadow
 	// State is what the evaluation changed of the state rules keep across
 	// events (throttle windows), in order.
 	State []StateChange
@@ -116,9 +120,20 @@ type EventRecord struct {
 	Matched   []string     `json:"matched"`
 	Throttled []string     `json:"throttled,omitempty"`
 	Fed       []string     `json:"fed,omitempty"` // rules over time whose condition held
+	Shadow    []Shadow     `json:"shadow,omitempty"`
 	Errors    []string     `json:"errors,omitempty"`
 	DedupeKey string       `json:"dedupe_key,omitempty"`
 	Replays   int          `json:"replays,omitempty"`
+}
+
+// Shadow is a match or firing of a rule in shadow mode: recorded, never
+// delivered.
+type Shadow struct {
+	EventID string    `json:"-"` // the event it is recorded with
+	Rule    string    `json:"rule"`
+	At      time.Time `json:"at"`
+	// Firing is what a rule over time fired with, as a job's Firing.
+	Firing json.RawMessage `json:"firing,omitempty"`
 }
 
 // EventDetail is one event with every delivery it made.
@@ -237,6 +252,12 @@ type Store interface {
 	// ends; once ctx has ended it returns what there is without waiting,
 	// and ctx's error when there is nothing. Events taken but not
 	// committed come back after a reopen.
+	//
+	// A backend shared with other processes may also return early, with
+	// no events and no error, when a timer no one holds may come due
+	// before ctx's deadline (or at all, if ctx has none) that the caller's
+	// last DueTimers could not report: another process committed it, or
+	// the process that took it died. The caller then asks DueTimers again.
 	Unevaluated(ctx context.Context, max int) ([]*Accepted, error)
 	// Commit records the evaluations of taken events, with their new jobs
 	// and state changes, in one unit.

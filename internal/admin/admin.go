@@ -4,9 +4,12 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,9 +28,20 @@ type Options struct {
 	// State lists the state of rules over time for GET /api/state: of one
 	// rule or all, of the keys starting with key ("/" between values); nil
 	// leaves it out.
-	State  func(rule, key string, limit int) (any, error)
-	Logger *slog.Logger
+	State func(rule, key string, limit int) (any, error)
+	// Reconcile reads back, from Aliyun's records, the callbacks sent in
+	// the last since (0: the configured look-back) that livehook never
+	// received, for POST /api/reconcile?since=24h, and returns what it
+	// found; a *BadRequest is the caller's to correct. nil leaves it out.
+	Reconcile func(ctx context.Context, since time.Duration) (any, error)
+	Logger    *slog.Logger
 }
+
+// BadRequest is an error the caller can correct: it is answered 400.
+type BadRequest struct{ Err error }
+
+func (e *BadRequest) Error() string { return e.Err.Error() }
+func (e *BadRequest) Unwrap() error { return e.Err }
 
 // New returns the admin handler.
 func New(o Options) http.Handler {
@@ -70,6 +84,21 @@ func New(o Options) http.Handler {
 			q := r.URL.Query()
 			keys, err := o.State(q.Get("rule"), q.Get("key"), limit)
 			reply(w, map[string]any{"state": keys}, err)
+		})
+	}
+	if o.Reconcile != nil {
+		handle(mux, "POST", "/api/reconcile", func(w http.ResponseWriter, r *http.Request) {
+			var since time.Duration
+			if v := r.URL.Query().Get("since"); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					writeError(w, http.StatusBadRequest, errors.New("since: want a positive duration such as 24h"))
+					return
+				}
+				since = d
+			}
+			rep, err := o.Reconcile(r.Context(), since)
+			reply(w, rep, err)
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -75,6 +75,8 @@ func reply(w http.ResponseWriter, v any, err error) {
 		writeError(w, http.StatusNotFound, err)
 	case errors.Is(err, store.ErrNotDead):
 		writeError(w, http.StatusConflict, err)
+	case errors.As(err, new(*BadRequest)):
+		writeError(w, http.StatusBadRequest, err)
 	default:
 		writeError(w, http.StatusServiceUnavailable, err)
 	}

@@ -81,7 +81,8 @@ func (s *Store) accepted() {
 
 // Unevaluated implements store.Store: it claims events for this process
 // that no live process has claimed, and waits for a notification (or the
-// poll) while there are none.
+// poll) while there are none. It returns early, with nothing, when a
+// timer no one holds comes due before ctx's deadline (see timerSooner).
 func (s *Store) Unevaluated(ctx context.Context, max int) ([]*store.Accepted, error) {
 	poll := time.NewTimer(s.opts.Poll)
 	defer poll.Stop()
@@ -99,11 +100,40 @@ func (s *Store) Unevaluated(ctx context.Context, max int) ([]*store.Accepted, er
 		}
 		select {
 		case <-s.sig.events:
+		case <-s.sig.timers:
+			if s.timerSooner(ctx) {
+				return nil, nil
+			}
 		case <-poll.C:
 			poll.Reset(s.opts.Poll)
+			if s.timerSooner(ctx) {
+				return nil, nil
+			}
 		case <-ctx.Done():
 		}
 	}
+}
+
+// timerMargin is how much sooner than the caller's deadline a timer must
+// come due to end its wait early: the deadline is the caller's own next
+// timer, measured on its clock, and the same timer read back must not
+// end every wait a moment before it.
+const timerMargin = 50 * time.Millisecond
+
+// timerSooner reports whether a timer no live process holds comes due
+// before ctx's deadline, or at all if ctx has none: then the caller's
+// last DueTimers did not know of it (another process set it, or the one
+// that took it died), and it is to ask again. A failed look says no: the
+// next poll looks again.
+func (s *Store) timerSooner(ctx context.Context) bool {
+	var due *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT min(due) FROM livehook_state
+		WHERE due IS NOT NULL AND (taken_by IS NULL OR taken_by NOT IN `+liveOwners("$1")+`)`, s.opts.Grace.Seconds()).Scan(&due)
+	if err != nil || due == nil {
+		return false
+	}
+	deadline, ok := ctx.Deadline()
+	return !ok || due.Before(deadline.Add(-timerMargin))
 }
 
 func (s *Store) takeEvents(ctx context.Context, max int) ([]*store.Accepted, error) {
@@ -167,14 +197,27 @@ type outcome struct {
 // from the inbox (only if this process holds their claims) to the events
 // table with their outcomes, and the jobs are written.
 func (s *Store) Commit(ctx context.Context, evals []*store.Evaluation) error {
-	// The matched rules go as two flat columns, (event id, rule name) per
-	// match in order, gathered per event on the server: a bytea[][] must
-	// be rectangular, and JSON or text cannot carry every name.
-	var ids, matchedIDs []string
-	var matchedRules, outcomes [][]byte
+	// The matched rules and shadow records go as flat columns, (event
+	// id, element) in order, gathered per event on the server: a
+	// bytea[][] must be rectangular, and JSON or text cannot carry every
+	// name.
+	var ids []string
+	var outcomes [][]byte
+	var matched, shadow, earlier flatColumn // earlier: shadow records of events committed before
 	jobs := []*store.Job{}
 	for _, e := range evals {
 		jobs = append(jobs, e.Jobs...)
+		for _, sh := range e.Shadow {
+			body, err := json.Marshal(sh)
+			if err != nil {
+				return fmt.Errorf("commit evaluations: %w", err)
+			}
+			if e.EventID != "" && sh.EventID == e.EventID {
+				shadow.add(sh.EventID, body)
+			} else {
+				earlier.add(sh.EventID, body)
+			}
+		}
 		if e.EventID == "" {
 			continue
 		}
@@ -184,7 +227,7 @@ func (s *Store) Commit(ctx context.Context, evals []*store.Evaluation) error {
 		}
 		ids, outcomes = append(ids, e.EventID), append(outcomes, o)
 		for _, r := range e.Matched {
-			matchedIDs, matchedRules = append(matchedIDs, e.EventID), append(matchedRules, []byte(r))
+			matched.add(e.EventID, []byte(r))
 		}
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -197,19 +240,31 @@ func (s *Store) Commit(ctx context.Context, evals []*store.Evaluation) error {
 					DELETE FROM livehook_inbox WHERE id = ANY($1) AND claimed_by = $2
 					RETURNING id, source, received_at, dedupe_key, event),
 				moved AS (
-					INSERT INTO livehook_events (id, source, received_at, dedupe_key, event, matched, outcome)
+					INSERT INTO livehook_events (id, source, received_at, dedupe_key, event, matched, outcome, shadow)
 					SELECT t.id, t.source, t.received_at, t.dedupe_key, t.event,
-						ARRAY(SELECT m.rule FROM unnest($4::text[], $5::bytea[]) WITH ORDINALITY AS m(id, rule, n)
+						ARRAY(SELECT m.v FROM unnest($4::text[], $5::bytea[]) WITH ORDINALITY AS m(id, v, n)
 							WHERE m.id = t.id ORDER BY m.n),
-						o.outcome
+						o.outcome,
+						ARRAY(SELECT m.v FROM unnest($6::text[], $7::bytea[]) WITH ORDINALITY AS m(id, v, n)
+							WHERE m.id = t.id ORDER BY m.n)
 					FROM taken t JOIN unnest($1::text[], $3::bytea[]) AS o(id, outcome) ON o.id = t.id
 					RETURNING 1)
-				SELECT count(*) FROM moved`, ids, s.owner, outcomes, matchedIDs, matchedRules).Scan(&moved)
+				SELECT count(*) FROM moved`, ids, s.owner, outcomes, matched.ids, matched.values, shadow.ids, shadow.values).Scan(&moved)
 			if err != nil {
 				return err
 			}
 			if moved != len(ids) {
 				return s.notTaken(ctx, tx, ids)
+			}
+		}
+		if len(earlier.ids) > 0 {
+			// An event pruned meanwhile takes none: the firing was logged
+			// and counted.
+			if _, err := tx.Exec(ctx, `UPDATE livehook_events e SET shadow = e.shadow || x.add
+				FROM (SELECT m.id, array_agg(m.v ORDER BY m.n) AS add
+					FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS m(id, v, n) GROUP BY m.id) x
+				WHERE e.id = x.id`, earlier.ids, earlier.values); err != nil {
+				return err
 			}
 		}
 		return putJobs(ctx, tx, jobs)
@@ -223,7 +278,33 @@ func (s *Store) Commit(ctx context.Context, evals []*store.Evaluation) error {
 	if len(jobs) > 0 {
 		s.jobsChanged()
 	}
+	if setsTimer(evals) {
+		signal(s.sig.timers)
+		s.notes.notify(s.chans.timers)
+	}
 	return nil
+}
+
+func setsTimer(evals []*store.Evaluation) bool {
+	for _, e := range evals {
+		for _, c := range e.State {
+			if !c.Due.IsZero() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// flatColumn is a list of (event id, value) pairs, in order, as two
+// columns of an unnest.
+type flatColumn struct {
+	ids    []string
+	values [][]byte
+}
+
+func (c *flatColumn) add(id string, v []byte) {
+	c.ids, c.values = append(c.ids, id), append(c.values, v)
 }
 
 // notTaken names the events of a commit that this process does not hold.

@@ -11,14 +11,22 @@ import (
 )
 
 // signals are the coalesced wake-ups of this process's waiters: new
-// events to evaluate, jobs that may be claimable sooner.
+// events to evaluate, timers set, jobs that may be claimable sooner.
 type signals struct {
 	events chan struct{}
+	timers chan struct{}
 	jobs   chan struct{}
 }
 
 func newSignals() *signals {
-	return &signals{events: make(chan struct{}, 1), jobs: make(chan struct{}, 1)}
+	return &signals{events: make(chan struct{}, 1), timers: make(chan struct{}, 1), jobs: make(chan struct{}, 1)}
+}
+
+// all wakes every waiter: what changed is unknown.
+func (g *signals) all() {
+	signal(g.events)
+	signal(g.timers)
+	signal(g.jobs)
 }
 
 func signal(c chan struct{}) {
@@ -31,11 +39,11 @@ func signal(c chan struct{}) {
 // channels are the NOTIFY channels of one schema, so that deployments
 // sharing a database do not wake each other.
 type channels struct {
-	events, jobs string
+	events, timers, jobs string
 }
 
 func channelsFor(schema string) channels {
-	return channels{events: "livehook." + schema + ".events", jobs: "livehook." + schema + ".jobs"}
+	return channels{events: "livehook." + schema + ".events", timers: "livehook." + schema + ".timers", jobs: "livehook." + schema + ".jobs"}
 }
 
 // listener holds the connection that LISTENs to the other processes'
@@ -65,8 +73,7 @@ func (l *listener) run(ctx context.Context) {
 		err := l.listen(ctx)
 		l.up.Store(false)
 		// What was notified while down is unknown: everyone looks again.
-		signal(l.sig.events)
-		signal(l.sig.jobs)
+		l.sig.all()
 		if err == nil || ctx.Err() != nil {
 			return
 		}
@@ -87,15 +94,14 @@ func (l *listener) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, ch := range []string{l.chans.events, l.chans.jobs} {
+	for _, ch := range []string{l.chans.events, l.chans.timers, l.chans.jobs} {
 		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
 			return err
 		}
 	}
 	l.up.Store(true)
 	// Listening now: anything notified before was missed.
-	signal(l.sig.events)
-	signal(l.sig.jobs)
+	l.sig.all()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -107,6 +113,8 @@ func (l *listener) listen(ctx context.Context) error {
 		switch n.Channel {
 		case l.chans.events:
 			signal(l.sig.events)
+		case l.chans.timers:
+			signal(l.sig.timers)
 		case l.chans.jobs:
 			signal(l.sig.jobs)
 		}

@@ -14,14 +14,14 @@ import (
 	"github.com/livehook/livehook/engine/store"
 )
 
-const eventColumns = `id, event, dedupe_key, matched, outcome, replays`
+const eventColumns = `id, event, dedupe_key, matched, outcome, replays, shadow`
 
 func scanEvent(row pgx.Row) (*store.EventRecord, error) {
 	var id string
 	var body, key, out []byte
-	var matched [][]byte
+	var matched, shadow [][]byte
 	var replays int
-	if err := row.Scan(&id, &body, &key, &matched, &out, &replays); err != nil {
+	if err := row.Scan(&id, &body, &key, &matched, &out, &replays, &shadow); err != nil {
 		return nil, err
 	}
 	rec := &store.EventRecord{DedupeKey: string(key), Replays: replays, Matched: make([]string, len(matched))}
@@ -36,6 +36,13 @@ func scanEvent(row pgx.Row) (*store.EventRecord, error) {
 		return nil, fmt.Errorf("event %s: outcome: %w", id, err)
 	}
 	rec.Throttled, rec.Fed, rec.Errors = o.Throttled, o.Fed, o.Errors
+	for _, b := range shadow {
+		var sh store.Shadow
+		if err := json.Unmarshal(b, &sh); err != nil {
+			return nil, fmt.Errorf("event %s: shadow record: %w", id, err)
+		}
+		rec.Shadow = append(rec.Shadow, sh)
+	}
 	return rec, nil
 }
 

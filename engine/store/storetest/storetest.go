@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"SurvivesReopen", testSurvivesReopen},
 		{"State", testState},
 		{"Timers", testTimers},
+		{"Shadow", testShadow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -864,4 +865,46 @@ func testTimers(t *testing.T, open Opener) {
 	if st := stats(t, s); st.StateKeys != 1 || st.Timers != 1 {
 		t.Errorf("Stats = %+v, want 1 key, 1 timer", st)
 	}
+}
+
+func testShadow(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	first, second := newEvent(base, "first"), newEvent(base.Add(time.Second), "second")
+	accept(t, s, first, "", 0)
+	accept(t, s, second, "", 0)
+	evaluate(t, s, func(ev *event.Event) *store.Evaluation {
+		if ev.ID != first.ID {
+			return &store.Evaluation{}
+		}
+		return &store.Evaluation{Shadow: []store.Shadow{{EventID: ev.ID, Rule: "watch", At: base}}}
+	})
+	// A timer's firing is recorded with the event that set it; one naming
+	// an event that is gone is dropped.
+	firing := []byte(`{"key":"k"}`)
+	err := s.Commit(ctx(t), []*store.Evaluation{{Shadow: []store.Shadow{
+		{EventID: first.ID, Rule: "absent", At: base.Add(time.Minute), Firing: firing},
+		{EventID: "01JDZ0000000000000000000000", Rule: "absent", At: base.Add(time.Minute)},
+	}}})
+	if err != nil {
+		t.Fatalf("Commit of a timer's shadow firing: %v", err)
+	}
+	check := func(when string) {
+		t.Helper()
+		d, err := s.Event(ctx(t), first.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Shadow) != 2 || d.Shadow[0].Rule != "watch" || !d.Shadow[0].At.Equal(base) ||
+			d.Shadow[1].Rule != "absent" || !d.Shadow[1].At.Equal(base.Add(time.Minute)) || string(d.Shadow[1].Firing) != string(firing) {
+			t.Errorf("%s: shadow of the first event = %+v, want its match, then the timer's firing", when, d.Shadow)
+		}
+		if d, err := s.Event(ctx(t), second.ID); err != nil || len(d.Shadow) != 0 {
+			t.Errorf("%s: shadow of the second event = %+v, %v; want none", when, d.Shadow, err)
+		}
+	}
+	check("after the commits")
+	closeStore(t, s)
+	s = reopen()
+	defer s.Close()
+	check("after a reopen")
 }
