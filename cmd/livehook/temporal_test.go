@@ -48,8 +48,8 @@ rules:
 
 	first := startBinary(t, bin, args...)
 	listen := first.listen
+	sent := time.Now() // before the request: the window starts when the daemon receives it
 	room1 := started(listen, "room1")
-	sent := time.Now()
 	started(listen, "room2")
 	if status, reply := post(t, "http://"+listen+"/callbacks/record", "application/json",
 		[]byte(`{"domain":"live.example.com","app":"live","stream":"room2","uri":"live/room2/a.flv","duration":1.5,"start_time":1714564803,"stop_time":1714564805}`)); status != http.StatusOK {
