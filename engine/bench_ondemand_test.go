@@ -118,7 +118,9 @@ func BenchmarkOnDemandAnswer(b *testing.B) {
 	b.StopTimer()
 	slices.Sort(asked)
 	slices.Sort(recorded)
-	q := func(all []time.Duration, p float64) time.Duration { return all[min(int(p*float64(len(all))), len(all)-1)] }
+	q := func(all []time.Duration, p float64) time.Duration {
+		return all[min(int(p*float64(len(all))), len(all)-1)]
+	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(q(asked, 0.50)), "ondemand_p50_ms")
 	b.ReportMetric(ms(q(asked, 0.99)), "ondemand_p99_ms")

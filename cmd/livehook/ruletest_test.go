@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/livehook/livehook/engine/actionapi"
 )
 
 var (
@@ -413,5 +415,12 @@ func TestRuleTestRefusesCallbacksWhileDown(t *testing.T) {
 	want := file + ":9:14: at 30m livehook is down (restart at line 8, down until 50m): a callback sent then is lost, as Aliyun retries for seconds only"
 	if code != 1 || !strings.Contains(stdout, want) || strings.Contains(stdout, ":10:") {
 		t.Errorf("exit %d, want only %q:\n%s", code, want, stdout)
+	}
+}
+
+func TestPlanTextKeepsWhatWasWritten(t *testing.T) {
+	got := planText(&actionapi.Plan{Body: map[string]any{"text": "<at user_id=\"all\">所有人</at> & more"}})
+	if got != `{"text":"<at user_id=\"all\">所有人</at> & more"}` {
+		t.Errorf("planText = %s", got)
 	}
 }

@@ -86,7 +86,8 @@ type explainStep struct {
 	State []string `json:"state"`
 }
 
-// testRunner runs the tests of one invocation.
+// testRunner runs the tests of one invocation. The engine loads the
+// rules itself, reading ${VAR} from the process environment as serve does.
 type testRunner struct {
 	registry func() (*actionapi.Registry, error)
 	explain  bool
@@ -307,11 +308,13 @@ func planText(p *actionapi.Plan) string {
 	case string:
 		return b
 	default:
-		enc, err := json.Marshal(b)
-		if err != nil {
+		var buf strings.Builder
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // as written: contains "<at>" must find it
+		if err := enc.Encode(b); err != nil {
 			return fmt.Sprint(b)
 		}
-		return string(enc)
+		return strings.TrimSuffix(buf.String(), "\n")
 	}
 }
 
@@ -567,7 +570,7 @@ func (tr *testRun) runAll() error {
 	}
 	switch {
 	case len(broken) > 0:
-		return &exitError{code: 1, msg: fmt.Sprintf("%d test file(s) have mistakes", len(broken))}
+		return &exitError{code: 1, msg: fmt.Sprintf("%d test file(s) not run: mistakes in them or in their rules", len(broken))}
 	case failed > 0:
 		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d test(s) failed", failed, len(outcomes))}
 	}

@@ -30,7 +30,8 @@ type Sweeper struct {
 	// Interval is how often the daemon sweeps; 0 when it sweeps only on
 	// request (livehook reconcile).
 	Interval time.Duration
-	// LookBack is how far back a periodic sweep reads.
+	// LookBack is how far back a sweep reads unless asked otherwise:
+	// DefaultLookBack, or the interval and SweepSettle when longer.
 	LookBack time.Duration
 	// Domains are the domains to read the records of, by the source whose
 	// callbacks the records are: streaming domains for recording callbacks,
@@ -110,17 +111,17 @@ func (l *loader) sweeperNode(file string, k, n *yaml.Node) {
 	}
 	sw.Key = key
 	if sy.Interval.Kind != 0 {
-		if err := sy.Interval.Decode(&sw.Interval); err != nil || sw.Interval <= 0 {
-			fail(&sy.Interval, "interval: want a positive duration such as 10m (leave it out to sweep only on request)")
+		if err := sy.Interval.Decode(&sw.Interval); err != nil || sw.Interval <= 0 || sw.Interval > MaxLookBack-SweepSettle {
+			fail(&sy.Interval, "interval: want a positive duration of at most %v, such as 10m (leave it out to sweep only on request)", MaxLookBack-SweepSettle)
 		}
 	}
-	sw.LookBack = DefaultLookBack
+	// Each sweep stops SweepSettle short of its start: a shorter look-back
+	// and callbacks between two sweeps would never be looked at.
+	sw.LookBack = max(DefaultLookBack, sw.Interval+SweepSettle)
 	if sy.LookBack.Kind != 0 {
 		if err := sy.LookBack.Decode(&sw.LookBack); err != nil || sw.LookBack <= 0 || sw.LookBack > MaxLookBack {
 			fail(&sy.LookBack, "look_back: want a positive duration of at most 168h (Aliyun keeps 7 days of records), such as 1h")
 		} else if sw.Interval > 0 && sw.LookBack < sw.Interval+SweepSettle {
-			// Each sweep stops SweepSettle short of its start: shorter, and
-			// callbacks between two sweeps would never be looked at.
 			fail(&sy.LookBack, "look_back: %v leaves gaps between sweeps every %v: want at least the interval and %v more", sw.LookBack, sw.Interval, SweepSettle)
 		}
 	}

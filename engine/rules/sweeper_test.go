@@ -74,6 +74,9 @@ func TestSweeperDefaultsAndEnvironment(t *testing.T) {
 	if got := set.Secrets.Redact("env-secret-value"); strings.Contains(got, "env-secret-value") {
 		t.Errorf("the environment's secret is not redacted: %q", got)
 	}
+	if lb := loadString(t, "sweeper:\n  region: cn-beijing\n  interval: 2h\n  domains: {aliyun_live_stream: [push.example.com]}\n").Sweeper.LookBack; lb != 2*time.Hour+rules.SweepSettle {
+		t.Errorf("every 2h, the default look-back is %v: it must cover the interval and the settling time", lb)
+	}
 	if loadString(t, "rules: []\n").Sweeper != nil {
 		t.Error("a set without sweeper: has one")
 	}
@@ -94,6 +97,7 @@ func TestSweeperErrors(t *testing.T) {
 		{"half a key", "sweeper:\n  region: cn-shanghai\n  access_key_id: LTAIx\n" + domains, 3, 18, "set both or neither"},
 		{"unknown setting", "sweeper:\n  region: cn-shanghai\n  intervall: 1m\n" + keys + domains, 3, 3, `unknown key "intervall"`},
 		{"zero interval", "sweeper:\n  region: cn-shanghai\n  interval: 0s\n" + keys + domains, 3, 13, "interval: want a positive duration"},
+		{"an interval no look-back can cover", "sweeper:\n  region: cn-shanghai\n  interval: 168h\n" + keys + domains, 3, 13, "at most 167h58m0s"},
 		{"look-back beyond Aliyun's", "sweeper:\n  region: cn-shanghai\n  look_back: 200h\n" + keys + domains, 3, 14, "at most 168h"},
 		{"gaps between sweeps", "sweeper:\n  region: cn-shanghai\n  interval: 1h\n  look_back: 1h\n" + keys + domains, 4, 14, "leaves gaps between sweeps"},
 		{"no domains", "sweeper:\n  region: cn-shanghai\n" + keys, 2, 3, "domains is required"},

@@ -308,9 +308,19 @@ func (s *Sweeper) Run(ctx context.Context) {
 	// evaluated by then, so the sweep sees them.
 	start := s.opts.Now()
 	var last time.Time
+	var every time.Duration // the interval last seen, to log a change
 	for {
 		wait := recheck
-		if cfg := s.opts.Config(); cfg != nil && cfg.Interval > 0 {
+		cfg := s.opts.Config()
+		if interval := intervalOf(cfg); interval != every {
+			every = interval
+			if interval == 0 {
+				s.log.Info("periodic sweep off: livehook reconcile still sweeps on request")
+			} else {
+				s.log.Info("periodic sweep of Aliyun's callback records", "interval", interval, "look_back", cfg.LookBack, "domains", cfg.Domains)
+			}
+		}
+		if cfg != nil && cfg.Interval > 0 {
 			due := last.Add(cfg.Interval)
 			if last.IsZero() {
 				due = start.Add(min(cfg.Interval, rules.SweepSettle))
@@ -333,4 +343,11 @@ func (s *Sweeper) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+func intervalOf(cfg *rules.Sweeper) time.Duration {
+	if cfg == nil {
+		return 0
+	}
+	return cfg.Interval
 }

@@ -21,7 +21,7 @@ import (
 func init() {
 	sourceapi.Register(sourceapi.Source{
 		Name:    event.SourceOnDemand,
-		Doc:     "on-demand recording callbacks (answered from answer: rules)",
+		Doc:     "on-demand recording callbacks",
 		Path:    "/callbacks/ondemand",
 		Methods: []string{http.MethodGet},
 		Decode:  func(r *sourceapi.Request) (*event.Event, error) { return event.DecodeOnDemand(r.Query) },
