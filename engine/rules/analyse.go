@@ -5,6 +5,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
@@ -15,6 +16,17 @@ import (
 
 	"github.com/livehook/livehook/engine/event"
 )
+
+// clock makes now() in conditions read the engine's clock (the one the
+// rules were loaded with) instead of the wall clock, so that rule tests on
+// a virtual clock see their own time.
+func clock(now func() time.Time) []expr.Option {
+	if now == nil {
+		return nil
+	}
+	return []expr.Option{expr.DisableBuiltin("now"),
+		expr.Function("now", func(...any) (any, error) { return now(), nil }, new(func() time.Time))}
+}
 
 // exprOptions compile every condition: over the event's fields, boolean.
 var exprOptions = []expr.Option{expr.Env(event.Event{}), expr.AsBool(), expr.WarnOnAny()}
@@ -64,13 +76,14 @@ var eventFields = func() map[string]reflect.StructField {
 
 // compileCondition compiles a condition and finds the constraints an
 // event must meet for the condition to hold.
-func compileCondition(src string) (*vm.Program, []constraint, error) {
-	prog, err := expr.Compile(src, exprOptions...)
+func compileCondition(src string, now func() time.Time) (*vm.Program, []constraint, error) {
+	opts := append(slices.Clone(exprOptions), clock(now)...)
+	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
 	c := conf.CreateNew()
-	for _, o := range exprOptions {
+	for _, o := range opts {
 		o(c)
 	}
 	tree, err := checker.ParseCheck(src, c) // typed, and not yet rewritten by the optimizer

@@ -295,7 +295,7 @@ func (l *loader) condition(file string, r *Rule, n *yaml.Node) {
 		l.diags.At(file, n, "rule %q: when: longer than %d KiB", r.Name, maxCondition>>10)
 		return
 	}
-	prog, constraints, err := compileCondition(n.Value)
+	prog, constraints, err := compileCondition(n.Value, l.opts.Deps.Now)
 	if err != nil {
 		var fe *exprfile.Error
 		if errors.As(err, &fe) && fe.Line > 0 {

@@ -437,7 +437,7 @@ func (l *loader) compile(file string, r *Rule, n *yaml.Node, what string, env an
 		l.diags.At(file, n, "rule %q: %s: longer than %d KiB", r.Name, what, maxCondition>>10)
 		return nil
 	}
-	prog, err := expr.Compile(n.Value, expr.Env(env), expr.AsBool(), expr.WarnOnAny())
+	prog, err := expr.Compile(n.Value, append([]expr.Option{expr.Env(env), expr.AsBool(), expr.WarnOnAny()}, clock(l.opts.Deps.Now)...)...)
 	if err != nil {
 		var fe *exprfile.Error
 		if errors.As(err, &fe) && fe.Line > 0 {
