@@ -131,6 +131,12 @@ func (v *evaluator) commit(ctx context.Context, n int, evaluate func(context.Con
 		if errors.Is(err, store.ErrStateConflict) {
 			continue // another evaluator changed the state read: decide again
 		}
+		if errors.Is(err, store.ErrNotTaken) {
+			// Another evaluator has the batch (this one was taken for gone)
+			// and evaluates it: trying again would never succeed.
+			v.log.Warn("evaluated events were no longer this process's to commit; left to the evaluator that has them", "items", n, "err", err)
+			return nil, true
+		}
 		v.metrics.storeErrors.Inc()
 		v.log.Error("cannot evaluate and save; retrying", "items", n, "attempt", attempt, "err", err)
 		if !sleepCtx(ctx, min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)) {

@@ -293,7 +293,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		}
 		f, ok := s.inbox.lookup(e.EventID)
 		if !ok {
-			return fmt.Errorf("commit evaluations: event %s was not taken for evaluation", e.EventID)
+			return fmt.Errorf("commit evaluations: event %s: %w", e.EventID, ErrNotTaken)
 		}
 		fs[i] = f
 		seqs = append(seqs, f.seq)

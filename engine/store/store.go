@@ -33,6 +33,12 @@ var ErrNotDead = errors.New("not a dead letter")
 // was recorded, and the batch is to be evaluated again.
 var ErrStateConflict = errors.New("evaluation state changed meanwhile")
 
+// ErrNotTaken is returned by Commit when an event of the batch is not, or
+// no longer, the caller's to evaluate (evaluated already, or handed to
+// another evaluator after the caller was taken for gone): nothing was
+// recorded, and the batch is not to be tried again.
+var ErrNotTaken = errors.New("event not taken for evaluation")
+
 // ErrLeaseLost is returned when finishing a job whose lease its owner no
 // longer holds: it expired and another owner may be running the job.
 var ErrLeaseLost = errors.New("job lease lost")

@@ -319,10 +319,10 @@ func (s *Store) notTaken(ctx context.Context, tx pgx.Tx, ids []string) error {
 	}
 	for _, id := range ids {
 		if !slices.Contains(held, id) {
-			return fmt.Errorf("event %s was not taken for evaluation", id)
+			return fmt.Errorf("event %s: %w", id, store.ErrNotTaken)
 		}
 	}
-	return errors.New("events were not taken for evaluation")
+	return store.ErrNotTaken
 }
 
 // conflict reports whether a commit failed because another evaluator

@@ -223,8 +223,8 @@ func testAcceptThenEvaluate(t *testing.T, open Opener) {
 	if _, err := s.Job(ctx(t), ev.ID+".alert"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Job(prefix of a job id) = %v, want ErrNotFound", err)
 	}
-	if err := s.Commit(ctx(t), []*store.Evaluation{{EventID: ev.ID}}); err == nil {
-		t.Error("committing an event a second time succeeded, want an error: it is not being evaluated")
+	if err := s.Commit(ctx(t), []*store.Evaluation{{EventID: ev.ID}}); !errors.Is(err, store.ErrNotTaken) {
+		t.Errorf("committing an event a second time: %v, want ErrNotTaken: it is not being evaluated", err)
 	}
 }
 

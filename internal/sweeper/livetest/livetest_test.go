@@ -91,8 +91,12 @@ func TestRefusesAsTheService(t *testing.T) {
 		{"page too large", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.PageSize = "501" }, "InvalidParameter", http.StatusBadRequest},
 		{"page zero", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.PageNumber = "0" }, "InvalidParameter", http.StatusBadRequest},
 		{"local time", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.StartTime = now.Format("2006-01-02 15:04:05") }, "InvalidStartTime.Malformed", http.StatusBadRequest},
-		{"end before start", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.EndTime = now.Add(-2 * time.Hour).Format(apiTime) }, "InvalidEndTime.Mismatch", http.StatusBadRequest},
-		{"older than 7 days", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.StartTime = now.Add(-8 * 24 * time.Hour).Format(apiTime) }, "InvalidStartTime.ValueNotSupported", http.StatusBadRequest},
+		{"end before start", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) {
+			r.EndTime = now.Add(-2 * time.Hour).Format(apiTime)
+		}, "InvalidEndTime.Mismatch", http.StatusBadRequest},
+		{"older than 7 days", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) {
+			r.StartTime = now.Add(-8 * 24 * time.Hour).Format(apiTime)
+		}, "InvalidStartTime.ValueNotSupported", http.StatusBadRequest},
 		{"no domain", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.DomainName = "" }, "MissingParameter", http.StatusBadRequest},
 		{"not the account's", testSK, func(r *live.DescribeLiveRecordNotifyRecordsRequest) { r.DomainName = "other.example.com" }, "InvalidDomain.NotFound", http.StatusNotFound},
 	}
