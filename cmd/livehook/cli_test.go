@@ -80,7 +80,7 @@ rules:
 	}
 
 	stdout, _, code = runCLI(t, map[string]string{"LIVEHOOK_TEST_UNSET": "x"}, "check", filepath.Join("..", "..", "rules.example.yaml"))
-	if code != 0 || !strings.HasPrefix(stdout, "ok: ") || !strings.Contains(stdout, "13 rule(s)") {
+	if code != 0 || !strings.HasPrefix(stdout, "ok: ") || !strings.Contains(stdout, "14 rule(s)") {
 		t.Errorf("check of the example: exit %d, %q", code, stdout)
 	}
 }
