@@ -231,6 +231,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 			t.Errorf("GET /api/events/%s: %d %s", e.Event.ID, status, body)
 		}
 	}
+	// The console's pages, which show the same records as HTML.
+	consolePages := []string{"/", "/deadletters", "/rules", "/state", "/status"}
+	for _, e := range events.Events {
+		consolePages = append(consolePages, "/events/"+e.Event.ID)
+	}
+	for _, p := range consolePages {
+		if status, body := admin("GET", d.admURL(p), adminToken); status != 200 || !strings.Contains(body, "<html") {
+			t.Errorf("GET %s: %d %s", p, status, body)
+		}
+	}
 	admin("GET", d.admURL("/api/rules"), "WrongAdmin0123456789")
 	adminEnv := map[string]string{"LIVEHOOK_ADMIN_TOKEN": adminToken, "LIVEHOOK_ADMIN_URL": "http://" + d.admin.Addr().String()}
 	if out := cli(adminEnv, "events"); !strings.Contains(out, "room42") {
@@ -249,6 +259,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	if _, body := admin("GET", d.admURL("/api/rules"), adminToken); !strings.Contains(body, "cannot unmarshal") {
 		t.Errorf("/api/rules does not show the failed reload: %s", body)
+	}
+	for _, p := range []string{"/rules", "/status"} {
+		if _, body := admin("GET", d.admURL(p), adminToken); !strings.Contains(body, "failed") {
+			t.Errorf("console %s does not show the failed reload: %s", p, body)
+		}
 	}
 	// Stop the daemon, so its shutdown logs are read too, and hand the
 	// outcome back for startDaemonWith's cleanup to check.

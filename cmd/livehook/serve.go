@@ -21,6 +21,7 @@ import (
 	"github.com/livehook/livehook/engine"
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/internal/admin"
+	"github.com/livehook/livehook/internal/console"
 	"github.com/livehook/livehook/internal/intake"
 	"github.com/livehook/livehook/internal/watch"
 )
@@ -180,6 +181,12 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	storeReady := storeReady(d.store)
 	sw := d.newSweeper()
+	con, err := d.console()
+	if err != nil {
+		d.public.Close()
+		d.admin.Close()
+		return err
+	}
 	adminSrv := &http.Server{
 		Handler: d.hard.adminHandler(admin.New(admin.Options{
 			Reloader: d.engine,
@@ -191,6 +198,7 @@ func (d *daemon) serve(ctx context.Context) error {
 				return d.engine.State(rule, key, limit)
 			},
 			Reconcile: reconcileFunc(ctx, sw),
+			Console:   con,
 			Logger:    d.log,
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -267,4 +275,21 @@ func serveHTTP(srv *http.Server, l net.Listener) error {
 		return fmt.Errorf("serve %s: %w", l.Addr(), err)
 	}
 	return nil
+}
+
+// console is the web console the admin listener serves at /.
+func (d *daemon) console() (http.Handler, error) {
+	return console.New(console.Options{
+		Events: d.engine,
+		Rules:  d.engine.Report,
+		State:  d.engine.State,
+		Status: func(ctx context.Context) (console.Status, error) {
+			stats, err := d.store.Stats(ctx)
+			if err != nil {
+				return console.Status{}, fmt.Errorf("store stats: %w", err)
+			}
+			return console.Status{Version: versionString(), Store: storeName(d.cfg), Stats: stats}, nil
+		},
+		Logger: d.log,
+	})
 }

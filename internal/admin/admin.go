@@ -34,7 +34,11 @@ type Options struct {
 	// received, for POST /api/reconcile?since=24h, and returns what it
 	// found; a *BadRequest is the caller's to correct. nil leaves it out.
 	Reconcile func(ctx context.Context, since time.Duration) (any, error)
-	Logger    *slog.Logger
+	// Console serves the web console at every path the endpoints above
+	// do not take, but /api/: an unknown API path stays a JSON 404. nil
+	// leaves it out.
+	Console http.Handler
+	Logger  *slog.Logger
 }
 
 // BadRequest is an error the caller can correct: it is answered 400.
@@ -101,9 +105,15 @@ func New(o Options) http.Handler {
 			reply(w, rep, err)
 		})
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "not found: " + r.Method + " " + r.URL.Path})
-	})
+	}
+	if o.Console != nil {
+		mux.HandleFunc("/api/", notFound)
+		mux.Handle("/", o.Console)
+	} else {
+		mux.HandleFunc("/", notFound)
+	}
 	return mux
 }
 

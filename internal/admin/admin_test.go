@@ -339,3 +339,28 @@ func contains(got, want any) bool {
 		return reflect.DeepEqual(got, want)
 	}
 }
+
+func TestConsoleTakesThePathsLeft(t *testing.T) {
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, "console %s %s", r.Method, r.URL.Path)
+	})
+	h := New(Options{Reloader: &fakeReloader{}, Rules: func() any { return map[string]any{} },
+		Gatherer: prometheus.NewRegistry(), Events: &fakeEvents{}, Console: console,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/", "console GET /"},
+		{"GET", "/events/01ABC", "console GET /events/01ABC"},
+		{"POST", "/deadletters/j1/replay", "console POST /deadletters/j1/replay"},
+		{"GET", "/static/console.css", "console GET /static/console.css"},
+		{"GET", "/api/nope", `"error": "not found: GET /api/nope"`},
+		{"GET", "/healthz", `"ok": true`},
+		{"GET", "/api/events", `"events": []`},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		if !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%s %s: %d %s; want %s", tc.method, tc.path, w.Code, w.Body, tc.want)
+		}
+	}
+}
