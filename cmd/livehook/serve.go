@@ -163,6 +163,12 @@ func newDaemon(c serveConfig, logger *slog.Logger) (*daemon, error) {
 // callbacks, let accepted events finish, close the admin listener.
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.store.Close()
+	con, err := d.console()
+	if err != nil {
+		d.public.Close()
+		d.admin.Close()
+		return err
+	}
 	if err := d.engine.Start(); err != nil {
 		d.public.Close()
 		d.admin.Close()
@@ -181,12 +187,6 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	storeReady := storeReady(d.store)
 	sw := d.newSweeper()
-	con, err := d.console()
-	if err != nil {
-		d.public.Close()
-		d.admin.Close()
-		return err
-	}
 	adminSrv := &http.Server{
 		Handler: d.hard.adminHandler(admin.New(admin.Options{
 			Reloader: d.engine,
