@@ -364,3 +364,71 @@ func TestConsoleTakesThePathsLeft(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleLogin(t *testing.T) {
+	const token = "s3cret-admin-token"
+	h := RequireToken(New(Options{Reloader: &fakeReloader{}, Rules: func() any { return []string{} },
+		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler),
+		Console: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "the console") })}), token)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	send := func(method, path string, header http.Header, form string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = header
+		if form != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, string(b)
+	}
+	html := http.Header{"Accept": {"text/html,application/xhtml+xml"}}
+
+	res, body := send("GET", "/", html.Clone(), "")
+	if res.StatusCode != 401 || !strings.Contains(body, `name="token"`) || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("a browser without a session: %d %s", res.StatusCode, body)
+	}
+	if res, body := send("POST", "/login", http.Header{}, "token=not-the-token"); res.StatusCode != 401 || len(res.Cookies()) != 0 || strings.Contains(body, "not-the-token") {
+		t.Errorf("a wrong token: %d %v %s", res.StatusCode, res.Cookies(), body)
+	}
+	if res, _ := send("POST", "/login", http.Header{"Sec-Fetch-Site": {"cross-site"}}, "token="+token); res.StatusCode != 403 || len(res.Cookies()) != 0 {
+		t.Errorf("a cross-site login: %d %v", res.StatusCode, res.Cookies())
+	}
+	res, _ = send("POST", "/login", http.Header{}, "token="+token)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" || len(res.Cookies()) != 1 {
+		t.Fatalf("login: %d %q %v", res.StatusCode, res.Header.Get("Location"), res.Cookies())
+	}
+	c := res.Cookies()[0]
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Value == "" || strings.Contains(c.Value, token) {
+		t.Errorf("session cookie %+v", c)
+	}
+	withCookie := func(v string) http.Header {
+		h := html.Clone()
+		h.Set("Cookie", (&http.Cookie{Name: c.Name, Value: v}).String())
+		return h
+	}
+	if res, body := send("GET", "/", withCookie(c.Value), ""); res.StatusCode != 200 || body != "the console" {
+		t.Errorf("the console with a session: %d %s", res.StatusCode, body)
+	}
+	if res, _ := send("GET", "/api/rules", withCookie(c.Value), ""); res.StatusCode != 200 {
+		t.Errorf("the API with a session: %d", res.StatusCode)
+	}
+	if res, _ := send("GET", "/", withCookie(c.Value+"0"), ""); res.StatusCode != 401 {
+		t.Errorf("a forged session: %d", res.StatusCode)
+	}
+	if res, body := send("GET", "/api/rules", http.Header{"Accept": {"text/html"}}, ""); res.StatusCode != 401 || !strings.Contains(body, `"ok": false`) {
+		t.Errorf("the API without credentials: %d %s", res.StatusCode, body)
+	}
+}
