@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,7 @@ type serveConfig struct {
 	fileDedupe      time.Duration
 	statusDedupe    time.Duration
 	watch           bool
+	noConsole       bool // --console=false
 	plugins         string
 	stateTolerance  time.Duration
 	stateMaxKeys    int
@@ -52,7 +54,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	fs.StringVar(&c.rules, "rules", "rules.yaml", "rules `PATH`: a YAML file, or a directory whose *.yaml/*.yml files load in name order (env LIVEHOOK_RULES)")
 	fs.StringVar(&c.listen, "listen", ":8080", "`ADDR` for callbacks: POST /callbacks/record and /events/{source} (env LIVEHOOK_LISTEN)")
-	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "`ADDR` for /healthz, /readyz, /metrics, /-/reload and the /api/ endpoints: rules, events, dead letters (env LIVEHOOK_ADMIN)")
+	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "`ADDR` for /healthz, /readyz, /metrics, /-/reload, the /api/ endpoints (rules, events, dead letters) and the console (env LIVEHOOK_ADMIN)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json (env LIVEHOOK_LOG_FORMAT)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error (env LIVEHOOK_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long accepted events may be evaluated and in-flight deliveries finish; the rest stay pending for the next start (env LIVEHOOK_SHUTDOWN_TIMEOUT)")
@@ -65,6 +67,11 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	fs.IntVar(&c.stateMaxKeys, "state-max-keys", engine.DefaultStateMaxKeys, "keys all rules over time keep state for, at most; past it the least recently used key without a timer is evicted (env LIVEHOOK_STATE_MAX_KEYS)")
 	fs.StringVar(&c.zone, "tz", "Local", "the time `ZONE` digest buckets align to, as an IANA name such as Asia/Shanghai (env LIVEHOOK_TZ)")
 	fs.BoolVar(&c.watch, "watch", true, "reload the rules when their files change; SIGHUP and POST /-/reload work either way (env LIVEHOOK_WATCH)")
+	fs.BoolFunc("console", "serve the web console at / on the admin listener (default true; env LIVEHOOK_CONSOLE)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		c.noConsole = !on
+		return err
+	})
 	pluginsFlag(fs, &c.plugins, getenv)
 	c.hardening.flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
@@ -277,8 +284,12 @@ func serveHTTP(srv *http.Server, l net.Listener) error {
 	return nil
 }
 
-// console is the web console the admin listener serves at /.
+// console is the web console the admin listener serves at /; nil with
+// --console=false.
 func (d *daemon) console() (http.Handler, error) {
+	if d.cfg.noConsole {
+		return nil, nil
+	}
 	return console.New(console.Options{
 		Events: d.engine,
 		Rules:  d.engine.Report,
