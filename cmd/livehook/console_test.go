@@ -25,6 +25,14 @@ func TestConsoleOnTheAdminListener(t *testing.T) {
 		t.Errorf("an unknown API path: %d %s", status, body)
 	}
 
+	ro := startDaemonWith(t, serveConfig{rules: rules, hardening: hardeningConfig{adminReadOnly: true}})
+	if status, body := do(t, "POST", ro.admURL("/-/reload"), nil, ""); status != 403 || !strings.Contains(body, "read-only") {
+		t.Errorf("reload with --admin-read-only: %d %s", status, body)
+	}
+	if status, body := do(t, "POST", ro.admURL("/deadletters/x/replay"), nil, "csrf=x"); status != 403 || !strings.Contains(body, "read-only") {
+		t.Errorf("a console replay with --admin-read-only: %d %s", status, body)
+	}
+
 	off := startDaemonWith(t, serveConfig{rules: rules, noConsole: true})
 	if status, body := do(t, "GET", off.admURL("/"), html, ""); status != 404 || !strings.Contains(body, "not found: GET /") {
 		t.Errorf("GET / with --console=false: %d %s", status, body)

@@ -32,6 +32,7 @@ type hardeningConfig struct {
 	readHeaderTimeout time.Duration
 	tlsCert, tlsKey   string
 	adminToken        string
+	adminReadOnly     bool
 }
 
 // Timeouts of the callback listener when not set. Aliyun sends a few
@@ -53,6 +54,7 @@ func (h *hardeningConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&h.tlsCert, "tls-cert", "", "certificate `FILE` (PEM, chain included) to serve callbacks over HTTPS; re-read when it changes (env LIVEHOOK_TLS_CERT)")
 	fs.StringVar(&h.tlsKey, "tls-key", "", "private key `FILE` (PEM) for --tls-cert (env LIVEHOOK_TLS_KEY)")
 	fs.StringVar(&h.adminToken, "admin-token", "", "bearer `TOKEN` the admin endpoints require, except /healthz and /readyz; required when --admin is not a loopback address. Prefer the variable to the flag, which other users can see in ps (env LIVEHOOK_ADMIN_TOKEN)")
+	fs.BoolVar(&h.adminReadOnly, "admin-read-only", false, "the admin listener and the console show everything but refuse reload, replays and reconcile with 403 (env LIVEHOOK_ADMIN_READ_ONLY)")
 }
 
 // minAdminToken keeps an admin token from being guessable.

@@ -206,6 +206,7 @@ func (d *daemon) serve(ctx context.Context) error {
 			},
 			Reconcile: reconcileFunc(ctx, sw),
 			Console:   con,
+			ReadOnly:  d.hard.cfg.adminReadOnly,
 			Logger:    d.log,
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -301,6 +302,7 @@ func (d *daemon) console() (http.Handler, error) {
 			}
 			return console.Status{Version: versionString(), Store: storeName(d.cfg), Stats: stats}, nil
 		},
-		Logger: d.log,
+		ReadOnly: d.hard.cfg.adminReadOnly,
+		Logger:   d.log,
 	})
 }

@@ -38,7 +38,10 @@ type Options struct {
 	// do not take, but /api/: an unknown API path stays a JSON 404. nil
 	// leaves it out.
 	Console http.Handler
-	Logger  *slog.Logger
+	// ReadOnly refuses what changes anything (reload, replays,
+	// reconcile) with 403; everything else is served.
+	ReadOnly bool
+	Logger   *slog.Logger
 }
 
 // BadRequest is an error the caller can correct: it is answered 400.
@@ -64,19 +67,19 @@ func New(o Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
 	handle(mux, "GET", "/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
-	handle(mux, "POST", "/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	handle(mux, "POST", "/-/reload", o.change(func(w http.ResponseWriter, _ *http.Request) {
 		if err := o.Reloader.Reload(); err != nil {
 			o.Logger.Warn("reload requested over HTTP failed; previous rules kept")
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"ok": false, "error": err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
-	})
+	}))
 	handle(mux, "GET", "/api/rules", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Rules())
 	})
 	if o.Events != nil {
-		eventRoutes(mux, o.Events)
+		eventRoutes(mux, o.Events, o.change)
 	}
 	if o.State != nil {
 		handle(mux, "GET", "/api/state", func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +94,7 @@ func New(o Options) http.Handler {
 		})
 	}
 	if o.Reconcile != nil {
-		handle(mux, "POST", "/api/reconcile", func(w http.ResponseWriter, r *http.Request) {
+		handle(mux, "POST", "/api/reconcile", o.change(func(w http.ResponseWriter, r *http.Request) {
 			var since time.Duration
 			if v := r.URL.Query().Get("since"); v != "" {
 				d, err := time.ParseDuration(v)
@@ -103,7 +106,7 @@ func New(o Options) http.Handler {
 			}
 			rep, err := o.Reconcile(r.Context(), since)
 			reply(w, rep, err)
-		})
+		}))
 	}
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "not found: " + r.Method + " " + r.URL.Path})
@@ -115,6 +118,17 @@ func New(o Options) http.Handler {
 		mux.HandleFunc("/", notFound)
 	}
 	return mux
+}
+
+// change guards a handler that changes something: with ReadOnly it is
+// refused.
+func (o Options) change(h http.HandlerFunc) http.HandlerFunc {
+	if !o.ReadOnly {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, errors.New("read-only: this admin listener changes nothing ("+r.Method+" "+r.URL.Path+")"))
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -430,5 +431,32 @@ func TestConsoleLogin(t *testing.T) {
 	}
 	if res, body := send("GET", "/api/rules", http.Header{"Accept": {"text/html"}}, ""); res.StatusCode != 401 || !strings.Contains(body, `"ok": false`) {
 		t.Errorf("the API without credentials: %d %s", res.StatusCode, body)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	rl, ev := &fakeReloader{}, &fakeEvents{}
+	h := New(Options{Reloader: rl, Rules: func() any { return []string{} }, Gatherer: prometheus.NewRegistry(),
+		Events: ev, ReadOnly: true, Logger: slog.New(slog.DiscardHandler),
+		Reconcile: func(context.Context, time.Duration) (any, error) {
+			t.Error("a read-only listener reconciled")
+			return nil, nil
+		}})
+	for _, path := range []string{"/-/reload", "/api/events/01ABC/replay", "/api/deadletters/j1/replay", "/api/reconcile"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", path, nil))
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "read-only") {
+			t.Errorf("POST %s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	if rl.calls != 0 || len(ev.calls) != 0 {
+		t.Errorf("a read-only listener changed things: %d reloads, calls %v", rl.calls, ev.calls)
+	}
+	for _, path := range []string{"/api/rules", "/api/events", "/api/deadletters"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != http.StatusOK {
+			t.Errorf("GET %s read-only: %d %s", path, w.Code, w.Body)
+		}
 	}
 }

@@ -20,7 +20,7 @@ type Events interface {
 // maxLimit bounds one listing.
 const maxLimit = 1000
 
-func eventRoutes(mux *http.ServeMux, ev Events) {
+func eventRoutes(mux *http.ServeMux, ev Events, change func(http.HandlerFunc) http.HandlerFunc) {
 	handle(mux, "GET", "/api/events", func(w http.ResponseWriter, r *http.Request) {
 		limit, err := limitParam(r, 50)
 		if err != nil {
@@ -35,10 +35,10 @@ func eventRoutes(mux *http.ServeMux, ev Events) {
 		d, err := ev.Event(r.PathValue("id"))
 		reply(w, d, err)
 	})
-	handle(mux, "POST", "/api/events/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "POST", "/api/events/{id}/replay", change(func(w http.ResponseWriter, r *http.Request) {
 		jobs, err := ev.ReplayEvent(r.PathValue("id"))
 		reply(w, map[string]any{"ok": true, "jobs": orEmpty(jobs)}, err)
-	})
+	}))
 	handle(mux, "GET", "/api/deadletters", func(w http.ResponseWriter, r *http.Request) {
 		limit, err := limitParam(r, 100)
 		if err != nil {
@@ -48,10 +48,10 @@ func eventRoutes(mux *http.ServeMux, ev Events) {
 		list, err := ev.DeadLetters(limit)
 		reply(w, map[string]any{"deadletters": orEmpty(list)}, err)
 	})
-	handle(mux, "POST", "/api/deadletters/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+	handle(mux, "POST", "/api/deadletters/{id}/replay", change(func(w http.ResponseWriter, r *http.Request) {
 		j, err := ev.ReplayDeadLetter(r.PathValue("id"))
 		reply(w, map[string]any{"ok": true, "job": j}, err)
-	})
+	}))
 }
 
 func limitParam(r *http.Request, def int) (int, error) {

@@ -54,7 +54,9 @@ type Options struct {
 	Rules  func() engine.RulesReport // already redacted
 	State  func(rule, key string, limit int) ([]engine.StateReport, error)
 	Status func(ctx context.Context) (Status, error)
-	Logger *slog.Logger
+	// ReadOnly leaves the replay buttons out and refuses every POST.
+	ReadOnly bool
+	Logger   *slog.Logger
 }
 
 // Page sizes.
@@ -126,6 +128,10 @@ func headers(h http.Handler) http.Handler {
 // post checks a form's CSRF token before h runs.
 func (c *console) post(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if c.o.ReadOnly {
+			c.fail(w, http.StatusForbidden, errors.New("read-only: this console changes nothing"))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(c.csrf)) != 1 {
 			c.fail(w, http.StatusForbidden, errors.New("the form has expired or came from another site: reload the page and try again"))
@@ -136,15 +142,16 @@ func (c *console) post(h http.HandlerFunc) http.HandlerFunc {
 }
 
 type view struct {
-	Title string
-	Nav   string
-	CSRF  string
-	Data  any
+	Title    string
+	Nav      string
+	CSRF     string
+	ReadOnly bool
+	Data     any
 }
 
 func (c *console) render(w http.ResponseWriter, status int, name, title string, data any) {
 	var buf bytes.Buffer
-	if err := c.page[name].Execute(&buf, view{Title: title, Nav: name, CSRF: c.csrf, Data: data}); err != nil {
+	if err := c.page[name].Execute(&buf, view{Title: title, Nav: name, CSRF: c.csrf, ReadOnly: c.o.ReadOnly, Data: data}); err != nil {
 		c.o.Logger.Error("console: render failed", "page", name, "err", err)
 		http.Error(w, "the page could not be shown; see the daemon's log", http.StatusInternalServerError)
 		return

@@ -59,7 +59,9 @@ type rig struct {
 	n     int
 }
 
-func newRig(t *testing.T) *rig {
+// newRig starts an engine and a console over it; opts adjust the
+// console's options.
+func newRig(t *testing.T, opts ...func(*console.Options)) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{t: t, probe: &probe{}, rules: filepath.Join(dir, "rules.yaml")}
@@ -89,7 +91,7 @@ func newRig(t *testing.T) *rig {
 		r.eng.Stop(ctx)
 		st.Close()
 	})
-	h, err := console.New(console.Options{
+	o := console.Options{
 		Events: r.eng,
 		Rules:  r.eng.Report,
 		State:  r.eng.State,
@@ -98,7 +100,11 @@ func newRig(t *testing.T) *rig {
 			return console.Status{Version: "v9.9.9-test", Store: "local", Stats: stats}, err
 		},
 		Logger: logger,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	h, err := console.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,6 +406,34 @@ func TestPagesForbidInlineScript(t *testing.T) {
 	if page := r.get("/", http.StatusOK); !strings.Contains(page, `<script src="/static/console.js" defer></script>`) || strings.Count(page, "<script") != 1 {
 		t.Errorf("the page has inline script:\n%s", page)
 	}
+}
+
+func TestReadOnlyConsole(t *testing.T) {
+	r := newRig(t, func(o *console.Options) { o.ReadOnly = true })
+	id := r.accept("bad", nil)
+	dead := id + ".notify.0"
+	for _, path := range []string{"/events/" + id, "/deadletters"} {
+		if page := r.get(path, http.StatusOK); strings.Contains(page, "<form method=\"post\"") || !strings.Contains(page, id) {
+			t.Errorf("read-only %s offers a change, or lacks the event:\n%s", path, page)
+		}
+	}
+	for _, path := range []string{"/events/" + id + "/replay", "/deadletters/" + dead + "/replay"} {
+		if page := r.post(path, url.Values{}, nil, http.StatusForbidden); !strings.Contains(bodyOf(t, page), "read-only") {
+			t.Errorf("read-only POST %s", path)
+		}
+	}
+	if d := r.settled(id); len(d.Jobs) != 1 || d.Jobs[0].State != store.Dead {
+		t.Errorf("a read-only console replayed: %+v", d.Jobs)
+	}
+}
+
+func bodyOf(t *testing.T, res *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
