@@ -291,6 +291,7 @@ func (d *daemon) console() (http.Handler, error) {
 	if d.cfg.noConsole {
 		return nil, nil
 	}
+	started := time.Now()
 	return console.New(console.Options{
 		Events: d.engine,
 		Rules:  d.engine.Report,
@@ -300,7 +301,7 @@ func (d *daemon) console() (http.Handler, error) {
 			if err != nil {
 				return console.Status{}, fmt.Errorf("store stats: %w", err)
 			}
-			return console.Status{Version: versionString(), Store: storeName(d.cfg), Stats: stats}, nil
+			return console.Status{Version: versionString(), Started: started, Store: storeName(d.cfg), Stats: stats}, nil
 		},
 		ReadOnly: d.hard.cfg.adminReadOnly,
 		Logger:   d.log,

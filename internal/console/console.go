@@ -44,6 +44,7 @@ type Events interface {
 // Status is what the status page shows besides the last reload.
 type Status struct {
 	Version string
+	Started time.Time   // when the daemon started serving
 	Store   string      // the store backend
 	Stats   store.Stats // queue depth, dead letters, state kept
 }

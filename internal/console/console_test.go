@@ -97,7 +97,7 @@ func newRig(t *testing.T, opts ...func(*console.Options)) *rig {
 		State:  r.eng.State,
 		Status: func(ctx context.Context) (console.Status, error) {
 			stats, err := st.Stats(ctx)
-			return console.Status{Version: "v9.9.9-test", Store: "local", Stats: stats}, err
+			return console.Status{Version: "v9.9.9-test", Started: time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC), Store: "local", Stats: stats}, err
 		},
 		Logger: logger,
 	}
@@ -383,7 +383,7 @@ func TestRulesStatusAndState(t *testing.T) {
 	}
 
 	page = r.get("/status", http.StatusOK)
-	for _, want := range []string{"v9.9.9-test", "<dt>Store</dt><dd>local</dd>", "<dt>Deliveries pending</dt><dd>0</dd>", `<a href="/deadletters">1</a>`, "<strong>failed</strong>"} {
+	for _, want := range []string{"v9.9.9-test", `<dt>Up since</dt><dd><time datetime="2026-12-01T08:30:00Z" title="2026-12-01 08:30:00 UTC">2026-12-01 08:30:00 UTC</time></dd>`, "<dt>Store</dt><dd>local</dd>", "<dt>Deliveries pending</dt><dd>0</dd>", `<a href="/deadletters">1</a>`, "<strong>failed</strong>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q:\n%s", want, page)
 		}
