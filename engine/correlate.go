@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +33,21 @@ const prevRetention = 7 * 24 * time.Hour
 // definition hash is part of it: a reload that changes the definition
 // leaves the old state behind, to be dropped.
 func stateKey(r *rules.Rule, key []string) string {
-	return statePrefix(r.Name, r.Temporal.Hash) + strings.Join(key, "\x00")
+	return statePrefix(r.Name, r.Temporal.Hash) + storeKey(strings.Join(key, "\x00"))
+}
+
+// maxKeyText bounds the key values a state key holds as they are: they
+// come from callback fields of any length, and a store may refuse long
+// keys (bbolt: 32 KiB). A longer one is held by its SHA-256; the values
+// themselves are in the state.
+const maxKeyText = 512
+
+func storeKey(values string) string {
+	if len(values) <= maxKeyText {
+		return values
+	}
+	sum := sha256.Sum256([]byte(values))
+	return "#" + hex.EncodeToString(sum[:])
 }
 
 func statePrefix(rule, hash string) string { return "t\x00" + rule + "\x00" + hash + "\x00" }
@@ -63,6 +80,12 @@ type keyState struct {
 	Events  []*event.Event `json:"events,omitempty"`
 	Count   int            `json:"count,omitempty"`
 	Dropped int            `json:"dropped,omitempty"`
+}
+
+// valid reports whether a decoded state is one the stages can act on: a
+// session or digest that counts items holds the first of them.
+func (k *keyState) valid() bool {
+	return !(k.Count > 0 && len(k.Events) == 0) && !slices.Contains(k.Events, nil)
 }
 
 // due is when the key's timer fires; zero if it has none.
@@ -180,7 +203,7 @@ func (c *stateCache) get(k string, key []string) *cachedState {
 	}
 	st := c.stored[k]
 	cs := &cachedState{read: st.Version, st: &keyState{}}
-	if st.Value == nil || json.Unmarshal(st.Value, cs.st) != nil {
+	if st.Value == nil || json.Unmarshal(st.Value, cs.st) != nil || !cs.st.valid() {
 		cs.st = &keyState{} // none, expired, or unreadable: start afresh
 	}
 	cs.st.Key = key
@@ -253,7 +276,7 @@ func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.
 			}
 			out = append(out, f...)
 			if changed && !cs.admitted {
-				evict, ok := v.admit(r, name, cs)
+				evict, ok := v.admit(r, name, cs, cache.decided)
 				if !ok {
 					cache.decided[name] = &cachedState{refused: true, st: &keyState{}}
 					continue
@@ -296,12 +319,15 @@ func (v *evaluator) correlate(ctx context.Context, m *rules.Matcher, set *rules.
 }
 
 // admit makes room for a key that is about to get state, or refuses it.
-func (v *evaluator) admit(r *rules.Rule, name string, cs *cachedState) (evict []string, ok bool) {
+// Keys this batch has decided on are not evicted: their state is not in
+// the index yet.
+func (v *evaluator) admit(r *rules.Rule, name string, cs *cachedState, batch map[string]*cachedState) (evict []string, ok bool) {
 	if cs.read != 0 || v.keys.known(name) {
 		cs.admitted = true
 		return nil, true
 	}
-	evict, ok = v.keys.admit(r.Name, name, r.Temporal.MaxKeys, !cs.st.due(r.Temporal).IsZero())
+	inBatch := func(k string) bool { _, ok := batch[k]; return ok }
+	evict, ok = v.keys.admit(r.Name, name, r.Temporal.MaxKeys, !cs.st.due(r.Temporal).IsZero(), inBatch)
 	if !ok {
 		v.metrics.stateRefused.WithLabelValues(r.Name).Inc()
 		v.log.Warn("rule state refused: at the key cap, and every key has a pending timer", "rule", r.Name,
@@ -547,18 +573,25 @@ func (v *evaluator) timers(due []store.StateEntry, set *rules.Set, now time.Time
 		drop := store.StateChange{Key: d.Key, Read: d.Version}
 		ruleName, hash, key, ok := parseStateKey(d.Key)
 		r := set.Rule(ruleName)
-		if !ok || r == nil || r.Temporal == nil || r.Temporal.Hash != hash {
-			eval.State = append(eval.State, drop) // its rule is gone or changed: reload dropped the rest
+		if !ok || r == nil || r.Temporal == nil || r.Temporal.Hash != hash || !r.Enabled {
+			// Its rule is gone or changed (reload dropped the rest), or
+			// switched off: a timer of a rule that no longer sees its
+			// key's events must not fire.
+			eval.State = append(eval.State, drop)
 			v.keys.remove(d.Key)
 			continue
 		}
 		var st keyState
-		if err := json.Unmarshal(d.Value, &st); err != nil {
+		if err := json.Unmarshal(d.Value, &st); err != nil || !st.valid() {
 			v.log.Warn("rule state unreadable: dropped", "rule", ruleName, "err", err)
 			eval.State = append(eval.State, drop)
+			v.keys.remove(d.Key)
 			continue
 		}
-		st.Key = key
+		if len(st.Key) == 0 {
+			st.Key = key
+		}
+		key = st.Key
 		if overdue := now.Sub(d.Due); overdue > v.tolerance {
 			v.metrics.stateExpired.WithLabelValues("outage").Inc()
 			v.log.Warn("timer discarded: it came due longer ago than the outage tolerance", "rule", ruleName,
@@ -671,6 +704,11 @@ func (e *Engine) State(rule, key string, limit int) ([]StateReport, error) {
 	if limit <= 0 {
 		limit = 100
 	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.stopped {
+		return nil, ErrStopped // its rule set is retired
+	}
 	set := e.acquire()
 	defer set.Release()
 	out := []StateReport{}
@@ -692,6 +730,9 @@ func (e *Engine) State(rule, key string, limit int) ([]StateReport, error) {
 				return nil, fmt.Errorf("rule %s: state %q: %w", r.Name, en.Key, err)
 			}
 			_, _, values, _ := parseStateKey(en.Key)
+			if len(st.Key) > 0 {
+				values = st.Key // the key's own values, also when the store key holds their hash
+			}
 			out = append(out, report(r, values, &st, en))
 		}
 		if len(out) >= limit {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -512,11 +513,12 @@ func TestKeyCapsEvictWithoutTimersRefuseWithTimers(t *testing.T) {
 
 // Aliyun's retry of a callback is deduplicated before it reaches a rule
 // over time, and an event accepted before a crash is counted once after
-// it.
+// it. The rule fires on every match from the second on, so any event
+// counted twice would show as a firing.
 func TestCountsEachEventOnce(t *testing.T) {
 	runTimeline(t, counts, func(tl *timeline) {
 		accept := func(key string) {
-			ev := &event.Event{Source: event.SourceRecord, Kind: event.KindStatus, Domain: "play.example.com", App: "live", Stream: "room1", Event: "record_error"}
+			ev := &event.Event{Source: event.SourceRecord, Kind: event.KindStatus, Domain: "play.example.com", App: "live", Stream: "room1", Event: "record_resumed"}
 			if _, err := tl.e.Accept(context.Background(), ev, key); err != nil {
 				t.Fatal(err)
 			}
@@ -524,27 +526,67 @@ func TestCountsEachEventOnce(t *testing.T) {
 		}
 		accept("status\x00first")
 		accept("status\x00first") // Aliyun's retry of the same callback
-		accept("status\x00second")
-		tl.expectFired("two errors and a retry")
+		tl.expectFired("one resume and its retry")
 		// Accepted, then the process dies before evaluating it.
-		tl.e.evaluator.pace = time.Hour
 		tl.stop()
 		st, err := store.Open(tl.dir, store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := &event.Event{ID: "01J00000000000000000000099", Source: event.SourceRecord, Kind: event.KindStatus,
-			Domain: "play.example.com", App: "live", Stream: "room1", Event: "record_error", ReceivedAt: time.Now()}
-		if _, err := st.Accept(context.Background(), &store.Incoming{Event: ev, DedupeKey: "status\x00third", DedupeTTL: time.Minute}); err != nil {
+			Domain: "play.example.com", App: "live", Stream: "room1", Event: "record_resumed", ReceivedAt: time.Now()}
+		if _, err := st.Accept(context.Background(), &store.Incoming{Event: ev, DedupeKey: "status\x00second", DedupeTTL: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}
 		tl.start()
-		tl.expectFired("the third error, evaluated after the restart", "error-burst")
+		if got := tl.expectFired("the second resume, evaluated after the restart", "every-burst"); got[0].Temporal["count"] != 2 {
+			t.Errorf("count %v, want 2: the retry was not counted", got[0].Temporal["count"])
+		}
 		tl.restart(0)
 		tl.advance(time.Minute)
-		tl.expectFired("another restart: the third error is not evaluated again")
+		tl.expectFired("another restart: the second resume is not evaluated again")
+	})
+}
+
+// An event accepted before its key's deadline but evaluated after it (a
+// crash in between) changes the key's state before the timer fires: no
+// false absence.
+func TestEventBeforeDeadlineIsEvaluatedBeforeTheTimer(t *testing.T) {
+	runTimeline(t, absence, func(tl *timeline) {
+		tl.send(status("record_started"))
+		tl.advance(20 * time.Minute)
+		tl.stop() // the file arrives, and the process dies before evaluating it
+		st, err := store.Open(tl.dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &event.Event{ID: "01J00000000000000000000098", Source: event.SourceRecord, Kind: event.KindFile,
+			Domain: "play.example.com", App: "live", Stream: "room1", URI: "live/room1/a.flv", Duration: 600, ReceivedAt: time.Now()}
+		if _, err := st.Accept(context.Background(), &store.Incoming{Event: ev}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Minute) // down past the deadline
+		tl.start()
+		tl.advance(time.Hour)
+		tl.expectFired("after the restart: the file closed the expectation")
+	})
+}
+
+// Switching a rule over time off stops its pending timers from firing.
+func TestDisabledRuleTimersDoNotFire(t *testing.T) {
+	runTimeline(t, absence, func(tl *timeline) {
+		tl.send(status("record_started"))
+		tl.write(strings.Replace(absence, "  - name: started-without-file\n", "  - name: started-without-file\n    enabled: false\n", 1))
+		if err := tl.e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		tl.advance(time.Hour)
+		tl.expectFired("the rule was switched off")
 	})
 }

@@ -44,50 +44,54 @@ type evaluator struct {
 // the shutdown timeout has passed, and what is left stays in the store.
 func (v *evaluator) ingestLoop(ingest, commit context.Context) {
 	var m rules.Matcher
-	var dueBy time.Time // the due time a timer wait last ended at
+	next := v.now() // when the next timer comes due: at once, for those due while livehook was down
 	for commit.Err() == nil {
-		now := v.now()
-		if dueBy.After(now) {
-			// The wait was measured on the real clock; a clock that does
-			// not move by itself (tests) has reached the due time too.
-			now = dueBy
-		}
-		next, ok := v.runTimers(commit, &m, now)
-		if !ok {
-			return
-		}
-		wait, cancel := ingest, context.CancelFunc(func() {})
-		if !next.IsZero() {
-			wait, cancel = context.WithTimeout(ingest, max(next.Sub(v.now()), 0))
+		wait, cancel := context.WithTimeout(ingest, max(next.Sub(v.now()), 0))
+		if next.IsZero() {
+			wait, cancel = ingest, func() {}
 		}
 		batch, err := v.store.Unevaluated(wait, ingestBatch)
 		cancel()
-		dueBy = time.Time{}
+		timerDue := false
 		if err != nil {
 			switch {
 			case ingest.Err() != nil:
 				return // stopping, and nothing is left
 			case wait.Err() != nil:
-				dueBy = next // a timer is due
+				timerDue = true
 			default:
 				v.metrics.storeErrors.Inc()
 				v.log.Error("cannot read events to evaluate", "err", err)
 				sleepCtx(commit, time.Second)
+				continue
 			}
-			continue
 		}
 		start := time.Now()
-		evals, ok := v.commit(commit, len(batch), func(ctx context.Context) ([]*store.Evaluation, error) {
-			return v.evaluate(ctx, &m, batch)
-		})
-		if !ok {
-			return // still in the store: the next start evaluates them
+		// Events first: those accepted before a timer's due time must
+		// change their key's state before the timer fires.
+		if len(batch) > 0 {
+			evals, ok := v.commit(commit, len(batch), func(ctx context.Context) ([]*store.Evaluation, error) {
+				return v.evaluate(ctx, &m, batch)
+			})
+			if !ok {
+				return // still in the store: the next start evaluates them
+			}
+			for _, ev := range evals {
+				v.log.Debug("event processed", "event_id", ev.EventID, "rules_matched", len(ev.Matched))
+			}
 		}
-		for _, ev := range evals {
-			v.log.Debug("event processed", "event_id", ev.EventID, "rules_matched", len(ev.Matched))
+		now := v.now()
+		if timerDue && next.After(now) {
+			// The wait was measured on the real clock; a clock that does
+			// not move by itself (tests) has reached the due time too.
+			now = next
 		}
-		if len(batch) == ingestBatch || ingest.Err() != nil {
-			continue // a backlog, or stopping: commits are as large as they get already
+		var ok bool
+		if next, ok = v.runTimers(commit, &m, now); !ok {
+			return
+		}
+		if len(batch) == ingestBatch || ingest.Err() != nil || len(batch) == 0 {
+			continue // a backlog, stopping, or only timers: no commit to space out
 		}
 		sleepCtx(ingest, v.pace-time.Since(start)) // at once if the commit took longer
 	}
@@ -107,7 +111,14 @@ func (v *evaluator) runTimers(ctx context.Context, m *rules.Matcher, now time.Ti
 			return next, true
 		}
 		if _, ok := v.commit(ctx, len(due), func(context.Context) ([]*store.Evaluation, error) {
-			return v.evaluateTimers(ctx, due)
+			// Read again on every try: a conflict means an entry changed
+			// since it was taken (fired inline by an event, dropped by a
+			// reload), and its new state decides.
+			fresh, err := v.stillDue(ctx, due, now)
+			if err != nil {
+				return nil, err
+			}
+			return v.evaluateTimers(ctx, fresh)
 		}); !ok {
 			return next, false
 		}
@@ -115,6 +126,27 @@ func (v *evaluator) runTimers(ctx context.Context, m *rules.Matcher, now time.Ti
 			return next, true
 		}
 	}
+}
+
+// stillDue keeps the taken timers whose entries are as they were taken.
+func (v *evaluator) stillDue(ctx context.Context, due []store.StateEntry, now time.Time) ([]store.StateEntry, error) {
+	keys := make([]string, len(due))
+	for i, d := range due {
+		keys[i] = d.Key
+	}
+	cur, err := v.store.State(ctx, keys, now)
+	if err != nil {
+		return nil, fmt.Errorf("read due timers again: %w", err)
+	}
+	out := due[:0:0]
+	for _, d := range due {
+		if c, ok := cur[d.Key]; ok && c.Version == d.Version && !c.Due.IsZero() && !c.Due.After(now) {
+			out = append(out, d)
+		} else if ok && c.Value == nil && c.Version == d.Version {
+			out = append(out, d) // expired while due: still this timer's to settle
+		}
+	}
+	return out, nil
 }
 
 // commit evaluates and commits until it works. What is evaluated is safe
@@ -129,7 +161,12 @@ func (v *evaluator) commit(ctx context.Context, n int, evaluate func(context.Con
 			}
 		}
 		if errors.Is(err, store.ErrStateConflict) {
-			continue // another evaluator changed the state read: decide again
+			// The state read changed meanwhile: decide again, backing off
+			// if it keeps changing.
+			if attempt > 3 && !sleepCtx(ctx, min(time.Duration(attempt)*10*time.Millisecond, time.Second)) {
+				return nil, false
+			}
+			continue
 		}
 		if errors.Is(err, store.ErrNotTaken) {
 			// Another evaluator has the batch (this one was taken for gone)

@@ -30,6 +30,10 @@ import (
 // only a runner that died loses its jobs.
 const claimLease = 15 * time.Minute
 
+// maxAttempt bounds one attempt, well inside claimLease: an action whose
+// own timeout is longer (exec, plugins) is cut off there and retried.
+const maxAttempt = claimLease - time.Minute
+
 // claimOther is how many jobs of actions no longer in the rules a claim
 // takes at once: they are settled as dead letters without running.
 const claimOther = 64
@@ -165,8 +169,12 @@ func (r *runner) run(c store.Claimed) {
 	set := r.deps.rules()
 	defer set.Release()
 	step := set.Step(j.Rule, j.Step)
+	ev := c.Event
+	if ev == nil {
+		ev = firingEvent(j) // pruned while the rule over time waited: its firing kept a copy
+	}
 	switch {
-	case c.Event == nil:
+	case ev == nil:
 		// Nothing to render it from: a dead letter that says so.
 		r.settle(j, actionapi.Failed(actionapi.Permanent, fmt.Errorf("its event %s is gone from the store", j.EventID)),
 			actionapi.Alerting, 0, set.Secrets.Redact)
@@ -178,17 +186,17 @@ func (r *runner) run(c store.Claimed) {
 			actionapi.Alerting, 0, set.Secrets.Redact)
 	default:
 		start := time.Now()
-		res := r.attempt(step, j, c.Event)
+		res := r.attempt(step, j, ev, set.Secrets.Redact)
 		r.settle(j, res, step.Delivery, time.Since(start), set.Secrets.Redact)
 	}
 }
 
 // attempt renders and sends one delivery. A panicking action (a service
 // reply it did not expect) fails that delivery, not the daemon.
-func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res actionapi.Result) {
+func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event, redact func(string) string) (res actionapi.Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.deps.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", p, "stack", string(debug.Stack()))
+			r.deps.log.Error("action panicked", "job", j.ID, "action", j.Action, "panic", redact(fmt.Sprint(p)), "stack", redact(string(debug.Stack())))
 			res = actionapi.Failed(actionapi.Permanent, fmt.Errorf("the %s action failed unexpectedly: %v", j.Type, p))
 		}
 	}()
@@ -200,7 +208,27 @@ func (r *runner) attempt(step *rules.Step, j *store.Job, ev *event.Event) (res a
 	if err != nil {
 		return actionapi.Failed(actionapi.Permanent, fmt.Errorf("render: %w", err))
 	}
-	return step.Step.Do(r.deliverCtx, plan)
+	// An attempt ends before its claim's lease does, or the job could be
+	// claimed again and run twice at once.
+	ctx, cancel := context.WithTimeout(r.deliverCtx, maxAttempt)
+	defer cancel()
+	return step.Step.Do(ctx, plan)
+}
+
+// firingEvent is the event a firing's job belongs to, as the firing kept
+// it; nil for other jobs.
+func firingEvent(j *store.Job) *event.Event {
+	var f firing
+	if len(j.Firing) == 0 || json.Unmarshal(j.Firing, &f) != nil {
+		return nil
+	}
+	if f.Trigger != nil {
+		return f.Trigger
+	}
+	if len(f.Events) > 0 {
+		return f.Events[0]
+	}
+	return f.Prev
 }
 
 // inputFor builds what a job's step renders from: its event and, for a

@@ -74,18 +74,18 @@ func (k *stateKeys) known(name string) bool {
 
 // admit makes room for a new key of rule: the keys to evict for it, or
 // false if it must be refused.
-func (k *stateKeys) admit(rule, name string, maxKeys int, timer bool) (evict []string, ok bool) {
+func (k *stateKeys) admit(rule, name string, maxKeys int, timer bool, keep func(string) bool) (evict []string, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.rules[rule] >= maxKeys {
-		victim := k.lruWithoutTimer(rule)
+		victim := k.lruWithoutTimer(rule, keep)
 		if victim == "" {
 			return nil, false
 		}
 		evict = append(evict, victim)
 	}
 	if len(k.byName)-len(evict) >= k.max {
-		victim := k.lruWithoutTimer("")
+		victim := k.lruWithoutTimer("", keep)
 		if victim == "" {
 			return nil, false
 		}
@@ -99,11 +99,11 @@ func (k *stateKeys) admit(rule, name string, maxKeys int, timer bool) (evict []s
 }
 
 // lruWithoutTimer is the least recently used key without a timer, of rule
-// or of any rule.
-func (k *stateKeys) lruWithoutTimer(rule string) string {
+// or of any rule, that keep does not hold on to.
+func (k *stateKeys) lruWithoutTimer(rule string, keep func(string) bool) string {
 	for e := k.all.Front(); e != nil; e = e.Next() {
 		u := e.Value.(*keyUse)
-		if !u.timer && (rule == "" || u.rule == rule) {
+		if !u.timer && (rule == "" || u.rule == rule) && !keep(u.name) {
 			return u.name
 		}
 	}

@@ -104,11 +104,9 @@ func (v *evaluator) throttle(ctx context.Context, ms []match, now time.Time) (ma
 func throttleKey(r *rules.Rule, ev *event.Event) string {
 	data := event.TemplateData(ev, nil)
 	var b strings.Builder
-	b.WriteString("throttle\x00")
-	b.WriteString(r.Name)
 	for _, f := range r.Throttle.By {
 		b.WriteByte(0)
 		fmt.Fprint(&b, data[f])
 	}
-	return b.String()
+	return "throttle\x00" + r.Name + storeKey(b.String())
 }

@@ -134,8 +134,8 @@ func (x *jobIndex) push(action string, d dueJob) {
 		w = &window{loaded: true, complete: true, in: map[string]bool{}}
 		x.windows[action] = w
 	}
-	if !w.loaded || w.in[d.id] || !w.complete && w.horizon.before(d) {
-		return
+	if !w.loaded || w.in[d.id] || x.leased[d.id] != nil || !w.complete && w.horizon.before(d) {
+		return // paged in already, being run, or beyond the window: found in the bucket later
 	}
 	w.in[d.id] = true
 	heap.Push(&w.due, d)
@@ -204,6 +204,9 @@ func (x *jobIndex) claim(c Claim) (ids []string, next time.Time, err error) {
 			}
 			d := heap.Pop(&w.due).(dueJob)
 			delete(w.in, d.id)
+			if x.leased[d.id] != nil {
+				continue // leased since it was paged in: it is being run
+			}
 			x.leased[d.id] = &lease{owner: c.Owner, until: c.Now.Add(c.Lease), action: action, at: d.at}
 			x.held[action]++
 			ids = append(ids, d.id)

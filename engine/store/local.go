@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -178,7 +180,7 @@ func (s *Local) recover() error {
 		f := &inflight{accepted: Accepted{Event: r.Event, DedupeKey: r.DedupeKey}, seq: seq, record: rec}
 		if r.DedupeKey != "" {
 			f.expires = r.Event.ReceivedAt.Add(r.DedupeTTL)
-			s.dedupe.restore(r.DedupeKey, r.Event.ID, f.expires)
+			s.dedupe.restore(indexKey(r.DedupeKey), r.Event.ID, f.expires)
 		}
 		s.inbox.push(f)
 		return nil
@@ -195,8 +197,9 @@ func (s *Local) recover() error {
 func (s *Local) Accept(ctx context.Context, in *Incoming) (Acceptance, error) {
 	ev := in.Event
 	var mine *claim
-	if in.DedupeKey != "" {
-		c, first, dup, err := s.dedupe.claim(ctx, in.DedupeKey, ev.ID, ev.ReceivedAt, ev.ReceivedAt.Add(in.DedupeTTL))
+	key := indexKey(in.DedupeKey)
+	if key != "" {
+		c, first, dup, err := s.dedupe.claim(ctx, key, ev.ID, ev.ReceivedAt, ev.ReceivedAt.Add(in.DedupeTTL))
 		if err != nil {
 			return Acceptance{}, err
 		}
@@ -207,7 +210,7 @@ func (s *Local) Accept(ctx context.Context, in *Incoming) (Acceptance, error) {
 	}
 	f, err := s.append(ctx, in)
 	if mine != nil {
-		s.dedupe.settle(in.DedupeKey, mine, err == nil)
+		s.dedupe.settle(key, mine, err == nil)
 	}
 	if err != nil {
 		return Acceptance{}, fmt.Errorf("append event: %w", err)
@@ -240,7 +243,7 @@ func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
 // the confirmation of a hit of the dedupe index, which remembers hashes.
 func (s *Local) acceptedAs(key, id string) bool {
 	if k, ok := s.inbox.keyOf(id); ok {
-		return k == key
+		return indexKey(k) == key
 	}
 	var rec struct {
 		DedupeKey string `json:"dedupe_key"`
@@ -254,7 +257,22 @@ func (s *Local) acceptedAs(key, id string) bool {
 	})
 	// An event the store no longer has (pruned, unreadable) cannot be
 	// confirmed: accepting the callback again is the safe side.
-	return found && rec.DedupeKey == key
+	return found && indexKey(rec.DedupeKey) == key
+}
+
+// maxIndexKey bounds the dedupe keys the index and the db hold as they
+// are: a key is made of callback fields of any length, and bbolt refuses
+// keys over 32 KiB (a longer one would fail every commit of its batch).
+const maxIndexKey = 512
+
+// indexKey is a dedupe key as the index and the dedupe bucket hold it: a
+// long one by its SHA-256.
+func indexKey(k string) string {
+	if len(k) <= maxIndexKey {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Unevaluated implements Store.
@@ -346,7 +364,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 			// Keyed by expiry first: new identities land at the end of the
 			// bucket, whatever their keys, so a commit dirties few pages,
 			// and expired ones are a prefix that pruning cuts off.
-			if k := f.accepted.DedupeKey; k != "" {
+			if k := indexKey(f.accepted.DedupeKey); k != "" {
 				if err := dd.Put(expiryKey(f.expires, k), []byte(rec.Event.ID)); err != nil {
 					return err
 				}
@@ -456,6 +474,10 @@ func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, e
 			}
 			if err := json.Unmarshal(v, &j); err != nil {
 				dropped, errs = append(dropped, id), append(errs, fmt.Errorf("job %s: %w", id, err))
+				continue
+			}
+			if j.State != Pending {
+				dropped = append(dropped, id) // finished since its due time was read: nothing to run
 				continue
 			}
 			ev, ok := byEvent[j.EventID]

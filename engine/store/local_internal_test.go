@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -371,5 +372,31 @@ func TestOpenIndexesOldPendingJobs(t *testing.T) {
 	got, _, err := s.ClaimJobs(t.Context(), Claim{Owner: "o", Now: base, Lease: time.Minute, Other: 1})
 	if err != nil || len(got) != 1 || got[0].Job.ID != j.ID {
 		t.Fatalf("claim after the upgrade: %v, %v; want %s", got, err, j.ID)
+	}
+}
+
+// A callback whose dedupe key is longer than bbolt takes a key is
+// remembered by its hash: it commits, and its retry is a duplicate, before
+// and after a reopen.
+func TestLongDedupeKeyCommits(t *testing.T) {
+	dir := t.TempDir()
+	s := openLocal(t, dir)
+	key := "file\x00" + strings.Repeat("x", 40<<10)
+	in := func(i int) *Incoming { return &Incoming{Event: eventNo(i), DedupeKey: key, DedupeTTL: time.Hour} }
+	if _, err := s.Accept(t.Context(), in(1)); err != nil {
+		t.Fatal(err)
+	}
+	taken(t, s)
+	if err := s.Commit(t.Context(), []*Evaluation{{EventID: eventNo(1).ID}}); err != nil {
+		t.Fatalf("commit of an event with a 40 KiB dedupe key: %v", err)
+	}
+	for _, when := range []string{"open", "reopened"} {
+		if when == "reopened" {
+			s.Close()
+			s = openLocal(t, dir)
+		}
+		if got, err := s.Accept(t.Context(), in(2)); err != nil || !got.Duplicate || got.ID != eventNo(1).ID {
+			t.Errorf("%s: retry = %+v, %v; want a duplicate of %s", when, got, err, eventNo(1).ID)
+		}
 	}
 }
