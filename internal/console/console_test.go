@@ -51,8 +51,9 @@ rules:
 `
 
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	eng   *engine.Engine
+	store *store.Local
 	probe *probe
 	rules string
 	srv   *httptest.Server
@@ -61,7 +62,7 @@ type rig struct {
 
 // newRig starts an engine and a console over it; opts adjust the
 // console's options.
-func newRig(t *testing.T, opts ...func(*console.Options)) *rig {
+func newRig(t testing.TB, opts ...func(*console.Options)) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{t: t, probe: &probe{}, rules: filepath.Join(dir, "rules.yaml")}
@@ -72,6 +73,7 @@ func newRig(t *testing.T, opts ...func(*console.Options)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.store = st
 	reg := func() (*actionapi.Registry, error) {
 		reg := actionapi.NewRegistry()
 		err := reg.Add(actionapi.Type{Name: "probe", Open: func(actionapi.Settings) (actionapi.Instance, error) { return r.probe, nil }})
@@ -187,7 +189,7 @@ func (r *rig) post(path string, form url.Values, header http.Header, want int) *
 	return res
 }
 
-func body(t *testing.T, res *http.Response, want int) string {
+func body(t testing.TB, res *http.Response, want int) string {
 	t.Helper()
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
