@@ -90,4 +90,3 @@ func fetch(b *testing.B, url string) {
 		b.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
 	}
 }
-
