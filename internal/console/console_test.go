@@ -48,6 +48,14 @@ rules:
   - name: notify
     when: kind == "file"
     do: [ { action: hook } ]
+  - name: bursts
+    when: stream == "burst"
+    count: { at_least: 3, within: 10m }
+    do: [ { action: hook } ]
+  - name: file-then-nothing
+    when: stream == "burst"
+    expect: { match: event == "never", within: 1h }
+    do: [ { action: hook } ]
 `
 
 type rig struct {
@@ -391,8 +399,24 @@ func TestRulesStatusAndState(t *testing.T) {
 		}
 	}
 	if page := r.get("/state", http.StatusOK); !strings.Contains(page, "No state is kept") {
-		t.Errorf("state page without rules over time:\n%s", page)
+		t.Errorf("state page before any event over time:\n%s", page)
 	}
+	r.accept("burst", nil)
+	keys, err := r.eng.State("file-then-nothing", "", 10)
+	if err != nil || len(keys) != 1 || keys[0].Due == nil {
+		t.Fatalf("state of the expectation: %+v, %v", keys, err)
+	}
+	page = r.get("/state", http.StatusOK)
+	for _, want := range []string{"<td>bursts</td>", "1 of 3 in 10m0s", "<td>file-then-nothing</td>", "<code>stream=burst</code>",
+		`<time datetime="` + keys[0].Due.UTC().Format(time.RFC3339Nano) + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("state page lacks %q:\n%s", want, page)
+		}
+	}
+	if page := r.get("/state?rule=bursts", http.StatusOK); strings.Contains(page, "file-then-nothing") {
+		t.Errorf("state filtered by rule shows another:\n%s", page)
+	}
+	r.get("/state?rule=nosuch", http.StatusBadRequest)
 }
 
 func TestPagesForbidInlineScript(t *testing.T) {
