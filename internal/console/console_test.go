@@ -296,6 +296,18 @@ func TestEventsPagingAndFilters(t *testing.T) {
 	if html := r.get("/?limit=0", http.StatusBadRequest); !strings.Contains(html, "limit: want a number from 1 to 1000") {
 		t.Errorf("bad limit:\n%s", html)
 	}
+	// The live tail reloads the newest page, filters kept; older pages
+	// never change, so they do not.
+	const refresh = `<meta http-equiv="refresh" content="5">`
+	if html := r.get("/?rule=notify", http.StatusOK); strings.Contains(html, refresh) || !strings.Contains(html, `href="/?rule=notify&amp;tail=1" id="tail">Live tail<`) {
+		t.Errorf("events page without the tail:\n%s", html)
+	}
+	if html := r.get("/?rule=notify&tail=1", http.StatusOK); !strings.Contains(html, refresh) || !strings.Contains(html, `href="/?rule=notify" id="tail">Stop<`) {
+		t.Errorf("events page with the tail:\n%s", html)
+	}
+	if html := r.get("/?tail=1&before="+ids[2], http.StatusOK); strings.Contains(html, refresh) {
+		t.Errorf("an older page tails:\n%s", html)
+	}
 	r.get("/events/01JDZ0000000000000000000000", http.StatusNotFound)
 	r.get("/nowhere", http.StatusNotFound)
 }
