@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,11 +81,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("console: csrf token: %w", err)
-	}
-	c := &console{o: o, page: map[string]*template.Template{}, csrf: hex.EncodeToString(b)}
+	c := &console{o: o, page: map[string]*template.Template{}, csrf: rand.Text()}
 	for _, name := range []string{"events", "event", "deadletters", "rules", "state", "status", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {

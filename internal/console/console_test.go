@@ -210,7 +210,7 @@ func body(t testing.TB, res *http.Response, want int) string {
 	return string(b)
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+var csrfField = regexp.MustCompile(`name="csrf" value="([A-Z2-7]+)"`)
 
 func csrf(t *testing.T, page string) string {
 	t.Helper()
