@@ -10,13 +10,13 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -81,11 +81,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("console: csrf token: %w", err)
-	}
-	c := &console{o: o, page: map[string]*template.Template{}, csrf: hex.EncodeToString(b)}
+	c := &console{o: o, page: map[string]*template.Template{}, csrf: rand.Text()}
 	for _, name := range []string{"events", "event", "deadletters", "rules", "state", "status", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -144,15 +140,24 @@ func (c *console) post(h http.HandlerFunc) http.HandlerFunc {
 
 type view struct {
 	Title    string
+	Refresh  int // seconds after which the page reloads itself; 0 never
 	Nav      string
 	CSRF     string
 	ReadOnly bool
 	Data     any
 }
 
+// tailEvery is how often, in seconds, the live tail reloads the events.
+const tailEvery = 5
+
 func (c *console) render(w http.ResponseWriter, status int, name, title string, data any) {
+	c.renderView(w, status, name, view{Title: title, Data: data})
+}
+
+func (c *console) renderView(w http.ResponseWriter, status int, name string, v view) {
+	v.Nav, v.CSRF, v.ReadOnly = name, c.csrf, c.o.ReadOnly
 	var buf bytes.Buffer
-	if err := c.page[name].Execute(&buf, view{Title: title, Nav: name, CSRF: c.csrf, ReadOnly: c.o.ReadOnly, Data: data}); err != nil {
+	if err := c.page[name].Execute(&buf, v); err != nil {
 		c.o.Logger.Error("console: render failed", "page", name, "err", err)
 		http.Error(w, "the page could not be shown; see the daemon's log", http.StatusInternalServerError)
 		return
@@ -194,6 +199,8 @@ func limitParam(q url.Values) (int, error) {
 type eventsPage struct {
 	Source, Rule, Before string
 	Limit                int
+	Tail                 bool         // the page reloads itself to show new events
+	TailURL              template.URL // the same view with the live tail toggled
 	Events               []*store.EventRecord
 	Next                 template.URL // the next page; empty on the last
 	Newest               template.URL // the first page with the same filters
@@ -226,11 +233,24 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 		keep.Set("limit", strconv.Itoa(limit))
 	}
 	p.Newest = template.URL("/?" + keep.Encode()) // values escaped by Encode
+	// Only the newest page tails: an older one would never change.
+	p.Tail = q.Get("tail") == "1" && p.Before == ""
+	if p.Tail {
+		p.TailURL = p.Newest
+	} else {
+		tail := maps.Clone(keep)
+		tail.Set("tail", "1")
+		p.TailURL = template.URL("/?" + tail.Encode())
+	}
 	if len(p.Events) == limit {
 		keep.Set("before", p.Events[len(p.Events)-1].Event.ID)
 		p.Next = template.URL("/?" + keep.Encode())
 	}
-	c.render(w, http.StatusOK, "events", "Events", p)
+	v := view{Title: "Events", Data: p}
+	if p.Tail {
+		v.Refresh = tailEvery
+	}
+	c.renderView(w, http.StatusOK, "events", v)
 }
 
 type eventPage struct {

@@ -48,11 +48,20 @@ rules:
   - name: notify
     when: kind == "file"
     do: [ { action: hook } ]
+  - name: bursts
+    when: stream == "burst"
+    count: { at_least: 3, within: 10m }
+    do: [ { action: hook } ]
+  - name: file-then-nothing
+    when: stream == "burst"
+    expect: { match: event == "never", within: 1h }
+    do: [ { action: hook } ]
 `
 
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	eng   *engine.Engine
+	store *store.Local
 	probe *probe
 	rules string
 	srv   *httptest.Server
@@ -61,7 +70,7 @@ type rig struct {
 
 // newRig starts an engine and a console over it; opts adjust the
 // console's options.
-func newRig(t *testing.T, opts ...func(*console.Options)) *rig {
+func newRig(t testing.TB, opts ...func(*console.Options)) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{t: t, probe: &probe{}, rules: filepath.Join(dir, "rules.yaml")}
@@ -72,6 +81,7 @@ func newRig(t *testing.T, opts ...func(*console.Options)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.store = st
 	reg := func() (*actionapi.Registry, error) {
 		reg := actionapi.NewRegistry()
 		err := reg.Add(actionapi.Type{Name: "probe", Open: func(actionapi.Settings) (actionapi.Instance, error) { return r.probe, nil }})
@@ -187,7 +197,7 @@ func (r *rig) post(path string, form url.Values, header http.Header, want int) *
 	return res
 }
 
-func body(t *testing.T, res *http.Response, want int) string {
+func body(t testing.TB, res *http.Response, want int) string {
 	t.Helper()
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
@@ -200,7 +210,7 @@ func body(t *testing.T, res *http.Response, want int) string {
 	return string(b)
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+var csrfField = regexp.MustCompile(`name="csrf" value="([A-Z2-7]+)"`)
 
 func csrf(t *testing.T, page string) string {
 	t.Helper()
@@ -285,6 +295,18 @@ func TestEventsPagingAndFilters(t *testing.T) {
 	}
 	if html := r.get("/?limit=0", http.StatusBadRequest); !strings.Contains(html, "limit: want a number from 1 to 1000") {
 		t.Errorf("bad limit:\n%s", html)
+	}
+	// The live tail reloads the newest page, filters kept; older pages
+	// never change, so they do not.
+	const refresh = `<meta http-equiv="refresh" content="5">`
+	if html := r.get("/?rule=notify", http.StatusOK); strings.Contains(html, refresh) || !strings.Contains(html, `href="/?rule=notify&amp;tail=1" id="tail">Live tail<`) {
+		t.Errorf("events page without the tail:\n%s", html)
+	}
+	if html := r.get("/?rule=notify&tail=1", http.StatusOK); !strings.Contains(html, refresh) || !strings.Contains(html, `href="/?rule=notify" id="tail">Stop<`) {
+		t.Errorf("events page with the tail:\n%s", html)
+	}
+	if html := r.get("/?tail=1&before="+ids[2], http.StatusOK); strings.Contains(html, refresh) {
+		t.Errorf("an older page tails:\n%s", html)
 	}
 	r.get("/events/01JDZ0000000000000000000000", http.StatusNotFound)
 	r.get("/nowhere", http.StatusNotFound)
@@ -389,8 +411,24 @@ func TestRulesStatusAndState(t *testing.T) {
 		}
 	}
 	if page := r.get("/state", http.StatusOK); !strings.Contains(page, "No state is kept") {
-		t.Errorf("state page without rules over time:\n%s", page)
+		t.Errorf("state page before any event over time:\n%s", page)
 	}
+	r.accept("burst", nil)
+	keys, err := r.eng.State("file-then-nothing", "", 10)
+	if err != nil || len(keys) != 1 || keys[0].Due == nil {
+		t.Fatalf("state of the expectation: %+v, %v", keys, err)
+	}
+	page = r.get("/state", http.StatusOK)
+	for _, want := range []string{"<td>bursts</td>", "1 of 3 in 10m0s", "<td>file-then-nothing</td>", "<code>stream=burst</code>",
+		`<time datetime="` + keys[0].Due.UTC().Format(time.RFC3339Nano) + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("state page lacks %q:\n%s", want, page)
+		}
+	}
+	if page := r.get("/state?rule=bursts", http.StatusOK); strings.Contains(page, "file-then-nothing") {
+		t.Errorf("state filtered by rule shows another:\n%s", page)
+	}
+	r.get("/state?rule=nosuch", http.StatusBadRequest)
 }
 
 func TestPagesForbidInlineScript(t *testing.T) {
