@@ -63,8 +63,11 @@ rules:
 		t.Errorf("fired %v after record_started, before its 2s window ended", waited)
 	}
 
-	// room3's timer is pending when the daemon is killed; it stays down
-	// past the deadline.
+	// room1's delivery is recorded before the kill (a delivery in flight at
+	// a kill may run again, which at-least-once allows, and would blur what
+	// this test looks at); room3's timer is pending when the daemon is
+	// killed, and it stays down past the deadline.
+	waitDrainedAt(t, first.admin, "")
 	room3 := started(listen, "room3")
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -74,6 +77,8 @@ rules:
 	second := startBinary(t, bin, args...)
 	calls = rc.waitCalls(t, 2, 15*time.Second)
 	if calls[1].Event.ID != room3 || calls[1].Event.URI != "room3 late=true" {
+		_ = second.cmd.Process.Kill() // its log is read below
+		_ = second.cmd.Wait()
 		t.Fatalf("after the restart fired %+v, want room3's trigger %s, late\nfirst run:\n%s\nsecond run:\n%s", calls[1].Event, room3, first.logs, second.logs)
 	}
 	// Everything is settled: nothing else is pending (timers included),
