@@ -18,30 +18,14 @@ const DefaultCodec = "h264"
 // A codec the docs do not name is taken as it is, and a parameter Aliyun
 // adds later stays in the payload.
 func DecodeOnDemand(q url.Values) (*Event, error) {
-	if len(q) == 0 {
-		return nil, refuse("missing_field", "no query: an on-demand recording callback carries domain, app and stream in its query")
-	}
-	if err := checkQuery(q); err != nil {
-		return nil, err
-	}
-	get := func(name string) string {
-		if v := q[name]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
 	ev := &Event{Source: SourceOnDemand, Kind: KindOnDemand, Payload: make(map[string]any, len(q))}
-	for _, f := range []struct {
-		name, what string
-		dst        *string
-	}{
+	get, err := readQuery(q, "an on-demand recording callback carries domain, app and stream in its query", []requiredParam{
 		{"domain", "the streaming domain", &ev.Domain},
 		{"app", "the AppName", &ev.App},
 		{"stream", "the stream name", &ev.Stream},
-	} {
-		if *f.dst = get(f.name); *f.dst == "" {
-			return nil, refuse("missing_field", "missing required parameter %q (%s)", f.name, f.what)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if ev.Codec = get("codec"); ev.Codec == "" {
 		ev.Codec = DefaultCodec

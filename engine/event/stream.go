@@ -34,31 +34,15 @@ const authKeyArg = "auth_key"
 // An action other than the two is taken as it is: refusing it would only
 // make Aliyun retry what will never change.
 func DecodeStream(q url.Values) (*Event, error) {
-	if len(q) == 0 {
-		return nil, refuse("missing_field", "no query: a stream callback carries action, id, app and appname in its query")
-	}
-	if err := checkQuery(q); err != nil {
-		return nil, err
-	}
-	get := func(name string) string {
-		if v := q[name]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
 	ev := &Event{Source: SourceStream, Kind: KindStream, Payload: make(map[string]any, len(q))}
-	for _, f := range []struct {
-		name, what string
-		dst        *string
-	}{
+	get, err := readQuery(q, "a stream callback carries action, id, app and appname in its query", []requiredParam{
 		{"action", "publish or publish_done", &ev.Event},
 		{"id", "the stream name", &ev.Stream},
 		{"app", "the ingest domain", &ev.Domain},
 		{"appname", "the AppName", &ev.App},
-	} {
-		if *f.dst = get(f.name); *f.dst == "" {
-			return nil, refuse("missing_field", "missing required parameter %q (%s)", f.name, f.what)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	ev.IngestDomain = ev.Domain
 	ev.ClientIP, ev.Node = get("ip"), get("node")
@@ -92,6 +76,37 @@ func DecodeStream(q url.Values) (*Event, error) {
 // checkQuery refuses a query livehook could not keep or would read
 // ambiguously: too many or too long parameters, invalid UTF-8, and a
 // parameter given twice (a proxy and livehook could read different ones).
+// requiredParam is a query parameter a callback must carry, and the event
+// field it fills.
+type requiredParam struct {
+	name, what string
+	dst        *string
+}
+
+// readQuery checks a callback's query, fills its required parameters in,
+// and returns a reader of the first value of any other; what says what the
+// query must carry, for a callback that sent none.
+func readQuery(q url.Values, what string, required []requiredParam) (get func(string) string, err error) {
+	if len(q) == 0 {
+		return nil, refuse("missing_field", "no query: %s", what)
+	}
+	if err := checkQuery(q); err != nil {
+		return nil, err
+	}
+	get = func(name string) string {
+		if v := q[name]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	for _, f := range required {
+		if *f.dst = get(f.name); *f.dst == "" {
+			return nil, refuse("missing_field", "missing required parameter %q (%s)", f.name, f.what)
+		}
+	}
+	return get, nil
+}
+
 func checkQuery(q url.Values) error {
 	if len(q) > MaxQueryParams {
 		return refuse("query_too_large", "query has %d parameters: at most %d", len(q), MaxQueryParams)
