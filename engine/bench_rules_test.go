@@ -1,21 +1,13 @@
 package engine
 
 import (
-	"context"
-	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/rules/rulestest"
 	"github.com/livehook/livehook/engine/store"
-	"github.com/livehook/livehook/internal/intake"
 )
 
 // BenchmarkAcceptRules1000 is the durable accept path at 64 connections
@@ -63,30 +55,5 @@ func BenchmarkAcceptRules1000(b *testing.B) {
 
 // rulesServer is durableServer's accept path with the given rules file.
 func rulesServer(b *testing.B, rulesYAML string) (*httptest.Server, *Engine) {
-	dir := b.TempDir()
-	rulesPath := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesPath, []byte(rulesYAML), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "data"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	quiet := slog.New(slog.DiscardHandler)
-	e, err := New(Options{RulesPath: rulesPath, Store: st, Logger: quiet, Metrics: reg,
-		Registry: func() (*actionapi.Registry, error) { return logOnlyRegistry(b), nil }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(intake.New(intake.Options{Acceptor: e, Logger: quiet, Metrics: reg}))
-	b.Cleanup(func() {
-		srv.Close()
-		_ = e.Stop(context.Background())
-		st.Close()
-	})
-	return srv, e
+	return acceptServer(b, rulesYAML, store.Options{})
 }

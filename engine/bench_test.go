@@ -86,12 +86,19 @@ func drive(b *testing.B, url string, conns, n int, seq *atomic.Int64) loadResult
 // with the embedded store, rules loaded (none matches, so the figures are
 // the accept path's own).
 func durableServer(b *testing.B, commits *commitStats) (*httptest.Server, *Engine) {
+	return acceptServer(b, "rules:\n  - name: never\n    when: app == \"none\"\n    do: [ { type: log } ]\n",
+		store.Options{OnCommit: commits.observe})
+}
+
+// acceptServer is intake in front of an engine on the embedded store,
+// with the given rules.
+func acceptServer(b *testing.B, rulesYAML string, so store.Options) (*httptest.Server, *Engine) {
 	dir := b.TempDir()
 	rulesPath := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesPath, []byte("rules:\n  - name: never\n    when: app == \"none\"\n    do: [ { type: log } ]\n"), 0o644); err != nil {
+	if err := os.WriteFile(rulesPath, []byte(rulesYAML), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "data"), store.Options{OnCommit: commits.observe})
+	st, err := store.Open(filepath.Join(dir, "data"), so)
 	if err != nil {
 		b.Fatal(err)
 	}
