@@ -400,3 +400,23 @@ func TestLongDedupeKeyCommits(t *testing.T) {
 		}
 	}
 }
+
+// A key rewritten with the due time it had (a session's every event) keeps
+// one timer item, not one per write.
+func TestTimerHeapGrowsWithKeysNotWrites(t *testing.T) {
+	s := openLocal(t, t.TempDir())
+	due := base.Add(time.Hour)
+	for i := range 1000 {
+		read := s.state.read([]string{"t/k"}, base)["t/k"].Version
+		if err := s.Commit(t.Context(), []*Evaluation{{State: []StateChange{{Key: "t/k", Read: read,
+			Value: []byte(fmt.Sprint(i)), Expires: due.Add(time.Hour), Due: due}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.state.timers.Len(); n != 1 {
+		t.Errorf("%d timer items after 1000 writes of one key, want 1", n)
+	}
+	if got, _, _ := s.DueTimers(t.Context(), due, 10); len(got) != 1 || string(got[0].Value) != "999" {
+		t.Errorf("due at its time: %+v, want the key once, as last written", got)
+	}
+}

@@ -149,24 +149,29 @@ func (r *ruleState) apply(changes map[string]stateEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, e := range changes {
+		taken := r.taken[k]
 		delete(r.taken, k)
 		if e.value == nil {
 			r.delete(k)
 			continue
 		}
-		r.set(k, e)
+		r.set(k, e, taken)
 	}
 }
 
 // set records an entry and its timer; the caller holds mu.
-func (r *ruleState) set(k string, e stateEntry) {
+func (r *ruleState) set(k string, e stateEntry, taken bool) {
+	old, had := r.entries[k]
 	r.delete(k)
 	if !e.due.IsZero() {
 		r.withDue++
 	}
 	r.entries[k] = e
 	r.version = max(r.version, e.version)
-	if !e.due.IsZero() {
+	// A key written again with the due time it had keeps its heap item
+	// (a session's every event, a digest's every item): only a new due
+	// time, or one whose item was taken, needs another.
+	if !e.due.IsZero() && (!had || taken || !old.due.Equal(e.due)) {
 		heap.Push(&r.timers, timerItem{due: e.due.UnixNano(), key: k})
 	}
 }
@@ -178,7 +183,7 @@ func (r *ruleState) load(b *bolt.Bucket) error {
 		if err != nil {
 			return err
 		}
-		r.set(string(k), e)
+		r.set(string(k), e, false)
 		return nil
 	})
 }
