@@ -17,6 +17,8 @@ import (
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/store"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // BenchmarkCorrelate measures the evaluation of 100 rules over time
@@ -134,16 +136,13 @@ func drainOnce(b *testing.B, rulesYAML string, streams, perStream int) (time.Dur
 	if err := e.Start(); err != nil {
 		b.Fatal(err)
 	}
-	for {
+	testwait.Until(b, 10*time.Minute, "every event evaluated", func() bool {
 		s, err := st.Stats(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}
-		if s.Unevaluated == 0 {
-			break
-		}
-		time.Sleep(time.Millisecond) // polling the benchmark's own progress
-	}
+		return s.Unevaluated == 0
+	})
 	took := time.Since(start)
 	if err := e.Stop(context.Background()); err != nil {
 		b.Fatal(err)

@@ -23,6 +23,8 @@ import (
 	"github.com/livehook/livehook/engine/store/journal"
 	"github.com/livehook/livehook/internal/intake"
 	"github.com/livehook/livehook/internal/loadgen"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // bareAcceptor answers like the engine without persisting anything: the
@@ -125,20 +127,13 @@ func acceptServer(b *testing.B, rulesYAML string, so store.Options) (*httptest.S
 // that its work after the replies is not left running into the next
 // handler's round.
 func waitEvaluated(b *testing.B, e *Engine) {
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testwait.Until(b, time.Minute, "every accepted event evaluated", func() bool {
 		st, err := e.store.Stats(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}
-		if st.Unevaluated == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d events still unevaluated after a minute", st.Unevaluated)
-		}
-		time.Sleep(time.Millisecond) // polling a benchmark's own progress, outside the timed rounds
-	}
+		return st.Unevaluated == 0
+	})
 }
 
 // logOnlyRegistry holds a do-nothing `log` type: the benchmark rules

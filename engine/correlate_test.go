@@ -95,7 +95,7 @@ func (tl *timeline) stop() {
 // same store.
 func (tl *timeline) restart(down time.Duration) {
 	tl.stop()
-	time.Sleep(down)
+	tl.advance(down)
 	tl.start()
 }
 
@@ -121,7 +121,8 @@ func statusOf(name, stream string) func(*event.Event) {
 	return func(ev *event.Event) { ev.Event, ev.Stream = name, stream }
 }
 
-// advance moves the clock by d and waits until what came due has run.
+// advance moves the bubble's clock by d (a sleep in a synctest bubble
+// takes no real time) and waits until what came due has run.
 func (tl *timeline) advance(d time.Duration) {
 	time.Sleep(d)
 	synctest.Wait()
@@ -571,7 +572,7 @@ func TestEventBeforeDeadlineIsEvaluatedBeforeTheTimer(t *testing.T) {
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Minute) // down past the deadline
+		tl.advance(20 * time.Minute) // down past the deadline
 		tl.start()
 		tl.advance(time.Hour)
 		tl.expectFired("after the restart: the file closed the expectation")

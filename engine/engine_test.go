@@ -16,6 +16,8 @@ import (
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/store"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // recorder is an action type for tests: every delivery is sent on a
@@ -115,19 +117,15 @@ func next(t *testing.T, rec *recorder) actionapi.Input {
 // drained waits until the engine has processed everything accepted.
 func drained(t *testing.T, e *Engine) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, err := e.store.Stats(context.Background())
-		if err != nil {
+	var st store.Stats
+	if !testwait.Within(5*time.Second, func() bool {
+		var err error
+		if st, err = e.store.Stats(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if st.Unevaluated == 0 && st.Pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("engine did not drain within 5s: %+v", st)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return st.Unevaluated == 0 && st.Pending == 0
+	}) {
+		t.Fatalf("engine did not drain within 5s: %+v", st)
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // openExec opens an exec instance from YAML settings through the registry;
@@ -280,13 +282,10 @@ func waitGone(t *testing.T, pidFile, who, after string) {
 	if err != nil {
 		t.Fatalf("pid file: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !dead(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("%s %d still alive after %s", who, pid, after)
-		}
-		time.Sleep(20 * time.Millisecond) // not our child: nothing to wait(2) on
+	// Not our child: nothing to wait(2) on.
+	if !testwait.Within(5*time.Second, func() bool { return dead(pid) }) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("%s %d still alive after %s", who, pid, after)
 	}
 }
 
@@ -303,12 +302,9 @@ func TestStoppedByCaller(t *testing.T) {
 	defer cancel()
 	go func() {
 		defer cancel()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(started); err == nil {
-				return
-			}
+		if !testwait.Within(10*time.Second, func() bool { _, err := os.Stat(started); return err == nil }) {
+			t.Error("the command did not start within 10s")
 		}
-		t.Error("the command did not start within 10s")
 	}()
 	r := st.Do(ctx, p)
 	wantOutcome(t, r, actionapi.Retryable)

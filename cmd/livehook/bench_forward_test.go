@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/internal/loadgen"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // BenchmarkForward is the daemon forwarding every recording callback to
@@ -55,16 +57,13 @@ func BenchmarkForward(b *testing.B) {
 			if r.Failures > 0 {
 				b.Fatalf("%s: %d callbacks failed, first: %s", kind, r.Failures, r.FirstErr)
 			}
-			for { // until every accepted callback is delivered
+			testwait.Until(b, time.Minute, "every accepted callback delivered", func() bool {
 				st, err := d.store.Stats(context.Background())
 				if err != nil {
 					b.Fatal(err)
 				}
-				if st.Unevaluated == 0 && st.Pending == 0 {
-					break
-				}
-				time.Sleep(time.Millisecond) // polling the benchmark's own progress
-			}
+				return st.Unevaluated == 0 && st.Pending == 0
+			})
 			rate[kind] = float64(n) / time.Since(start).Seconds()
 			accept[kind] = r.PerSecond()
 			if kind == "webhook" && received.Load() < n {

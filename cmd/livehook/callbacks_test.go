@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/engine/event"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // The Live callback family against the real daemon: publish callbacks
@@ -34,9 +36,11 @@ type listedEvent struct {
 func evaluatedEvents(t *testing.T, d *testDaemon, n int, sources ...string) map[string]listedEvent {
 	t.Helper()
 	const within = 10 * time.Second
-	deadline := time.Now().Add(within)
-	for {
-		status, body := do(t, http.MethodGet, d.admURL("/api/events?limit=100"), nil, "")
+	var got map[string]listedEvent
+	var body string
+	if !testwait.Within(within, func() bool {
+		var status int
+		status, body = do(t, http.MethodGet, d.admURL("/api/events?limit=100"), nil, "")
 		if status != http.StatusOK {
 			t.Fatalf("GET /api/events: %d %s", status, body)
 		}
@@ -46,20 +50,17 @@ func evaluatedEvents(t *testing.T, d *testDaemon, n int, sources ...string) map[
 		if err := json.Unmarshal([]byte(body), &list); err != nil {
 			t.Fatalf("GET /api/events: %v: %s", err, body)
 		}
-		got := map[string]listedEvent{}
+		got = map[string]listedEvent{}
 		for _, e := range list.Events {
 			if e.Event != nil && e.Matched != nil && slices.Contains(sources, e.Event.Source) {
 				got[e.Event.Source] = e
 			}
 		}
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("within %v /api/events listed %d evaluated events from %v, want %d: %s", within, len(got), sources, n, body)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return len(got) >= n
+	}) {
+		t.Fatalf("within %v /api/events listed %d evaluated events from %v, want %d: %s", within, len(got), sources, n, body)
 	}
+	return got
 }
 
 const (

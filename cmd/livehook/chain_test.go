@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // fakeOSS accepts async processing requests the way OSS answers them. The
@@ -89,10 +91,7 @@ func TestTranscodeChain(t *testing.T) {
 		t.Fatalf("callback answered %d", status)
 	}
 	id := reply["id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(oss.seen()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Within(10*time.Second, func() bool { return len(oss.seen()) > 0 })
 	reqs := oss.seen()
 	if len(reqs) != 1 {
 		t.Fatalf("fake OSS saw %d requests, want 1", len(reqs))
@@ -110,14 +109,10 @@ func TestTranscodeChain(t *testing.T) {
 			Attempts []struct{ IDs map[string]string }
 		}
 	}
-	for {
-		if tryGetJSON(t, d.admURL("/api/events/"+id), &detail) == http.StatusOK && len(detail.Jobs) == 1 && detail.Jobs[0].State == "delivered" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transcode job: %+v", detail)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testwait.Within(10*time.Second, func() bool {
+		return tryGetJSON(t, d.admURL("/api/events/"+id), &detail) == http.StatusOK && len(detail.Jobs) == 1 && detail.Jobs[0].State == "delivered"
+	}) {
+		t.Fatalf("transcode job: %+v", detail)
 	}
 	if got := detail.Jobs[0].Attempts[0].IDs["TaskId"]; got != "MediaConvert-e4a737df-69e9-4fca-8d9b-17c40ea3a3f1" {
 		t.Errorf("recorded TaskId %q", got)

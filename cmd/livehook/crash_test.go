@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // buildBinary builds the livehook command once per test run.
@@ -57,17 +59,16 @@ func startBinary(t *testing.T, bin string, args ...string) binaryDaemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if resp, err := http.Post("http://"+listen+"/nowhere", "", nil); err == nil {
+	if !testwait.Within(15*time.Second, func() bool {
+		resp, err := http.Post("http://"+listen+"/nowhere", "", nil)
+		if err == nil {
 			resp.Body.Close()
-			return binaryDaemon{cmd: cmd, listen: listen, admin: "http://" + admin, logs: &logs}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not come up:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("the daemon did not come up:\n%s", logs.String())
 	}
+	return binaryDaemon{cmd: cmd, listen: listen, admin: "http://" + admin, logs: &logs}
 }
 
 // TestKill9LosesNoAcceptedCallback streams callbacks at the real binary,
@@ -118,18 +119,14 @@ func TestKill9LosesNoAcceptedCallback(t *testing.T) {
 		}()
 	}
 	// Kill once a good number of callbacks are in and deliveries are flowing.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var n int
+	if !testwait.Within(20*time.Second, func() bool {
 		mu.Lock()
-		n := len(accepted)
+		n = len(accepted)
 		mu.Unlock()
-		if n >= 1500 && len(rc.calls()) >= 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d callbacks accepted and %d delivered in 20s:\n%s", n, len(rc.calls()), first.logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+		return n >= 1500 && len(rc.calls()) >= 200
+	}) {
+		t.Fatalf("only %d callbacks accepted and %d delivered in 20s:\n%s", n, len(rc.calls()), first.logs.String())
 	}
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -150,21 +147,18 @@ func TestKill9LosesNoAcceptedCallback(t *testing.T) {
 		}
 		return seen
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		seen, missing := perURI(), 0
+	var missing int
+	if !testwait.Within(60*time.Second, func() bool {
+		seen := perURI()
+		missing = 0
 		for uri := range accepted {
 			if seen[uri] == 0 {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted callbacks never delivered after the restart", missing, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d of %d accepted callbacks never delivered after the restart", missing, want)
 	}
 	// Drained, the restarted daemon has nothing left that could deliver
 	// once more: only now can the duplicates be counted.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // logSink collects a daemon's JSON log lines for assertions.
@@ -45,17 +47,19 @@ func (s *logSink) records() []map[string]any {
 // waitFor polls the log until match holds for some record, or fails.
 func (s *logSink) waitFor(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var found map[string]any
+	if !testwait.Within(5*time.Second, func() bool {
 		for _, r := range s.records() {
 			if match(r) {
-				return r
+				found = r
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no log record %s within 5s; log:\n%s", what, s.buf.String())
 	}
-	t.Fatalf("no log record %s within 5s; log:\n%s", what, s.buf.String())
-	return nil
+	return found
 }
 
 // count counts the records for which match holds.

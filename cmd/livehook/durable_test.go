@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // receiver is a webhook endpoint whose answers the test scripts.
@@ -71,15 +73,10 @@ func (rc *receiver) calls() []receivedCall {
 // waitCalls waits until the receiver has seen at least n requests.
 func (rc *receiver) waitCalls(t *testing.T, n int, within time.Duration) []receivedCall {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if c := rc.calls(); len(c) >= n {
-			return c
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testwait.Within(within, func() bool { return len(rc.calls()) >= n }) {
+		t.Fatalf("receiver saw %d request(s), want %d within %s", len(rc.calls()), n, within)
 	}
-	t.Fatalf("receiver saw %d request(s), want %d within %s", len(rc.calls()), n, within)
-	return nil
+	return rc.calls()
 }
 
 // webhookRules sends every file event to url, with quick persisted retries.
@@ -214,17 +211,12 @@ func TestOutageRetriesThenDeadLetterAndReplay(t *testing.T) {
 	}
 	waitState := func(state string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			// 404 until the ingester has stored the event: not yet.
+		// 404 until the ingester has stored the event: not yet.
+		if !testwait.Within(10*time.Second, func() bool {
 			status := tryGetJSON(t, d.admURL("/api/events/"+id), &detail)
-			if status == http.StatusOK && len(detail.Jobs) == 1 && detail.Jobs[0].State == state {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("job state %+v, want %s", detail.Jobs, state)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return status == http.StatusOK && len(detail.Jobs) == 1 && detail.Jobs[0].State == state
+		}) {
+			t.Fatalf("job state %+v, want %s", detail.Jobs, state)
 		}
 	}
 	waitState("delivered")
@@ -300,18 +292,13 @@ func TestShutdownDuringDeliveryFinishesOnNextStart(t *testing.T) {
 	rc.set(0, nil)
 
 	startDaemonWith(t, cfg)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		seen := map[string]bool{}
+	seen := map[string]bool{}
+	if !testwait.Within(10*time.Second, func() bool {
 		for _, c := range rc.calls() {
 			seen[c.Event.ID] = true
 		}
-		if seen[ids[0]] && seen[ids[1]] && seen[ids[2]] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart the receiver saw %v, want all of %v", seen, ids)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return seen[ids[0]] && seen[ids[1]] && seen[ids[2]]
+	}) {
+		t.Fatalf("after the restart the receiver saw %v, want all of %v", seen, ids)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 func must(t *testing.T, err error) {
@@ -104,22 +106,25 @@ func sumSeries(series map[string]float64, name string) float64 {
 // that something did not happen: nothing is left that could make it.
 func waitDrainedAt(t *testing.T, base, token string) {
 	t.Helper()
-	const within = 15 * time.Second
-	deadline := time.Now().Add(within)
-	for {
+	waitDrainedWithin(t, base, token, 15*time.Second)
+}
+
+// waitDrainedWithin is waitDrainedAt with its own bound, for a daemon
+// that must first take over what a dead replica held.
+func waitDrainedWithin(t *testing.T, base, token string, within time.Duration) {
+	t.Helper()
+	var unevaluated, pending float64
+	if !testwait.Within(within, func() bool {
 		m := scrapeMetrics(t, base, token)
-		unevaluated, ok1 := m["livehook_events_unevaluated"]
-		pending, ok2 := m["livehook_jobs_pending"]
+		var ok1, ok2 bool
+		unevaluated, ok1 = m["livehook_events_unevaluated"]
+		pending, ok2 = m["livehook_jobs_pending"]
 		if !ok1 || !ok2 {
 			t.Fatal("/metrics lacks livehook_events_unevaluated or livehook_jobs_pending")
 		}
-		if unevaluated == 0 && pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not drain within %v: %v events unevaluated, %v deliveries pending", within, unevaluated, pending)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return unevaluated == 0 && pending == 0
+	}) {
+		t.Fatalf("the daemon did not drain within %v: %v events unevaluated, %v deliveries pending", within, unevaluated, pending)
 	}
 }
 
@@ -146,19 +151,18 @@ type eventDetail struct {
 func (d *testDaemon) waitEvaluated(t *testing.T, id string) eventDetail {
 	t.Helper()
 	const within = 10 * time.Second
-	deadline := time.Now().Add(within)
-	for {
-		status, body := adminGet(t, d.admURL(""), d.cfg.hardening.adminToken, "/api/events/"+id)
-		if status == http.StatusOK {
-			var ev eventDetail
-			if err := json.Unmarshal(body, &ev); err != nil {
-				t.Fatalf("GET /api/events/%s: %v", id, err)
-			}
-			return ev
-		}
-		if status != http.StatusNotFound || time.Now().After(deadline) {
-			t.Fatalf("GET /api/events/%s: %d %s; want the evaluated event within %v", id, status, body, within)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var status int
+	var body []byte
+	testwait.Within(within, func() bool {
+		status, body = adminGet(t, d.admURL(""), d.cfg.hardening.adminToken, "/api/events/"+id)
+		return status != http.StatusNotFound // 404 until the event is evaluated
+	})
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/events/%s: %d %s; want the evaluated event within %v", id, status, body, within)
 	}
+	var ev eventDetail
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatalf("GET /api/events/%s: %v", id, err)
+	}
+	return ev
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/engine/event"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 const testOnDemandKey = "ONDEMANDkey0123456789"
@@ -163,9 +165,11 @@ func assertReply(t *testing.T, reply, want string) {
 func onDemandEvents(t *testing.T, admin string, n int) map[string]listedEvent {
 	t.Helper()
 	const within = 10 * time.Second
-	deadline := time.Now().Add(within)
-	for {
-		status, body := adminGet(t, admin, "", "/api/events?source="+event.SourceOnDemand)
+	var got map[string]listedEvent
+	var body []byte
+	if !testwait.Within(within, func() bool {
+		var status int
+		status, body = adminGet(t, admin, "", "/api/events?source="+event.SourceOnDemand)
 		if status != http.StatusOK {
 			t.Fatalf("GET /api/events: %d %s", status, body)
 		}
@@ -175,21 +179,18 @@ func onDemandEvents(t *testing.T, admin string, n int) map[string]listedEvent {
 		if err := json.Unmarshal(body, &list); err != nil {
 			t.Fatalf("GET /api/events: %v: %s", err, body)
 		}
-		got := map[string]listedEvent{}
+		got = map[string]listedEvent{}
 		for _, e := range list.Events {
 			if e.Event != nil && e.Matched != nil {
 				got[e.Event.Stream] = e
 			}
 		}
-		if len(list.Events) >= n && len(got) == len(list.Events) {
-			if len(list.Events) > n {
-				t.Fatalf("/api/events lists %d on-demand events, want %d: %s", len(list.Events), n, body)
-			}
-			return got
+		if len(list.Events) > n && len(got) == len(list.Events) {
+			t.Fatalf("/api/events lists %d on-demand events, want %d: %s", len(list.Events), n, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("within %v /api/events listed %d evaluated on-demand events, want %d: %s", within, len(got), n, body)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return len(list.Events) >= n && len(got) == len(list.Events)
+	}) {
+		t.Fatalf("within %v /api/events listed %d evaluated on-demand events, want %d: %s", within, len(got), n, body)
 	}
+	return got
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // examplePlugins returns a plugins folder holding the shell example
@@ -104,16 +106,12 @@ func TestDaemonRunsPlugins(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("reply %d %v", status, reply)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		entries, _ := os.ReadDir(spool)
-		if len(entries) == 1 && strings.HasSuffix(entries[0].Name(), ".json") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the plugin filed %d request(s) within 10s, want 1; log:\n%v", len(entries), d.log.records())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var entries []os.DirEntry
+	if !testwait.Within(10*time.Second, func() bool {
+		entries, _ = os.ReadDir(spool)
+		return len(entries) == 1 && strings.HasSuffix(entries[0].Name(), ".json")
+	}) {
+		t.Fatalf("the plugin filed %d request(s) within 10s, want 1; log:\n%v", len(entries), d.log.records())
 	}
 	d.waitDrained(t)
 	if entries, _ := os.ReadDir(spool); len(entries) != 1 {

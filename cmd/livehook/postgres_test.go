@@ -13,6 +13,8 @@ import (
 
 	"github.com/livehook/livehook/engine/store/postgres"
 	"github.com/livehook/livehook/engine/store/postgres/pgtest"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // dsnPassword is the password a test DSN carries, which nothing the
@@ -101,16 +103,12 @@ func TestServeWithoutTheDatabase(t *testing.T) {
 	}
 
 	proxy.Restore()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, _ := adminGet(t, d.admURL(""), "", "/readyz")
-		if status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d 20s after the database came back", status)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var status int
+	if !testwait.Within(20*time.Second, func() bool {
+		status, _ = adminGet(t, d.admURL(""), "", "/readyz")
+		return status == http.StatusOK
+	}) {
+		t.Fatalf("/readyz still %d 20s after the database came back", status)
 	}
 	if status, _ := post(t, d.url("/callbacks/record"), "application/json", fileCallback("live/room1/after.flv")); status != http.StatusOK {
 		t.Fatalf("callback after the database came back: %d", status)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // rulesLogging returns a rules file whose single rule logs msg for every event.
@@ -29,23 +31,18 @@ func waitRules(t *testing.T, d *testDaemon, path string) {
 	t.Helper()
 	want := hashOfRules(t, path)
 	const within = 5 * time.Second
-	deadline := time.Now().Add(within)
-	for {
-		var rep struct {
-			Hash       string `json:"hash"`
-			LastReload struct {
-				OK    bool   `json:"ok"`
-				Error string `json:"error"`
-			} `json:"last_reload"`
-		}
+	var rep struct {
+		Hash       string `json:"hash"`
+		LastReload struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"last_reload"`
+	}
+	if !testwait.Within(within, func() bool {
 		getJSON(t, d.admURL("/api/rules"), &rep)
-		if rep.Hash == want && rep.LastReload.OK {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/api/rules after %v: hash %s, last reload %+v; want hash %s, loaded", within, rep.Hash, rep.LastReload, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return rep.Hash == want && rep.LastReload.OK
+	}) {
+		t.Fatalf("/api/rules after %v: hash %s, last reload %+v; want hash %s, loaded", within, rep.Hash, rep.LastReload, want)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/engine/store/postgres/pgtest"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // TestTwoReplicasOnePostgres runs two real daemons on one database behind
@@ -99,23 +101,16 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		defer mu.Unlock()
 		return len(accepted)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for count() < 600 || len(rc.calls()) < 100 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d callbacks accepted and %d delivered in 30s:\n%s", count(), len(rc.calls()), a.logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testwait.Within(30*time.Second, func() bool { return count() >= 600 && len(rc.calls()) >= 100 }) {
+		t.Fatalf("only %d callbacks accepted and %d delivered in 30s:\n%s", count(), len(rc.calls()), a.logs.String())
 	}
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = a.cmd.Wait()
 	close(killed)
-	for atKill := count(); count() < atKill+300; {
-		if time.Now().After(deadline.Add(30 * time.Second)) {
-			t.Fatalf("b took only %d callbacks after the kill", count()-atKill)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if atKill := count(); !testwait.Within(30*time.Second, func() bool { return count() >= atKill+300 }) {
+		t.Fatalf("b took only %d callbacks after the kill", count()-atKill)
 	}
 	close(stop)
 	streams.Wait()
@@ -130,23 +125,20 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		return seen
 	}
 	want := count()
-	deadline = time.Now().Add(90 * time.Second)
-	for {
-		seen, missing := perURI(), 0
+	var missing int
+	if !testwait.Within(90*time.Second, func() bool {
+		seen := perURI()
+		missing = 0
 		for uri := range accepted {
 			if seen[uri] == 0 {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted callbacks never delivered after the kill:\n%s", missing, want, b.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d of %d accepted callbacks never delivered after the kill:\n%s", missing, want, b.logs.String())
 	}
-	waitDrainedAt(t, b.admin, "")
+	waitDrainedWithin(t, b.admin, "", time.Minute) // a delivered job a held passes to b after the grace period
 	seen := perURI()
 	if n := seen["live/room1/both.flv"]; n != 1 {
 		t.Errorf("the callback sent to both was delivered %d times, want once", n)

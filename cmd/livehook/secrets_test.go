@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // chatFake stands in for Slack and a signed DingTalk robot: it checks the
@@ -198,12 +200,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	cli(map[string]string{"LIVEHOOK_SEND_TOKEN": env["LH_LEAK_BEARER"]}, "send", "--url", d.url("/events/jobs"), event)
 	cli(nil, "send", "--url", d.url("/events/jobs"), "--token", "WrongToken0123456789", event)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for s, dt := fake.delivered(); s == 0 || dt == 0; s, dt = fake.delivered() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the secrets were never used: slack %d, dingtalk %d deliveries", s, dt)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testwait.Within(10*time.Second, func() bool { s, dt := fake.delivered(); return s > 0 && dt > 0 }) {
+		s, dt := fake.delivered()
+		t.Fatalf("the secrets were never used: slack %d, dingtalk %d deliveries", s, dt)
 	}
 	// Drained, the unreachable action has failed for good: its dead letter
 	// is shown below, and its failure is in the log read at the end.

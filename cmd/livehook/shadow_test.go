@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // The real binary with a rule in shadow mode beside a live one: the
@@ -64,23 +66,22 @@ rules:
 	// shown waits until the event's record shows a shadow firing.
 	shown := func(id string) detail {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			status, body := adminGet(t, d.admin, "", "/api/events/"+id)
-			var got detail
-			if status == http.StatusOK {
-				if err := json.Unmarshal(body, &got); err != nil {
-					t.Fatalf("GET /api/events/%s: %v", id, err)
-				}
-				if len(got.Shadow) > 0 {
-					return got
-				}
+		var got detail
+		var status int
+		var body []byte
+		if !testwait.Within(15*time.Second, func() bool {
+			status, body = adminGet(t, d.admin, "", "/api/events/"+id)
+			if status != http.StatusOK {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("GET /api/events/%s: %d %s; want a shadow firing\n%s", id, status, body, d.logs)
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("GET /api/events/%s: %v", id, err)
 			}
-			time.Sleep(20 * time.Millisecond)
+			return len(got.Shadow) > 0
+		}) {
+			t.Fatalf("GET /api/events/%s: %d %s; want a shadow firing\n%s", id, status, body, d.logs)
 		}
+		return got
 	}
 	got := shown(failed)
 	if got.Shadow[0].Rule != "watched-failure" || len(got.Jobs) != 1 || got.Jobs[0].Rule != "live-failure" {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // The real binary with a rule over time: a recording that started and got
@@ -73,7 +75,9 @@ rules:
 		t.Fatal(err)
 	}
 	_ = first.cmd.Wait()
-	time.Sleep(2500 * time.Millisecond) // the outage: room3's deadline passes while nothing runs
+	// The outage lasts until room3's deadline has passed while nothing runs.
+	killedAt := time.Now()
+	testwait.Until(t, 10*time.Second, "room3's deadline to pass", func() bool { return time.Since(killedAt) > 2500*time.Millisecond })
 	second := startBinary(t, bin, args...)
 	calls = rc.waitCalls(t, 2, 15*time.Second)
 	if calls[1].Event.ID != room3 || calls[1].Event.URI != "room3 late=true" {

@@ -11,6 +11,9 @@ import (
 
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/internal/admin"
+
+	"github.com/livehook/livehook/engine/store"
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // BenchmarkEventsPage serves the events page, first and deep in the
@@ -64,19 +67,15 @@ func BenchmarkEventsPage(b *testing.B) {
 // idle waits until every accepted event is evaluated and delivered.
 func idle(b *testing.B, r *rig) {
 	b.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		st, err := r.store.Stats(context.Background())
-		if err != nil {
+	var st store.Stats
+	if !testwait.Within(2*time.Minute, func() bool {
+		var err error
+		if st, err = r.store.Stats(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		if st.Unevaluated == 0 && st.Pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the engine did not settle: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return st.Unevaluated == 0 && st.Pending == 0
+	}) {
+		b.Fatalf("the engine did not settle: %+v", st)
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/internal/console"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // probe is an action that fails for good on stream "bad" until fixed.
@@ -142,20 +144,18 @@ func (r *rig) accept(stream string, payload map[string]any) string {
 // is pending.
 func (r *rig) settled(id string) *store.EventDetail {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, err := r.eng.Event(id)
+	var d *store.EventDetail
+	var err error
+	if !testwait.Within(10*time.Second, func() bool {
+		d, err = r.eng.Event(id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.t.Fatal(err)
 		}
-		if err == nil && len(d.Jobs) > 0 && !pending(d.Jobs) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("event %s did not settle: %+v, %v", id, d, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return err == nil && len(d.Jobs) > 0 && !pending(d.Jobs)
+	}) {
+		r.t.Fatalf("event %s did not settle: %+v, %v", id, d, err)
 	}
+	return d
 }
 
 func pending(jobs []*store.Job) bool {

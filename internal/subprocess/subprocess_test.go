@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // sh runs script with /bin/sh; $1 is a fresh directory for notes.
@@ -42,29 +44,26 @@ func gone(pid int) bool {
 // readPID waits for the pid the script writes to path.
 func readPID(t *testing.T, path string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile(path)
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pid in %s: %v", path, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var pid int
+	var err error
+	if !testwait.Within(10*time.Second, func() bool {
+		var b []byte
+		var perr error
+		b, err = os.ReadFile(path)
+		pid, perr = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && perr == nil
+	}) {
+		t.Fatalf("no pid in %s: %v", path, err)
 	}
+	return pid
 }
 
 // waitGone fails the test unless pid exits within 10s; it kills it then.
 func waitGone(t *testing.T, pid int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !gone(pid) {
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("%s (pid %d) still runs", what, pid)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testwait.Within(10*time.Second, func() bool { return gone(pid) }) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("%s (pid %d) still runs", what, pid)
 	}
 }
 

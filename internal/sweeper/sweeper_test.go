@@ -32,6 +32,8 @@ import (
 	"github.com/livehook/livehook/internal/sweeper"
 	"github.com/livehook/livehook/internal/sweeper/livetest"
 	_ "github.com/livehook/livehook/sources/all"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 const (
@@ -142,17 +144,16 @@ func (r *rig) sweep(lookBack time.Duration) *sweeper.Report {
 // evaluated waits until event id is evaluated and returns it.
 func (r *rig) evaluated(id string) *store.EventDetail {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, err := r.eng.Event(id)
-		if err == nil {
-			return d
-		}
-		if !errors.Is(err, store.ErrNotFound) || time.Now().After(deadline) {
-			r.t.Fatalf("event %s: %v", id, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var d *store.EventDetail
+	var err error
+	testwait.Within(10*time.Second, func() bool {
+		d, err = r.eng.Event(id)
+		return !errors.Is(err, store.ErrNotFound) // not found until it is evaluated
+	})
+	if err != nil {
+		r.t.Fatalf("event %s: %v", id, err)
 	}
+	return d
 }
 
 // events lists the stored events of source.
@@ -393,12 +394,8 @@ func TestRunSweepsEveryInterval(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(r.live.Calls()) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls within 10s, want a sweep every 20ms", len(r.live.Calls()))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testwait.Within(10*time.Second, func() bool { return len(r.live.Calls()) >= 3 }) {
+		t.Fatalf("%d calls within 10s, want a sweep every 20ms", len(r.live.Calls()))
 	}
 	cancel()
 	<-done

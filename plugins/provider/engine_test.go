@@ -19,6 +19,8 @@ import (
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/plugins/internal/plugintest"
 	"github.com/livehook/livehook/plugins/provider"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // startEngine runs an engine on rules with the plugins in pluginsDir,
@@ -66,19 +68,18 @@ func accept(t *testing.T, e *engine.Engine, stream string) string {
 // page as the admin API shows it.
 func waitSettled(t *testing.T, e *engine.Engine, id string) *store.EventDetail {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		d, err := e.Event(id)
-		switch {
-		case err == nil && !slices.ContainsFunc(d.Jobs, func(j *store.Job) bool { return j.State == store.Pending }):
-			return d
-		case err != nil && !errors.Is(err, store.ErrNotFound): // not found: not evaluated yet
+	var d *store.EventDetail
+	if !testwait.Within(30*time.Second, func() bool {
+		var err error
+		d, err = e.Event(id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // not found: not evaluated yet
 			t.Fatalf("event %s: %v", id, err)
-		case time.Now().After(deadline):
-			t.Fatalf("event %s not settled within 30s: %+v", id, d)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil && !slices.ContainsFunc(d.Jobs, func(j *store.Job) bool { return j.State == store.Pending })
+	}) {
+		t.Fatalf("event %s not settled within 30s: %+v", id, d)
 	}
+	return d
 }
 
 // jobOf returns the delivery of d for which match holds, or fails.
@@ -98,17 +99,19 @@ func settledAt(j *store.Job) time.Time { return j.Attempts[len(j.Attempts)-1].At
 // returns the index of the first one.
 func waitLog(t *testing.T, log *plugintest.Log, what string, match func(map[string]any) bool) (int, map[string]any) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	at, found := -1, map[string]any(nil)
+	if !testwait.Within(30*time.Second, func() bool {
 		for i, r := range records(log.String()) {
 			if match(r) {
-				return i, r
+				at, found = i, r
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no log record %s within 30s; log:\n%s", what, log.String())
 	}
-	t.Fatalf("no log record %s within 30s; log:\n%s", what, log.String())
-	return 0, nil
+	return at, found
 }
 
 func TestEngineKeepsServingWhilePluginsMisbehave(t *testing.T) {

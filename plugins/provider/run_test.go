@@ -21,6 +21,8 @@ import (
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/plugins/internal/plugintest"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // records parses a JSON log into records.
@@ -230,12 +232,8 @@ func TestMisbehavingPlugins(t *testing.T) {
 					t.Fatalf("the plugin did not start its grandchild: %v", err)
 				}
 				pid, _ := strconv.Atoi(string(b))
-				deadline := time.Now().Add(10 * time.Second)
-				for !gone(pid) {
-					if time.Now().After(deadline) {
-						t.Fatalf("grandchild %d still runs after its plugin was killed", pid)
-					}
-					time.Sleep(20 * time.Millisecond)
+				if !testwait.Within(10*time.Second, func() bool { return gone(pid) }) {
+					t.Fatalf("grandchild %d still runs after its plugin was killed", pid)
 				}
 			}
 		})
@@ -295,16 +293,10 @@ func TestShutdownKillsARunningPlugin(t *testing.T) {
 	done := make(chan actionapi.Result, 1)
 	go func() { done <- step.Do(ctx, plan) }()
 	// Stop it once it runs, so that what ends is the plugin, not its start.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(folder, "started")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the plugin did not start within 30s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, "the plugin's start", func() bool {
+		_, err := os.Stat(filepath.Join(folder, "started"))
+		return err == nil
+	})
 	cancel()
 	select {
 	case res := <-done:

@@ -16,6 +16,8 @@ import (
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/engine/store/postgres"
 	"github.com/livehook/livehook/engine/store/postgres/pgtest"
+
+	"github.com/livehook/livehook/internal/testwait"
 )
 
 // These tests run two stores on one database, as two processes would:
@@ -442,13 +444,7 @@ func drain(c <-chan struct{}) {
 
 func waitListening(t *testing.T, s *postgres.Store) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.ListenerUp() {
-		if time.Now().After(deadline) {
-			t.Fatal("the store is not listening after 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, "the store's listener", s.ListenerUp)
 }
 
 // A process waiting for events, knowing of no timer, is told when
