@@ -12,7 +12,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +35,8 @@ var (
 	keyApplied    = []byte("applied") // journal seq up to which events are in the db
 	keyPending    = []byte("pending") // how many jobs the pending bucket holds
 	keyDead       = []byte("dead")    // how many the dead bucket holds
-	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDue, bucketDead, bucketDedupe, bucketMeta, bucketState}
+	allBuckets    = [][]byte{bucketEvents, bucketJobs, bucketPending, bucketDue, bucketDead, bucketDedupe, bucketMeta, bucketState,
+		bucketSummary, bucketEventIndex, bucketStreamIndex}
 )
 
 // appendOnlyFill is how full bbolt packs the pages of buckets whose keys
@@ -44,9 +44,6 @@ var (
 // suits random inserts; here the tree grows at its right edge only, and
 // half-empty pages would double what every commit writes.
 const appendOnlyFill = 0.95
-
-// maxScan bounds how many events a filtered listing looks at.
-const maxScan = 100_000
 
 // Local is the embedded store under one directory: journal/ holds accepted
 // events until they are applied to livehook.db. It serves one process:
@@ -63,6 +60,7 @@ type Local struct {
 	inbox  *inbox
 	jobs   *jobIndex
 	state  *ruleState
+	early  *earlyDuplicates // duplicates of events not yet evaluated
 
 	commitMu sync.Mutex // one commit at a time: it owns mark and lastSweep
 	mark     watermark
@@ -133,8 +131,9 @@ func Open(dir string, o Options) (*Local, error) {
 		j.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Local{dir: dir, journal: j, db: db, saves: &saves{db: db},
-		inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState()}
+	s := &Local{dir: dir, journal: j, db: db,
+		inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState(), early: &earlyDuplicates{m: map[string]Summary{}}}
+	s.saves = &saves{db: db, early: s.early}
 	s.dedupe = newDedupe(s.acceptedAs)
 	if err := s.recover(); err != nil {
 		s.Close()
@@ -149,6 +148,9 @@ func Open(dir string, o Options) (*Local, error) {
 func (s *Local) recover() error {
 	if err := s.db.Update(indexPendingByDue); err != nil {
 		return fmt.Errorf("index pending deliveries by due time: %w", err)
+	}
+	if err := s.db.Update(indexAllEvents); err != nil {
+		return fmt.Errorf("index events for listing: %w", err)
 	}
 	var applied uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -204,6 +206,9 @@ func (s *Local) Accept(ctx context.Context, in *Incoming) (Acceptance, error) {
 			return Acceptance{}, err
 		}
 		if dup {
+			// Counted on the first copy; a count that cannot be saved
+			// must not turn the retry away, which would only bring more.
+			_ = s.saves.put(nil, []duplicate{{id: first, at: ev.ReceivedAt}})
 			return Acceptance{ID: first, Duplicate: true}, nil
 		}
 		mine = c
@@ -324,6 +329,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 	}
 	pos := s.mark.peek(seqs)
 	var changes map[string]stateEntry
+	early := map[string]Summary{} // duplicates counted before the events had summaries
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		if changes, err = s.state.put(tx.Bucket(bucketState), evals); err != nil {
@@ -358,6 +364,12 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 			if err := putEvent(b, rec, f.record); err != nil {
 				return err
 			}
+			if sum := s.early.take(rec.Event.ID); sum.Duplicates > 0 {
+				early[rec.Event.ID] = sum
+			}
+			if err := indexEvent(tx, rec, early[rec.Event.ID]); err != nil {
+				return err
+			}
 			if err := putJobs(tx, e.Jobs); err != nil {
 				return err
 			}
@@ -381,6 +393,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		return nil
 	})
 	if err != nil {
+		s.early.restore(early)
 		return fmt.Errorf("commit evaluations: %w", err)
 	}
 	s.mark.advance(seqs)
@@ -514,7 +527,7 @@ func (s *Local) Finish(ctx context.Context, owner string, j *Job) error {
 	if l == nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, ErrLeaseLost)
 	}
-	err := s.saves.put([]*Job{j})
+	err := s.saves.put([]*Job{j}, nil)
 	s.jobs.endFinish(j.ID, l, err == nil, j.State == Pending, j.NextAt)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
@@ -581,19 +594,32 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	pending, due, dead := tx.Bucket(bucketPending), tx.Bucket(bucketDue), tx.Bucket(bucketDead)
+	pending, due, dead, all := tx.Bucket(bucketPending), tx.Bucket(bucketDue), tx.Bucket(bucketDead), tx.Bucket(bucketJobs)
 	var dPending, dDead int64
+	moved := map[string]*Deliveries{} // per event, what its jobs' moves change in its summary
+	var order []string
 	for _, j := range jobs {
-		if err := putJSON(tx.Bucket(bucketJobs), j.ID, j); err != nil {
-			return err
-		}
 		id := []byte(j.ID)
-		old := pending.Get(id)
-		if old != nil {
-			dPending--
+		d := moved[j.EventID]
+		if d == nil {
+			d = &Deliveries{}
+			moved[j.EventID] = d
+			order = append(order, j.EventID)
 		}
-		if dead.Get(id) != nil {
+		old := pending.Get(id)
+		switch {
+		case old != nil:
+			dPending--
+			d.count(Pending, -1)
+		case dead.Get(id) != nil:
 			dDead--
+			d.count(Dead, -1)
+		case all.Get(id) != nil:
+			d.count(Delivered, -1)
+		}
+		d.count(j.State, 1)
+		if err := putJSON(all, j.ID, j); err != nil {
+			return err
 		}
 		if len(old) > 0 {
 			if err := due.Delete(bytes.Clone(old)); err != nil {
@@ -616,6 +642,20 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 		default:
 			err = errors.Join(pending.Delete(id), dead.Delete(id))
 		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, ev := range order {
+		d := moved[ev]
+		if *d == (Deliveries{}) {
+			continue
+		}
+		_, err := changeSummary(tx, ev, func(s *Summary) {
+			s.Deliveries.Pending += d.Pending
+			s.Deliveries.Delivered += d.Delivered
+			s.Deliveries.Dead += d.Dead
+		})
 		if err != nil {
 			return err
 		}
@@ -711,6 +751,11 @@ func addShadow(b *bolt.Bucket, shadow []Shadow) error {
 }
 
 func putEvent(b *bolt.Bucket, rec *EventRecord, journalled []byte) error {
+	if rec.Summary != (Summary{}) { // the summary bucket's, not the record's
+		r := *rec
+		r.Summary = Summary{}
+		rec = &r
+	}
 	if len(journalled) < 2 || journalled[0] != '{' {
 		return putJSON(b, rec.Event.ID, rec)
 	}
@@ -757,6 +802,7 @@ func (s *Local) Event(ctx context.Context, id string) (*EventDetail, error) {
 		if err := json.Unmarshal(v, d.EventRecord); err != nil {
 			return fmt.Errorf("event %s: %w", id, err)
 		}
+		withSummary(tx, d.EventRecord)
 		c := tx.Bucket(bucketJobs).Cursor()
 		prefix := []byte(id + ".")
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -790,21 +836,18 @@ func (s *Local) Job(ctx context.Context, id string) (*Job, error) {
 	return &j, nil
 }
 
-// Events implements Store. Event ids are ULIDs, so key order is time order.
+// Events implements Store through the listing's indexes (eventindex.go).
 func (s *Local) Events(ctx context.Context, f EventFilter) ([]*EventRecord, error) {
 	out := []*EventRecord{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
-		scanned := 0
-		for k, v := before(c, f.Before); k != nil && len(out) < f.Limit && scanned < maxScan; k, v = c.Prev() {
-			scanned++
-			var ev EventRecord
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("event %s: %w", k, err)
+		events := tx.Bucket(bucketEvents)
+		for _, id := range listEvents(tx, f) {
+			var rec EventRecord
+			if err := json.Unmarshal(events.Get(id), &rec); err != nil || rec.Event == nil {
+				return fmt.Errorf("event %s: not an event record: %v", id, err)
 			}
-			if (f.Source == "" || ev.Event.Source == f.Source) && (f.Rule == "" || slices.Contains(ev.Matched, f.Rule)) {
-				out = append(out, &ev)
-			}
+			withSummary(tx, &rec)
+			out = append(out, &rec)
 		}
 		return nil
 	})
@@ -859,6 +902,12 @@ func (s *Local) Prune(ctx context.Context, cutoff, now time.Time) (int, error) {
 			}
 		}
 		for _, k := range doomed {
+			var rec EventRecord
+			if err := json.Unmarshal(events.Get(k), &rec); err == nil && rec.Event != nil {
+				if err := unindexEvent(tx, &rec); err != nil {
+					return err
+				}
+			}
 			jc := jobs.Cursor()
 			prefix := append(bytes.Clone(k), '.')
 			var jobKeys [][]byte
@@ -880,6 +929,8 @@ func (s *Local) Prune(ctx context.Context, cutoff, now time.Time) (int, error) {
 	if err != nil {
 		return pruned, err
 	}
+	// Retries of events that were pruned before they had a summary.
+	s.early.forget(func(id string) bool { _, ok := s.inbox.keyOf(id); return !ok })
 	// Under the commit lock: a commit checks the versions it read against
 	// the entries this deletes.
 	s.commitMu.Lock()

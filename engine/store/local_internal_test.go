@@ -228,7 +228,7 @@ func TestConcurrentJobSaves(t *testing.T) {
 		default:
 			want = append(want, j.ID)
 		}
-		wg.Go(func() { errs[i] = s.saves.put([]*Job{j}) })
+		wg.Go(func() { errs[i] = s.saves.put([]*Job{j}, nil) })
 	}
 	wg.Wait()
 	for i, err := range errs {

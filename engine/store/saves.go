@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -15,6 +16,7 @@ import (
 // action, every delivery waited out the 2 ms.
 type saves struct {
 	db      *bolt.DB
+	early   *earlyDuplicates
 	mu      sync.Mutex
 	queue   []*save
 	leading bool // a goroutine is committing; queued saves are its to take
@@ -22,12 +24,14 @@ type saves struct {
 
 type save struct {
 	jobs []*Job
-	done chan error // buffered
+	dups []duplicate // retries to count on their first copies
+	done chan error  // buffered
 }
 
-// put commits jobs, in a commit shared with whatever else is queued.
-func (s *saves) put(jobs []*Job) error {
-	sv := &save{jobs: jobs, done: make(chan error, 1)}
+// put commits jobs and duplicates, in a commit shared with whatever else
+// is queued.
+func (s *saves) put(jobs []*Job, dups []duplicate) error {
+	sv := &save{jobs: jobs, dups: dups, done: make(chan error, 1)}
 	s.mu.Lock()
 	s.queue = append(s.queue, sv)
 	if s.leading {
@@ -79,7 +83,7 @@ func (s *saves) update(batch ...*save) (err error) {
 	}()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, sv := range batch {
-			if err := putJobs(tx, sv.jobs); err != nil {
+			if err := errors.Join(putJobs(tx, sv.jobs), putDuplicates(tx, sv.dups, s.early)); err != nil {
 				return err
 			}
 		}

@@ -130,6 +130,51 @@ type EventRecord struct {
 	Errors    []string     `json:"errors,omitempty"`
 	DedupeKey string       `json:"dedupe_key,omitempty"`
 	Replays   int          `json:"replays,omitempty"`
+	// What became of the event since, kept by the store as its jobs
+	// change and its retries arrive (see Summary); filled on reads.
+	Summary
+}
+
+// Summary is what the store keeps of an event's fate: its jobs by state
+// (updated when the evaluation commits, when a job finishes, dead-letters
+// or is replayed) and the retries of it that were answered as duplicates.
+type Summary struct {
+	Outcome       string     `json:"outcome,omitempty"` // from Deliveries: see Deliveries.Outcome
+	Deliveries    Deliveries `json:"deliveries,omitzero"`
+	Duplicates    int        `json:"duplicates,omitempty"`    // retries answered as duplicates of it
+	LastDuplicate time.Time  `json:"last_duplicate,omitzero"` // when the last of them came
+}
+
+// Deliveries counts an event's jobs by state.
+type Deliveries struct {
+	Pending   int `json:"pending,omitempty"`
+	Delivered int `json:"delivered,omitempty"`
+	Dead      int `json:"dead,omitempty"`
+}
+
+// Outcomes of an event's deliveries, as listings show and filter them.
+const (
+	OutcomeDead      = "dead"      // a delivery is a dead letter
+	OutcomePending   = "pending"   // none dead, one still to run
+	OutcomeDelivered = "delivered" // every delivery succeeded
+	OutcomeNone      = "none"      // nothing to deliver: no rule matched, or its matches were throttled or in shadow mode
+	// OutcomeDuplicate is a filter, not an outcome: events that retries
+	// were answered as duplicates of.
+	OutcomeDuplicate = "duplicate"
+)
+
+// Outcome is the worst state of the jobs: a dead letter outweighs
+// pending work, which outweighs deliveries.
+func (d Deliveries) Outcome() string {
+	switch {
+	case d.Dead > 0:
+		return OutcomeDead
+	case d.Pending > 0:
+		return OutcomePending
+	case d.Delivered > 0:
+		return OutcomeDelivered
+	}
+	return OutcomeNone
 }
 
 // Shadow is a match or firing of a rule in shadow mode: recorded, never
@@ -218,14 +263,35 @@ type Claimed struct {
 	Event *event.Event
 }
 
-// EventFilter selects events for listing.
+// EventFilter selects events for listing; the filters combine. It is
+// the one query of the API, the console and the CLI.
 type EventFilter struct {
-	Limit  int
-	Source string
-	Rule   string // only events that matched this rule
+	Limit   int
+	Source  string
+	Kind    string
+	Stream  string // a prefix of the stream
+	Rule    string // only events that matched this rule
+	Outcome string // one of the Outcome* values
+	// From and To bound when the event was accepted (the time in its id):
+	// at or after From, before To; zero is unbounded.
+	From, To time.Time
 	// Before is a cursor: only events older than this event id. The last
 	// id of a page continues the listing.
 	Before string
+}
+
+// Check refuses a filter no event could meet for a reason the caller
+// should hear about.
+func (f EventFilter) Check() error {
+	switch f.Outcome {
+	case "", OutcomeDead, OutcomePending, OutcomeDelivered, OutcomeNone, OutcomeDuplicate:
+	default:
+		return fmt.Errorf("outcome %q: want delivered, pending, dead, none or duplicate", f.Outcome)
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return fmt.Errorf("time range: from (%s) must be before to (%s)", f.From.UTC().Format(time.RFC3339), f.To.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // DeadFilter selects dead letters for listing.
@@ -250,8 +316,8 @@ type Store interface {
 	// step: for a key already held by an event whose identity has not
 	// expired at ev.ReceivedAt, nothing is recorded and the answer is a
 	// duplicate of that event. A retry that arrives while the first copy
-	// is still being written waits for that write. It is the call on the
-	// request path.
+	// is still being written waits for that write. A duplicate is counted
+	// on the first copy's Summary. It is the call on the request path.
 	Accept(ctx context.Context, in *Incoming) (Acceptance, error)
 	// Unevaluated takes up to max accepted events that no one is
 	// evaluating, oldest first, waiting while there are none until ctx
@@ -300,7 +366,8 @@ type Store interface {
 	Event(ctx context.Context, id string) (*EventDetail, error)
 	// Job returns one job.
 	Job(ctx context.Context, id string) (*Job, error)
-	// Events lists evaluated events, newest first.
+	// Events lists evaluated events that meet every filter, newest first,
+	// through indexes: a page costs about its rows, not the events stored.
 	Events(ctx context.Context, f EventFilter) ([]*EventRecord, error)
 	// DeadLetters lists dead jobs, newest first.
 	DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error)

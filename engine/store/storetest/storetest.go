@@ -44,6 +44,9 @@ func Run(t *testing.T, open Opener) {
 		{"State", testState},
 		{"Timers", testTimers},
 		{"Shadow", testShadow},
+		{"EventFilters", testEventFilters},
+		{"EventOutcomes", testEventOutcomes},
+		{"DuplicatesCounted", testDuplicatesCounted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
