@@ -453,14 +453,13 @@ func (s *streamPrefix) seek(cand []byte, incl bool) []byte {
 	}
 }
 
-// idAt is the smallest ULID of time t: ids at or after t are not less.
-func idAt(t time.Time) []byte {
+// FirstIDAt is the smallest event id (ULID) of time t: the ids of events
+// accepted at or after t are not less, those before are.
+func FirstIDAt(t time.Time) string {
 	ms := max(t.UnixMilli(), 0)
 	var u ulid.ULID
-	if err := u.SetTime(uint64(min(ms, int64(ulid.MaxTime())))); err != nil {
-		return nil
-	}
-	return []byte(u.String())
+	_ = u.SetTime(uint64(min(ms, int64(ulid.MaxTime())))) // in range: clamped
+	return u.String()
 }
 
 // listEvents lists the ids of the events that meet f, newest first, up
@@ -513,13 +512,13 @@ func listEvents(tx *bolt.Tx, f EventFilter) [][]byte {
 		cand = []byte(f.Before)
 	}
 	if !f.To.IsZero() {
-		if to := idAt(f.To); cand == nil || bytes.Compare(to, cand) < 0 {
+		if to := []byte(FirstIDAt(f.To)); cand == nil || bytes.Compare(to, cand) < 0 {
 			cand = to
 		}
 	}
 	var from []byte
 	if !f.From.IsZero() {
-		from = idAt(f.From)
+		from = []byte(FirstIDAt(f.From))
 	}
 	var out [][]byte
 	incl := false

@@ -30,8 +30,8 @@ func (s *Store) Accept(ctx context.Context, in *store.Incoming) (store.Acceptanc
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	if in.DedupeKey == "" {
-		_, err := s.pool.Exec(ctx, `INSERT INTO livehook_inbox (id, source, received_at, event) VALUES ($1, $2, $3, $4)`,
-			ev.ID, ev.Source, ev.ReceivedAt, body)
+		_, err := s.pool.Exec(ctx, `INSERT INTO livehook_inbox (id, source, received_at, event, stream, kind) VALUES ($1, $2, $3, $4, $5, $6)`,
+			ev.ID, ev.Source, ev.ReceivedAt, body, []byte(ev.Stream), []byte(ev.Kind))
 		if err != nil {
 			return store.Acceptance{}, fmt.Errorf("accept event: %w", err)
 		}
@@ -46,10 +46,10 @@ func (s *Store) Accept(ctx context.Context, in *store.Incoming) (store.Acceptanc
 				ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires = excluded.expires
 					WHERE d.expires <= $3
 				RETURNING event_id)
-			INSERT INTO livehook_inbox (id, source, received_at, dedupe_key, event)
-			SELECT $1, $2, $3, $5, $4 FROM identity
+			INSERT INTO livehook_inbox (id, source, received_at, dedupe_key, event, stream, kind)
+			SELECT $1, $2, $3, $5, $4, $7, $8 FROM identity
 			RETURNING id`,
-			ev.ID, ev.Source, ev.ReceivedAt, body, key, ev.ReceivedAt.Add(in.DedupeTTL)).Scan(&id)
+			ev.ID, ev.Source, ev.ReceivedAt, body, key, ev.ReceivedAt.Add(in.DedupeTTL), []byte(ev.Stream), []byte(ev.Kind)).Scan(&id)
 		if err == nil {
 			s.accepted()
 			return store.Acceptance{ID: ev.ID}, nil
@@ -62,6 +62,7 @@ func (s *Store) Accept(ctx context.Context, in *store.Incoming) (store.Acceptanc
 		// waited.
 		err = s.pool.QueryRow(ctx, `SELECT event_id FROM livehook_dedupe WHERE key = $1 AND expires > $2`, key, ev.ReceivedAt).Scan(&id)
 		if err == nil {
+			s.countDuplicate(ctx, id, ev.ReceivedAt)
 			return store.Acceptance{ID: id, Duplicate: true}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -70,6 +71,20 @@ func (s *Store) Accept(ctx context.Context, in *store.Incoming) (store.Acceptanc
 		// Expired or pruned in between: try again to be the first.
 	}
 	return store.Acceptance{}, errors.New("accept event: its identity changed hands three times while accepting it")
+}
+
+// countDuplicate counts a retry on the event it duplicates: in the inbox
+// while it waits for evaluation, else on its row (a commit that moved it
+// meanwhile has committed by the time the inbox's row is found gone). A
+// count that cannot be written must not turn the retry away, which would
+// only bring more.
+func (s *Store) countDuplicate(ctx context.Context, id string, at time.Time) {
+	tag, err := s.pool.Exec(ctx, `UPDATE livehook_inbox SET duplicates = duplicates + 1, last_duplicate = greatest(last_duplicate, $2)
+		WHERE id = $1`, id, at)
+	if err == nil && tag.RowsAffected() == 0 {
+		_, _ = s.pool.Exec(ctx, `UPDATE livehook_events SET duplicates = duplicates + 1, last_duplicate = greatest(last_duplicate, $2)
+			WHERE id = $1`, id, at)
+	}
 }
 
 // accepted tells this process's evaluator, and the others, that there is
@@ -238,10 +253,11 @@ func (s *Store) Commit(ctx context.Context, evals []*store.Evaluation) error {
 			var moved int
 			err := tx.QueryRow(ctx, `WITH taken AS (
 					DELETE FROM livehook_inbox WHERE id = ANY($1) AND claimed_by = $2
-					RETURNING id, source, received_at, dedupe_key, event),
+					RETURNING id, source, received_at, dedupe_key, event, stream, kind, duplicates, last_duplicate),
 				moved AS (
-					INSERT INTO livehook_events (id, source, received_at, dedupe_key, event, matched, outcome, shadow)
-					SELECT t.id, t.source, t.received_at, t.dedupe_key, t.event,
+					INSERT INTO livehook_events (id, source, received_at, dedupe_key, event, stream, kind, duplicates, last_duplicate,
+						matched, outcome, shadow)
+					SELECT t.id, t.source, t.received_at, t.dedupe_key, t.event, t.stream, t.kind, t.duplicates, t.last_duplicate,
 						ARRAY(SELECT m.v FROM unnest($4::text[], $5::bytea[]) WITH ORDINALITY AS m(id, v, n)
 							WHERE m.id = t.id ORDER BY m.n),
 						o.outcome,

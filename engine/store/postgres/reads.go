@@ -14,17 +14,24 @@ import (
 	"github.com/livehook/livehook/engine/store"
 )
 
-const eventColumns = `id, event, dedupe_key, matched, outcome, replays, shadow`
+const eventColumns = `id, event, dedupe_key, matched, outcome, replays, shadow, pending, delivered, dead, duplicates, last_duplicate`
 
 func scanEvent(row pgx.Row) (*store.EventRecord, error) {
 	var id string
 	var body, key, out []byte
 	var matched, shadow [][]byte
 	var replays int
-	if err := row.Scan(&id, &body, &key, &matched, &out, &replays, &shadow); err != nil {
+	var sum store.Summary
+	var last *time.Time
+	if err := row.Scan(&id, &body, &key, &matched, &out, &replays, &shadow,
+		&sum.Deliveries.Pending, &sum.Deliveries.Delivered, &sum.Deliveries.Dead, &sum.Duplicates, &last); err != nil {
 		return nil, err
 	}
-	rec := &store.EventRecord{DedupeKey: string(key), Replays: replays, Matched: make([]string, len(matched))}
+	sum.Outcome = sum.Deliveries.Outcome()
+	if last != nil {
+		sum.LastDuplicate = last.UTC()
+	}
+	rec := &store.EventRecord{DedupeKey: string(key), Replays: replays, Matched: make([]string, len(matched)), Summary: sum}
 	for i, m := range matched {
 		rec.Matched[i] = string(m)
 	}
@@ -116,11 +123,34 @@ func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]*store.Event
 	if f.Before != "" {
 		where = append(where, "id < "+arg(f.Before))
 	}
+	if !f.To.IsZero() {
+		where = append(where, "id < "+arg(store.FirstIDAt(f.To)))
+	}
+	if !f.From.IsZero() {
+		where = append(where, "id >= "+arg(store.FirstIDAt(f.From)))
+	}
 	if f.Source != "" {
 		where = append(where, "source = "+arg(f.Source))
 	}
+	if f.Kind != "" {
+		where = append(where, "kind = "+arg([]byte(f.Kind)))
+	}
+	if f.Stream != "" {
+		lo, hi := prefixRange(f.Stream)
+		where = append(where, "stream >= "+arg(lo))
+		if hi != nil {
+			where = append(where, "stream < "+arg(hi))
+		}
+	}
 	if f.Rule != "" {
-		where = append(where, arg([]byte(f.Rule))+" = ANY(matched)")
+		where = append(where, "matched @> ARRAY["+arg([]byte(f.Rule))+"::bytea]")
+	}
+	switch f.Outcome {
+	case "":
+	case store.OutcomeDuplicate:
+		where = append(where, "duplicates > 0")
+	default:
+		where = append(where, "delivery = "+arg(f.Outcome))
 	}
 	q := `SELECT ` + eventColumns + ` FROM livehook_events`
 	if len(where) > 0 {
