@@ -43,7 +43,16 @@ type fakeEvents struct {
 }
 
 func (f *fakeEvents) Events(flt store.EventFilter) ([]*store.EventRecord, error) {
-	f.calls = append(f.calls, fmt.Sprintf("Events(limit=%d source=%q rule=%q)", flt.Limit, flt.Source, flt.Rule))
+	call := fmt.Sprintf("Events(limit=%d source=%q rule=%q", flt.Limit, flt.Source, flt.Rule)
+	for _, kv := range [][2]string{{"kind", flt.Kind}, {"stream", flt.Stream}, {"outcome", flt.Outcome}, {"before", flt.Before}} {
+		if kv[1] != "" {
+			call += fmt.Sprintf(" %s=%q", kv[0], kv[1])
+		}
+	}
+	if !flt.From.IsZero() || !flt.To.IsZero() {
+		call += " from=" + flt.From.Format(time.RFC3339) + " to=" + flt.To.Format(time.RFC3339)
+	}
+	f.calls = append(f.calls, call+")")
 	return f.events, f.err
 }
 
@@ -114,6 +123,17 @@ func TestRoutes(t *testing.T) {
 			ev:         fakeEvents{events: []*store.EventRecord{{Event: &event.Event{ID: "01EV", Source: "record"}, Matched: []string{"recording-failed"}}}},
 			wantStatus: 200, wantBody: `{"events": [{"event": {"id": "01EV", "source": "record"}, "matched": ["recording-failed"]}]}`,
 			wantCalls: []string{`Events(limit=5 source="record" rule="recording-failed")`}},
+		{name: "events every filter passed through", method: "GET",
+			path: "/api/events?limit=2&source=record&kind=file&stream=room&rule=r&outcome=dead&from=2026-12-01T08:00:00Z&to=2026-12-01T09:30&before=01EV",
+			ev: fakeEvents{events: []*store.EventRecord{{Event: &event.Event{ID: "01EW"}}, {Event: &event.Event{ID: "01EU"}}}},
+			wantStatus: 200, wantBody: `{"events": [{"event": {"id": "01EW"}}, {"event": {"id": "01EU"}}], "next": "01EU"}`,
+			wantCalls: []string{`Events(limit=2 source="record" rule="r" kind="file" stream="room" outcome="dead" before="01EV" from=2026-12-01T08:00:00Z to=2026-12-01T09:30:00Z)`}},
+		{name: "events unknown outcome", method: "GET", path: "/api/events?outcome=lost",
+			wantStatus: 400, wantBody: `{"ok": false, "error": "outcome \"lost\": want delivered, pending, dead, none or duplicate"}`},
+		{name: "events bad time", method: "GET", path: "/api/events?from=yesterday",
+			wantStatus: 400, wantBody: `{"ok": false, "error": "from: want a time such as 2026-12-01T08:30:00Z or 2026-12-01T08:30 (UTC), not \"yesterday\""}`},
+		{name: "events time range backwards", method: "GET", path: "/api/events?from=2026-12-02&to=2026-12-01",
+			wantStatus: 400, wantBody: `{"ok": false, "error": "time range: from (2026-12-02T00:00:00Z) must be before to (2026-12-01T00:00:00Z)"}`},
 		{name: "events default limit", method: "GET", path: "/api/events",
 			wantStatus: 200, wantBody: `{"events": []}`, wantCalls: []string{`Events(limit=50 source="" rule="")`}},
 		{name: "events limit at the maximum", method: "GET", path: "/api/events?limit=1000",

@@ -22,14 +22,17 @@ const maxLimit = 1000
 
 func eventRoutes(mux *http.ServeMux, ev Events, change func(http.HandlerFunc) http.HandlerFunc) {
 	handle(mux, "GET", "/api/events", func(w http.ResponseWriter, r *http.Request) {
-		limit, err := limitParam(r, 50)
+		f, err := store.ParseEventQuery(r.URL.Query(), 50)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		q := r.URL.Query()
-		list, err := ev.Events(store.EventFilter{Limit: limit, Source: q.Get("source"), Rule: q.Get("rule")})
-		reply(w, map[string]any{"events": orEmpty(list)}, err)
+		list, err := ev.Events(f)
+		out := map[string]any{"events": orEmpty(list)}
+		if len(list) == f.Limit { // a full page: the next one starts after its last
+			out["next"] = list[len(list)-1].Event.ID
+		}
+		reply(w, out, err)
 	})
 	handle(mux, "GET", "/api/events/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := ev.Event(r.PathValue("id"))
