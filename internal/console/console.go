@@ -197,44 +197,51 @@ func limitParam(q url.Values) (int, error) {
 }
 
 type eventsPage struct {
-	Source, Rule, Before string
-	Limit                int
-	Tail                 bool         // the page reloads itself to show new events
-	TailURL              template.URL // the same view with the live tail toggled
-	Events               []*store.EventRecord
-	Next                 template.URL // the next page; empty on the last
-	Newest               template.URL // the first page with the same filters
+	store.EventFilter
+	From, To string       // the time range as the form's inputs hold it (UTC)
+	Filtered bool         // a filter or a cursor narrows the listing
+	Outcomes []string     // the outcome filter's choices
+	Tail     bool         // the page reloads itself to show new events
+	TailURL  template.URL // the same view with the live tail toggled
+	Events   []*store.EventRecord
+	Next     template.URL // the next page; empty on the last
+	Newest   template.URL // the first page with the same filters
 }
+
+// formTime is how a datetime-local input holds a time: UTC, no zone.
+const formTime = "2006-01-02T15:04:05"
 
 func (c *console) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := limitParam(q)
+	f, err := store.ParseEventQuery(q, defaultLimit)
 	if err != nil {
 		c.fail(w, http.StatusBadRequest, err)
 		return
 	}
-	p := eventsPage{Source: q.Get("source"), Rule: q.Get("rule"), Before: q.Get("before"), Limit: limit}
 	if c.o.Events == nil {
 		c.fail(w, http.StatusNotFound, errors.New("this daemon keeps no event history"))
 		return
 	}
-	p.Events, err = c.o.Events.Events(store.EventFilter{Limit: limit, Source: p.Source, Rule: p.Rule, Before: p.Before})
+	p := eventsPage{EventFilter: f, Outcomes: []string{store.OutcomeDelivered, store.OutcomePending, store.OutcomeDead, store.OutcomeNone, store.OutcomeDuplicate}}
+	if !f.From.IsZero() {
+		p.From = f.From.UTC().Format(formTime)
+	}
+	if !f.To.IsZero() {
+		p.To = f.To.UTC().Format(formTime)
+	}
+	p.Events, err = c.o.Events.Events(f)
 	if err != nil {
 		c.failErr(w, err)
 		return
 	}
-	keep := url.Values{}
-	for k, v := range map[string]string{"source": p.Source, "rule": p.Rule} {
-		if v != "" {
-			keep.Set(k, v)
-		}
-	}
-	if limit != defaultLimit {
-		keep.Set("limit", strconv.Itoa(limit))
+	keep := f.Query()
+	p.Filtered = len(keep) > 0 || f.Before != ""
+	if f.Limit != defaultLimit {
+		keep.Set("limit", strconv.Itoa(f.Limit))
 	}
 	p.Newest = template.URL("/?" + keep.Encode()) // values escaped by Encode
 	// Only the newest page tails: an older one would never change.
-	p.Tail = q.Get("tail") == "1" && p.Before == ""
+	p.Tail = q.Get("tail") == "1" && f.Before == ""
 	if p.Tail {
 		p.TailURL = p.Newest
 	} else {
@@ -242,7 +249,7 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 		tail.Set("tail", "1")
 		p.TailURL = template.URL("/?" + tail.Encode())
 	}
-	if len(p.Events) == limit {
+	if len(p.Events) == f.Limit {
 		keep.Set("before", p.Events[len(p.Events)-1].Event.ID)
 		p.Next = template.URL("/?" + keep.Encode())
 	}
@@ -404,5 +411,19 @@ var funcs = template.FuncMap{
 		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
 	},
 	"string": func(b json.RawMessage) string { return string(b) },
-	"inc":    func(i int) int { return i + 1 },
+	// outcome is how the listing names a delivery outcome.
+	"outcome": func(o string) string {
+		if o == store.OutcomeNone {
+			return "no match"
+		}
+		return o
+	},
+	"inc": func(i int) int { return i + 1 },
+	"add": func(n ...int) int {
+		sum := 0
+		for _, v := range n {
+			sum += v
+		}
+		return sum
+	},
 }
