@@ -134,7 +134,7 @@ func TestEventsFilters(t *testing.T) {
 			t.Errorf("the row of %s lacks %q:\n%s", id, want, row)
 		}
 	}
-	if row := rowOf(t, page, f.room1); !strings.Contains(row, `<span class="duplicates">1 duplicate (retries) of it</span>, the last <time`) {
+	if row := rowOf(t, page, f.room1); !strings.Contains(row, `<span class="duplicates">duplicates: 1 retry</span>, the last <time`) {
 		t.Errorf("the retried event's row does not say so:\n%s", row)
 	}
 	if row := rowOf(t, page, f.room2); strings.Contains(row, "duplicate") {
@@ -237,7 +237,7 @@ func TestEventShowsOutcomeAndDuplicates(t *testing.T) {
 	page := r.get("/events/"+id, http.StatusOK)
 	for _, want := range []string{
 		`<span class="state state-dead" id="outcome">dead</span>`,
-		`<dd id="duplicates">2 retries of this callback answered as duplicates of it, the last at <time`,
+		`<dd id="duplicates">2 retries of this callback answered as duplicates, the last at <time`,
 		`class="state state-dead">dead<`, "permanent", "HTTP 400",
 	} {
 		if !strings.Contains(page, want) {
