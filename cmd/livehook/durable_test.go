@@ -177,6 +177,25 @@ func TestAliyunRetriesAreProcessedOnce(t *testing.T) {
 	if len(list.Events) != 3 {
 		t.Errorf("/api/events lists %d events, want 3", len(list.Events))
 	}
+	// The retries are counted on their originals.
+	var retried struct {
+		Events []struct {
+			Event      struct{ ID string }
+			Duplicates int
+			Outcome    string
+		}
+	}
+	getJSON(t, d.admURL("/api/events?outcome=duplicate"), &retried)
+	got := map[string]int{}
+	for _, e := range retried.Events {
+		got[e.Event.ID] = e.Duplicates
+		if e.Outcome != "delivered" {
+			t.Errorf("event %s: outcome %q, want delivered", e.Event.ID, e.Outcome)
+		}
+	}
+	if len(got) != 2 || got[ids[0]] != 5 || got[a1] != 1 {
+		t.Errorf("retried events %v, want %s with 5 duplicates and %s with 1", got, ids[0], a1)
+	}
 }
 
 func TestOutageRetriesThenDeadLetterAndReplay(t *testing.T) {
@@ -256,8 +275,17 @@ func TestOutageRetriesThenDeadLetterAndReplay(t *testing.T) {
 		t.Errorf("dead letters after the replay: %+v", dead.Deadletters)
 	}
 	stdout, _, code = runCLI(t, nil, "events", "--admin", d.admURL(""))
-	if code != 0 || !strings.Contains(stdout, id) || !strings.Contains(stdout, "every-file") {
+	if code != 0 || !strings.Contains(stdout, id) || !strings.Contains(stdout, "rules: every-file  delivered") {
 		t.Errorf("events list: exit %d\n%s", code, stdout)
+	}
+	// Filtered: nothing is dead any more.
+	stdout, _, code = runCLI(t, nil, "events", "--outcome", "dead", "--stream", "", "--admin", d.admURL(""))
+	if code != 0 || strings.Contains(stdout, id) {
+		t.Errorf("events --outcome dead after the replay: exit %d\n%s", code, stdout)
+	}
+	_, stderr, code = runCLI(t, nil, "events", "--outcome", "lost", "--admin", d.admURL(""))
+	if code == 0 || !strings.Contains(stderr, "outcome") {
+		t.Errorf("events --outcome lost: exit %d %q", code, stderr)
 	}
 }
 

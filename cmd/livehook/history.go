@@ -76,8 +76,16 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	fs := newFlagSet("events", "events [list] [flags] | events show ID | events replay ID\n\nWhat happened to recent events: list them (newest first), show one with\nevery delivery attempt, or evaluate one again against the current rules.", stderr)
 	c := addAdminFlags(fs)
 	limit := fs.Int("limit", 50, "list at most `N` events")
-	source := fs.String("source", "", "list only events from this source")
-	rule := fs.String("rule", "", "list only events that matched this rule")
+	filters := map[string]*string{
+		"source":  fs.String("source", "", "list only events from this source"),
+		"kind":    fs.String("kind", "", "list only events of this kind (file, status, ...)"),
+		"stream":  fs.String("stream", "", "list only events whose stream starts with `PREFIX`"),
+		"rule":    fs.String("rule", "", "list only events that matched this rule"),
+		"outcome": fs.String("outcome", "", "list only events whose deliveries are delivered, pending, dead, none, or that were retried (duplicate)"),
+		"from":    fs.String("from", "", "list only events accepted at or after `TIME` (RFC 3339, or UTC without a zone)"),
+		"to":      fs.String("to", "", "list only events accepted before `TIME`"),
+		"before":  fs.String("before", "", "list only events older than event `ID` (the next page)"),
+	}
 	asJSON := fs.Bool("json", false, "print the daemon's JSON")
 	sub, rest := subcommand(args, "list")
 	if err := parse(fs, rest, adminEnv(getenv)); err != nil {
@@ -86,13 +94,15 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	switch {
 	case sub == "list" && fs.NArg() == 0:
 		q := url.Values{"limit": {fmt.Sprint(*limit)}}
-		if *source != "" {
-			q.Set("source", *source)
+		for k, v := range filters {
+			if *v != "" {
+				q.Set(k, *v)
+			}
 		}
-		if *rule != "" {
-			q.Set("rule", *rule)
+		var out struct {
+			Events []*store.EventRecord `json:"events"`
+			Next   string               `json:"next,omitempty"`
 		}
-		var out struct{ Events []*store.EventRecord }
 		if err := c.call(ctx, http.MethodGet, "/api/events?"+q.Encode(), &out); err != nil {
 			return err
 		}
@@ -102,8 +112,15 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		for _, r := range out.Events {
 			ev := r.Event
 			stream := strings.Trim(ev.Domain+"/"+ev.App+"/"+ev.Stream, "/")
-			fmt.Fprintf(stdout, "%s  %s  %-20s %-7s %s  rules: %s\n", ev.ID, ev.ReceivedAt.Format(time.RFC3339),
-				ev.Source, ev.Kind, orDash(stream), orDash(strings.Join(r.Matched, ",")))
+			dups := ""
+			if r.Duplicates > 0 {
+				dups = fmt.Sprintf("  duplicates: %d", r.Duplicates)
+			}
+			fmt.Fprintf(stdout, "%s  %s  %-20s %-7s %s  rules: %s  %s%s\n", ev.ID, ev.ReceivedAt.Format(time.RFC3339),
+				ev.Source, ev.Kind, orDash(stream), orDash(strings.Join(r.Matched, ",")), orDash(r.Outcome), dups)
+		}
+		if out.Next != "" {
+			fmt.Fprintf(stdout, "more: --before %s\n", out.Next)
 		}
 		return nil
 	case sub == "show" && fs.NArg() == 1:

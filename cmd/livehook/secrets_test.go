@@ -208,7 +208,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// is shown below, and its failure is in the log read at the end.
 	d.waitDrained(t)
 
-	for _, p := range []string{"/api/rules", "/metrics", "/api/events", "/api/deadletters"} {
+	for _, p := range []string{"/api/rules", "/metrics", "/api/events", "/api/deadletters",
+		"/api/events?stream=room&outcome=dead", "/api/events?rule=failed&kind=status&limit=1"} {
 		if status, body := admin("GET", d.admURL(p), adminToken); status != 200 {
 			t.Errorf("GET %s: %d %s", p, status, body)
 		}
@@ -231,7 +232,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	// The console's pages, which show the same records as HTML.
-	consolePages := []string{"/", "/deadletters", "/rules", "/state", "/status"}
+	consolePages := []string{"/", "/deadletters", "/rules", "/state", "/status",
+		"/?stream=room&outcome=dead", "/?outcome=duplicate", "/?rule=failed&source=aliyun_live_record&from=2020-01-01T00:00&limit=1"}
 	for _, e := range events.Events {
 		consolePages = append(consolePages, "/events/"+e.Event.ID)
 	}
