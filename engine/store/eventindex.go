@@ -31,7 +31,8 @@ var (
 	// hour (4 bytes), stream, id, id length (1 byte) → nothing: a stream
 	// prefix is a range within each hour, read whole and sorted.
 	bucketStreamIndex = []byte("events-by-hour-stream")
-	keyIndexed        = []byte("events-indexed") // in meta: the indexes cover every event
+	keyIndexed        = []byte("events-indexed")  // in meta: the indexes cover every event
+	keyIndexing       = []byte("events-indexing") // in meta: the last event indexed so far, while indexing
 )
 
 const (
@@ -291,42 +292,66 @@ func putDuplicates(tx *bolt.Tx, dups []duplicate, early *earlyDuplicates) error 
 }
 
 // indexAllEvents builds the listing's indexes over the events of a store
-// written before they existed, once.
-func indexAllEvents(tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta.Get(keyIndexed) != nil {
-		return nil
-	}
-	jobs := tx.Bucket(bucketJobs)
-	c := tx.Bucket(bucketEvents).Cursor()
-	var recs []*EventRecord
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		var rec EventRecord
-		if err := json.Unmarshal(v, &rec); err != nil || rec.Event == nil {
-			return fmt.Errorf("event %s: not an event record: %v", k, err)
-		}
-		recs = append(recs, &rec)
-	}
-	for _, rec := range recs {
-		if err := indexEvent(tx, rec, Summary{}); err != nil {
-			return err
-		}
-		var d Deliveries
-		prefix := []byte(rec.Event.ID + ".")
-		jc := jobs.Cursor()
-		for k, v := jc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = jc.Next() {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("job %s: %w", k, err)
+// written before they existed, once, in transactions of indexBatch events
+// (one for all would hold every page it dirties in memory); keyIndexing
+// says how far it got, should the process stop midway.
+func indexAllEvents(db *bolt.DB) error {
+	for done := false; !done; {
+		err := db.Update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta.Get(keyIndexed) != nil {
+				done = true
+				return nil
 			}
-			d.count(j.State, 1)
-		}
-		if _, err := changeSummary(tx, rec.Event.ID, func(s *Summary) { s.Deliveries = d }); err != nil {
+			jobs := tx.Bucket(bucketJobs)
+			c := tx.Bucket(bucketEvents).Cursor()
+			k, v := c.First()
+			if after := meta.Get(keyIndexing); after != nil {
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			var recs []*EventRecord
+			for ; k != nil && len(recs) < indexBatch; k, v = c.Next() {
+				var rec EventRecord
+				if err := json.Unmarshal(v, &rec); err != nil || rec.Event == nil {
+					return fmt.Errorf("event %s: not an event record: %v", k, err)
+				}
+				recs = append(recs, &rec)
+			}
+			for _, rec := range recs {
+				var d Deliveries
+				prefix := []byte(rec.Event.ID + ".")
+				jc := jobs.Cursor()
+				for k, v := jc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = jc.Next() {
+					var j Job
+					if err := json.Unmarshal(v, &j); err != nil {
+						return fmt.Errorf("job %s: %w", k, err)
+					}
+					d.count(j.State, 1)
+				}
+				if err := indexEvent(tx, rec, Summary{}); err != nil {
+					return err
+				}
+				if _, err := changeSummary(tx, rec.Event.ID, func(s *Summary) { s.Deliveries = d }); err != nil {
+					return err
+				}
+			}
+			if len(recs) < indexBatch {
+				done = true
+				return errors.Join(meta.Put(keyIndexed, []byte{1}), meta.Delete(keyIndexing))
+			}
+			return meta.Put(keyIndexing, []byte(recs[len(recs)-1].Event.ID))
+		})
+		if err != nil {
 			return err
 		}
 	}
-	return meta.Put(keyIndexed, []byte{1})
+	return nil
 }
+
+// indexBatch is how many events one transaction of indexAllEvents indexes.
+var indexBatch = 10_000 // a variable for the test of a store indexed in several
 
 // A member set of the listing, newest first. seek returns the newest
 // member older than cand (or not newer, with incl); with cand nil, the

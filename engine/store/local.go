@@ -149,7 +149,7 @@ func (s *Local) recover() error {
 	if err := s.db.Update(indexPendingByDue); err != nil {
 		return fmt.Errorf("index pending deliveries by due time: %w", err)
 	}
-	if err := s.db.Update(indexAllEvents); err != nil {
+	if err := indexAllEvents(s.db); err != nil {
 		return fmt.Errorf("index events for listing: %w", err)
 	}
 	var applied uint64
