@@ -411,6 +411,8 @@ var funcs = template.FuncMap{
 		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
 	},
 	"string": func(b json.RawMessage) string { return string(b) },
+	"inc":    func(i int) int { return i + 1 },
+
 	// outcome is how the listing names a delivery outcome.
 	"outcome": func(o string) string {
 		if o == store.OutcomeNone {
@@ -418,7 +420,6 @@ var funcs = template.FuncMap{
 		}
 		return o
 	},
-	"inc": func(i int) int { return i + 1 },
 	"add": func(n ...int) int {
 		sum := 0
 		for _, v := range n {
