@@ -44,6 +44,10 @@ func Run(t *testing.T, open Opener) {
 		{"State", testState},
 		{"Timers", testTimers},
 		{"Shadow", testShadow},
+		{"DeadLetterFilters", testDeadLetterFilters},
+		{"DeadGroups", testDeadGroups},
+		{"DeleteDeadLetters", testDeleteDeadLetters},
+		{"OldestPending", testOldestPending},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
