@@ -104,12 +104,15 @@ func newRig(t testing.TB, opts ...func(*console.Options)) *rig {
 		st.Close()
 	})
 	o := console.Options{
-		Events: r.eng,
-		Rules:  r.eng.Report,
-		State:  r.eng.State,
+		Events:     r.eng,
+		Dead:       r.eng,
+		Playground: r.eng,
+		Rules:      r.eng.Report,
+		State:      r.eng.State,
 		Status: func(ctx context.Context) (console.Status, error) {
-			stats, err := st.Stats(ctx)
-			return console.Status{Version: "v9.9.9-test", Started: time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC), Store: "local", Stats: stats}, err
+			s, err := r.eng.Status(ctx)
+			return console.Status{Version: "v9.9.9-test", Started: time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC), Store: "local",
+				Stats: s.Stats, OldestPending: s.OldestPending}, err
 		},
 		Logger: logger,
 	}
