@@ -153,7 +153,7 @@ func jsonProblem(src string, err error) string {
 	off := int64(-1)
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		off = se.Offset - 1 // the offset is after the character that is wrong
 	case errors.As(err, &te):
 		off = te.Offset
 	}
