@@ -31,6 +31,7 @@ type playPage struct {
 	When, Event, ID, Rule string
 	Rules                 []string // the loaded rules with steps, to choose from
 	Problem               string   // the event could not be had
+	Loaded                string   // the stored event just put in the box
 	Sample                *event.Event
 	Tried                 *rules.Tried // the condition typed, on the event
 	Trial                 *engine.RuleTrial
@@ -65,8 +66,10 @@ func (c *console) playground(w http.ResponseWriter, r *http.Request) {
 		p.Problem = err.Error()
 	default:
 		p.Sample = ev
-		if p.Event == "" { // shown for editing, as the event page shows it
-			p.Event = indentJSON(ev)
+		if p.ID != "" {
+			// The stored event goes into the box for editing; the next try
+			// reads the box.
+			p.Event, p.Loaded, p.ID = indentJSON(ev), p.ID, ""
 		}
 		if p.When != "" {
 			t := c.o.Playground.TryCondition(p.When, ev)
