@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -65,14 +66,23 @@ func (s *Local) DeleteDeadLetters(ctx context.Context, ids []string) (int, error
 	return n, nil
 }
 
-// OldestPending implements Store. It reads every pending job: it serves
-// the status page, not the delivery path.
+// OldestPending implements Store. Pending jobs are keyed by id, and an
+// id begins with its event's ULID, whose time is at or before the job's
+// creation (a job is planned, or replayed, after its event arrived): the
+// scan in id order stops at the first job whose event is younger than
+// the oldest creation found, so it reads the jobs of the events older
+// than the answer, not every pending job.
 func (s *Local) OldestPending(ctx context.Context) (*Job, error) {
 	var oldest *Job
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if oldest != nil && len(k) >= ulid.EncodedSize {
+				if id, err := ulid.ParseStrict(string(k[:ulid.EncodedSize])); err == nil && ulid.Time(id.Time()).After(oldest.Created) {
+					break
+				}
+			}
 			var j Job
 			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
 				return fmt.Errorf("job %s: %w", k, err)
