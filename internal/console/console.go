@@ -58,7 +58,8 @@ type Options struct {
 	Rules      func() engine.RulesReport // already redacted
 	State      func(rule, key string, limit int) ([]engine.StateReport, error)
 	Status     func(ctx context.Context) (Status, error)
-	// ReadOnly leaves the replay buttons out and refuses every POST.
+	// ReadOnly leaves the replay and delete buttons out and refuses every
+	// POST.
 	ReadOnly bool
 	Logger   *slog.Logger
 	// Now is the clock ages are measured on; default time.Now.
