@@ -13,8 +13,10 @@ var ErrNoSuchRule = errors.New("no such rule")
 
 // RuleTrial is what a loaded rule would do with one event.
 type RuleTrial struct {
-	Rule  string
-	Tried rules.Tried // its condition on the event
+	Rule     string
+	Disabled bool        // enabled: false, so it matches nothing
+	Shadow   bool        // mode: shadow, so its matches are recorded and its steps never run
+	Tried    rules.Tried // its condition on the event
 	// Steps are what each of its actions would send were it to match.
 	Steps []PlannedStep
 }
@@ -40,7 +42,7 @@ func (e *Engine) TryRule(name string, ev *event.Event) (RuleTrial, error) {
 	case r.Temporal != nil:
 		return RuleTrial{}, fmt.Errorf("rule %q is a rule over time: what it does depends on a timeline of events; try it with a rule test file (livehook test)", name)
 	}
-	return RuleTrial{Rule: r.Name, Tried: redactTried(set, rules.TryCondition(r.When, ev, e.opts.Deps.Now)), Steps: PlanMatch(set, r, ev)}, nil
+	return RuleTrial{Rule: r.Name, Disabled: !r.Enabled, Shadow: r.Shadow, Tried: redactTried(set, rules.TryCondition(r.When, ev, e.opts.Deps.Now)), Steps: PlanMatch(set, r, ev)}, nil
 }
 
 // redactTried hides the configured secrets in what a condition's errors

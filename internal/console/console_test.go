@@ -69,6 +69,10 @@ rules:
   - name: retry-later
     when: stream == "hold"
     do: [ { action: later } ]
+  - name: quiet
+    mode: shadow
+    when: stream == "quiet"
+    do: [ { action: hook } ]
   - name: notify
     when: kind == "file"
     do: [ { action: hook } ]

@@ -98,6 +98,9 @@ func TestPlaygroundRulePlansWithoutSending(t *testing.T) {
 	if !strings.Contains(page, "It does not match: nothing would be sent.") {
 		t.Errorf("a rule that does not match:\n%s", page)
 	}
+	if page := r.get(play(url.Values{"id": {id}, "rule": {"quiet"}}), http.StatusOK); !strings.Contains(page, "in shadow mode: its matches are recorded, and its steps never run") {
+		t.Errorf("a rule in shadow mode:\n%s", page)
+	}
 	if page := r.get(play(url.Values{"id": {id}, "rule": {"bursts"}}), http.StatusOK); !strings.Contains(page, "is a rule over time") {
 		t.Errorf("a rule over time:\n%s", page)
 	}
