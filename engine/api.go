@@ -21,12 +21,13 @@ func (e *Engine) Event(id string) (*store.EventDetail, error) {
 	return e.store.Event(context.Background(), id)
 }
 
-// DeadLetters lists deliveries that failed for good, newest first.
-func (e *Engine) DeadLetters(limit int) ([]*store.Job, error) {
-	if limit <= 0 {
-		limit = 100
+// DeadLetters lists deliveries that failed for good that f selects,
+// newest first; f.Before continues a listing after its last job.
+func (e *Engine) DeadLetters(f store.DeadFilter) ([]*store.Job, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
 	}
-	return e.store.DeadLetters(context.Background(), store.DeadFilter{Limit: limit})
+	return e.store.DeadLetters(context.Background(), f)
 }
 
 // ReplayDeadLetter runs a dead letter again, with a fresh allowance of

@@ -557,7 +557,7 @@ rules:
 	deliveredID := next(t, ok).DeliveryID
 	wait(t, ok.entered, "the delivery of room2")
 	drained(t, e)
-	dead, err := e.DeadLetters(0)
+	dead, err := e.DeadLetters(store.DeadFilter{})
 	if err != nil || !slices.Equal(jobIDs(dead), []string{deadID}) || dead[0].Tries() != 2 {
 		t.Fatalf("dead letters: %v, %v; want %s after 2 tries", jobIDs(dead), err, deadID)
 	}
@@ -621,7 +621,7 @@ rules:
 	if j, err = st.Job(context.Background(), deadID); err != nil || j.State != store.Delivered || j.Tries() != 1 || len(j.Attempts) != 5 {
 		t.Errorf("after a replay that worked: %+v, %v; want delivered on its first try (5 attempts in all)", j, err)
 	}
-	if dead, err := e.DeadLetters(0); err != nil || len(dead) != 0 {
+	if dead, err := e.DeadLetters(store.DeadFilter{}); err != nil || len(dead) != 0 {
 		t.Errorf("dead letters after the replay: %v, %v", jobIDs(dead), err)
 	}
 	if got := metric(t, metrics, "livehook_dead_letters"); got != 0 {

@@ -90,6 +90,7 @@ type Engine struct {
 	// The stages, each with only what it needs.
 	evaluator *evaluator
 	runner    *runner
+	matches   *matchCounts
 
 	reloadMu    sync.Mutex // one reload at a time
 	mu          sync.RWMutex
@@ -132,10 +133,10 @@ func New(o Options) (*Engine, error) {
 	if o.StateMaxKeys <= 0 {
 		o.StateMaxKeys = DefaultStateMaxKeys
 	}
-	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{})}
+	e := &Engine{opts: o, log: o.Logger, store: o.Store, done: make(chan struct{}), matches: newMatchCounts()}
 	e.metrics = newMetrics(o.Metrics, o.Store)
 	e.evaluator = &evaluator{store: o.Store, now: o.Deps.Now, rules: e.acquire, log: o.Logger, metrics: e.metrics,
-		pace: ingestPace, zone: o.Zone, tolerance: o.StateOutageTolerance, keys: newStateKeys(o.StateMaxKeys)}
+		pace: ingestPace, zone: o.Zone, tolerance: o.StateOutageTolerance, keys: newStateKeys(o.StateMaxKeys), matches: e.matches}
 	if err := e.evaluator.keys.load(context.Background(), o.Store); err != nil {
 		return nil, fmt.Errorf("engine: read rule state: %w", err)
 	}
@@ -207,6 +208,9 @@ func (e *Engine) Reload() error {
 	e.metrics.lastReloadOK.Set(1)
 	e.metrics.lastReload.Set(float64(now.Unix()))
 	e.status.Store(&ReloadStatus{OK: true, At: now, Hash: set.Hash})
+	if old == nil || old.Hash != set.Hash {
+		e.matches.loaded(now)
+	}
 	switch {
 	case old == nil:
 		e.log.Info("rules loaded", "path", set.Path, "summary", set.Summary(), "hash", set.Hash)

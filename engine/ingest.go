@@ -35,6 +35,7 @@ type evaluator struct {
 	zone      *time.Location // digest buckets align to its clock
 	tolerance time.Duration  // how overdue a timer may fire after an outage
 	keys      *stateKeys     // the keys with state, for the caps
+	matches   *matchCounts   // what matched, for the rules page
 	started   time.Time      // timers due before this came due while livehook was down
 }
 
@@ -76,6 +77,7 @@ func (v *evaluator) ingestLoop(ingest, commit context.Context) {
 			if !ok {
 				return // still in the store: the next start evaluates them
 			}
+			v.matches.add(evals, v.now())
 			for _, ev := range evals {
 				v.log.Debug("event processed", "event_id", ev.EventID, "rules_matched", len(ev.Matched))
 			}

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // RulesReport describes the loaded rules for GET /api/rules. It names
 // actions and their types but shows no settings, so no secret can leak.
 type RulesReport struct {
@@ -10,6 +12,9 @@ type RulesReport struct {
 	Rules      []RuleReport   `json:"rules"`
 	Sources    []SourceReport `json:"sources"`
 	LastReload ReloadStatus   `json:"last_reload"`
+	// MatchesSince is when the rules' counts since load began: the load
+	// of the rules in force.
+	MatchesSince time.Time `json:"matches_since"`
 }
 
 // ActionReport is one named action.
@@ -31,6 +36,8 @@ type RuleReport struct {
 	Steps       []StepReport    `json:"steps"`
 	File        string          `json:"file"`
 	Line        int             `json:"line"`
+	// Matches are the rule's matches this process evaluated.
+	Matches MatchReport `json:"matches"`
 }
 
 // ThrottleReport is a rule's throttle.
@@ -48,14 +55,15 @@ type StepReport struct {
 // Report describes the current rules and the last reload.
 func (e *Engine) Report() RulesReport {
 	s := e.Rules()
+	now := e.opts.Deps.Now()
 	rep := RulesReport{Path: s.Path, Files: s.Files, Hash: s.Hash, LastReload: e.LastReload(),
-		Actions: []ActionReport{}, Rules: []RuleReport{}, Sources: sourceReports(s)}
+		Actions: []ActionReport{}, Rules: []RuleReport{}, Sources: sourceReports(s), MatchesSince: e.matches.sinceLoadAt()}
 	for _, a := range s.Actions {
 		rep.Actions = append(rep.Actions, ActionReport{Name: a.Name, Type: a.Type, File: a.File, Line: a.Line})
 	}
 	for _, r := range s.Rules {
 		rr := RuleReport{Name: r.Name, Description: r.Description, When: r.When, Enabled: r.Enabled,
-			Stop: r.Stop, File: r.File, Line: r.Line, Steps: []StepReport{}}
+			Stop: r.Stop, File: r.File, Line: r.Line, Steps: []StepReport{}, Matches: e.matches.report(r.Name, now)}
 		if t := r.Throttle; t != nil {
 			rr.Throttle = &ThrottleReport{By: t.By, Window: t.Window.String()}
 		}

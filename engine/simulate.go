@@ -354,10 +354,10 @@ func (s *Simulation) take(ctx context.Context) error {
 			step.Error = "the step is gone from the rules"
 		} else if in, err := inputFor(j, d.Event); err != nil {
 			step.Error = err.Error()
-		} else if plan, err := st.Step.Plan(in); err != nil {
-			step.Error = set.Secrets.Redact(fmt.Sprintf("render: %v", err))
+		} else if plan, problem := planStep(set, st, in); plan == nil {
+			step.Error = "render: " + problem
 		} else {
-			step.Plan = &plan
+			step.Plan = plan
 		}
 		f.Steps = append(f.Steps, step)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -190,11 +191,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 	cli(env, "test", "--json", rulesPath, event)
 
 	d := startDaemonWith(t, serveConfig{rules: rulesPath, hardening: hardeningConfig{adminToken: adminToken}})
-	url := d.url("/callbacks/record")
-	if out := cli(map[string]string{"LIVEHOOK_SEND_KEY": env["LH_LEAK_NOTIFY_OLD"]}, "send", "--url", url, "--host", "hooks.example.com", event); !strings.HasPrefix(out, "200") {
+	recordURL := d.url("/callbacks/record")
+	if out := cli(map[string]string{"LIVEHOOK_SEND_KEY": env["LH_LEAK_NOTIFY_OLD"]}, "send", "--url", recordURL, "--host", "hooks.example.com", event); !strings.HasPrefix(out, "200") {
 		t.Fatalf("signed send: %s", out)
 	}
-	if out := cli(nil, "send", "--url", url, "--key", "WrongKey0123456789", "--host", "hooks.example.com", event); !strings.HasPrefix(out, "401") {
+	if out := cli(nil, "send", "--url", recordURL, "--key", "WrongKey0123456789", "--host", "hooks.example.com", event); !strings.HasPrefix(out, "401") {
 		t.Errorf("wrongly signed send: %s", out)
 	}
 	cli(map[string]string{"LIVEHOOK_SEND_TOKEN": env["LH_LEAK_BEARER"]}, "send", "--url", d.url("/events/jobs"), event)
@@ -232,14 +233,23 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	// The console's pages, which show the same records as HTML.
-	consolePages := []string{"/", "/deadletters", "/rules", "/state", "/status",
-		"/?stream=room&outcome=dead", "/?outcome=duplicate", "/?rule=failed&source=aliyun_live_record&from=2020-01-01T00:00&limit=1"}
+	consolePages := []string{"/", "/deadletters", "/rules", "/state", "/status", "/playground",
+		"/?stream=room&outcome=dead", "/?outcome=duplicate", "/?rule=failed&source=aliyun_live_record&from=2020-01-01T00:00&limit=1",
+		"/deadletters?action=unreachable", "/deadletters/preview?op=replay", "/deadletters/preview?op=delete&action=unreachable"}
 	for _, e := range events.Events {
-		consolePages = append(consolePages, "/events/"+e.Event.ID)
+		// The playground renders what every step of the rule would send, and
+		// shows the fields its condition reads and any error it meets.
+		play := url.Values{"id": {e.Event.ID}, "rule": {"failed"}, "when": {`event == "record_error" && push_args.x == "y"`}}
+		consolePages = append(consolePages, "/events/"+e.Event.ID, "/playground?"+play.Encode(),
+			"/playground?"+url.Values{"id": {e.Event.ID}, "when": {"${LH_LEAK_BEARER} == stream"}}.Encode())
 	}
 	for _, p := range consolePages {
-		if status, body := admin("GET", d.admURL(p), adminToken); status != 200 || !strings.Contains(body, "<html") {
+		status, body := admin("GET", d.admURL(p), adminToken)
+		if status != 200 || !strings.Contains(body, "<html") {
 			t.Errorf("GET %s: %d %s", p, status, body)
+		}
+		if strings.Contains(p, "rule=failed") && (!strings.Contains(body, "<h3>ding <small>(dingtalk)</small></h3>") || !strings.Contains(body, `class="target"`)) {
+			t.Errorf("the playground does not plan the rule's steps: %s", body)
 		}
 	}
 	admin("GET", d.admURL("/api/rules"), "WrongAdmin0123456789")

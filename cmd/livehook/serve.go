@@ -293,15 +293,18 @@ func (d *daemon) console() (http.Handler, error) {
 	}
 	started := time.Now()
 	return console.New(console.Options{
-		Events: d.engine,
-		Rules:  d.engine.Report,
-		State:  d.engine.State,
+		Events:     d.engine,
+		Dead:       d.engine,
+		Playground: d.engine,
+		Rules:      d.engine.Report,
+		State:      d.engine.State,
 		Status: func(ctx context.Context) (console.Status, error) {
-			stats, err := d.store.Stats(ctx)
+			st, err := d.engine.Status(ctx)
 			if err != nil {
-				return console.Status{}, fmt.Errorf("store stats: %w", err)
+				return console.Status{}, err
 			}
-			return console.Status{Version: versionString(), Started: started, Store: storeName(d.cfg), Stats: stats}, nil
+			return console.Status{Version: versionString(), Started: started, Store: storeName(d.cfg), Stats: st.Stats,
+				OldestPending: st.OldestPending}, nil
 		},
 		ReadOnly: d.hard.cfg.adminReadOnly,
 		Logger:   d.log,

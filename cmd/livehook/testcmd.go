@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livehook/livehook/engine/actionapi"
+	"github.com/livehook/livehook/engine"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/rules"
 	"github.com/livehook/livehook/engine/sourceapi"
-	"github.com/livehook/livehook/engine/store"
 )
 
 // testReport is what `livehook test --json` prints for one event file.
@@ -29,15 +28,8 @@ type testReport struct {
 }
 
 type testMatch struct {
-	Rule    string       `json:"rule"`
-	Actions []testAction `json:"actions"`
-}
-
-type testAction struct {
-	Action string          `json:"action"`
-	Type   string          `json:"type"`
-	Plan   *actionapi.Plan `json:"plan,omitempty"`
-	Error  string          `json:"error,omitempty"`
+	Rule    string               `json:"rule"`
+	Actions []engine.PlannedStep `json:"actions"`
 }
 
 func testCmd(args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
@@ -205,18 +197,7 @@ func testEvent(m *rules.Matcher, set *rules.Set, file string, src *sourceapi.Sou
 		rep.Errors = append(rep.Errors, set.Secrets.Redact(e.Error()))
 	}
 	for _, r := range matched {
-		tm := testMatch{Rule: r.Name, Actions: []testAction{}}
-		for _, s := range r.Steps {
-			in := actionapi.Input{Event: ev, Rule: r.Name, DeliveryID: store.JobID(ev.ID, r.Name, s.Index, 0)}
-			ta := testAction{Action: s.Action, Type: s.Type}
-			if plan, err := s.Step.Plan(in); err != nil {
-				ta.Error = set.Secrets.Redact(err.Error())
-			} else {
-				ta.Plan = &plan
-			}
-			tm.Actions = append(tm.Actions, ta)
-		}
-		rep.Matches = append(rep.Matches, tm)
+		rep.Matches = append(rep.Matches, testMatch{Rule: r.Name, Actions: engine.PlanMatch(set, r, ev)})
 	}
 	return rep
 }

@@ -878,7 +878,9 @@ func (s *Local) DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error) {
 			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
 				return fmt.Errorf("job %s: %w", k, err)
 			}
-			out = append(out, &j)
+			if f.Selects(&j) {
+				out = append(out, &j)
+			}
 		}
 		return nil
 	})

@@ -294,10 +294,16 @@ func (f EventFilter) Check() error {
 	return nil
 }
 
-// DeadFilter selects dead letters for listing.
+// DeadFilter selects dead letters for listing, grouping and bulk work.
+// Fields left zero select everything.
 type DeadFilter struct {
 	Limit  int
 	Before string // a cursor: only dead letters listed after this job id
+	Action string // only this action's
+	Error  string // only those whose last error is exactly this text
+	// From and To bound when the job was created (From inclusive, To
+	// exclusive).
+	From, To time.Time
 }
 
 // Stats is what the store holds, for metrics and readiness.
@@ -369,8 +375,18 @@ type Store interface {
 	// Events lists evaluated events that meet every filter, newest first,
 	// through indexes: a page costs about its rows, not the events stored.
 	Events(ctx context.Context, f EventFilter) ([]*EventRecord, error)
-	// DeadLetters lists dead jobs, newest first.
+	// DeadLetters lists dead jobs that f selects, newest (highest id)
+	// first, after f.Before, up to f.Limit.
 	DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error)
+	// DeadGroups counts the dead letters f selects (its Limit and Before
+	// aside) by action, class and error text, largest group first.
+	DeadGroups(ctx context.Context, f DeadFilter) ([]DeadGroup, error)
+	// DeleteDeadLetters deletes the jobs of ids that are dead letters and
+	// says how many it deleted; other ids are left alone.
+	DeleteDeadLetters(ctx context.Context, ids []string) (int, error)
+	// OldestPending returns the pending job created earliest, nil when
+	// none is pending.
+	OldestPending(ctx context.Context) (*Job, error)
 	// ReplayJob makes a dead letter pending again at now, with a fresh
 	// allowance of attempts and age. ErrNotDead for any other job.
 	ReplayJob(ctx context.Context, id string, now time.Time) (*Job, error)

@@ -61,8 +61,12 @@ func (f *fakeEvents) Event(id string) (*store.EventDetail, error) {
 	return f.detail, f.err
 }
 
-func (f *fakeEvents) DeadLetters(limit int) ([]*store.Job, error) {
-	f.calls = append(f.calls, fmt.Sprintf("DeadLetters(%d)", limit))
+func (f *fakeEvents) DeadLetters(df store.DeadFilter) ([]*store.Job, error) {
+	call := fmt.Sprint(df.Limit)
+	if df.Before != "" || df.Action != "" {
+		call += fmt.Sprintf(", before %q, action %q", df.Before, df.Action)
+	}
+	f.calls = append(f.calls, "DeadLetters("+call+")")
 	return f.dead, f.err
 }
 
@@ -172,6 +176,8 @@ func TestRoutes(t *testing.T) {
 			ev:         fakeEvents{dead: []*store.Job{deadJob()}},
 			wantStatus: 200, wantBody: `{"deadletters": [{"id": "01JOB.r1.0", "action": "oncall", "state": "dead", "created": "2025-03-01T12:00:00Z"}]}`,
 			wantCalls: []string{"DeadLetters(2)"}},
+		{name: "dead letters of an action, after a cursor", method: "GET", path: "/api/deadletters?limit=2&before=01JOB.r1.0&action=oncall",
+			wantStatus: 200, wantBody: `{"deadletters": []}`, wantCalls: []string{`DeadLetters(2, before "01JOB.r1.0", action "oncall")`}},
 		{name: "dead letters none, default limit", method: "GET", path: "/api/deadletters",
 			wantStatus: 200, wantBody: `{"deadletters": []}`, wantCalls: []string{"DeadLetters(100)"}},
 		{name: "dead letters limit over the maximum", method: "GET", path: "/api/deadletters?limit=1001", wantStatus: 400, wantBody: limitError},

@@ -12,7 +12,7 @@ import (
 type Events interface {
 	Events(f store.EventFilter) ([]*store.EventRecord, error)
 	Event(id string) (*store.EventDetail, error)
-	DeadLetters(limit int) ([]*store.Job, error)
+	DeadLetters(f store.DeadFilter) ([]*store.Job, error)
 	ReplayDeadLetter(id string) (*store.Job, error)
 	ReplayEvent(id string) ([]*store.Job, error)
 }
@@ -48,7 +48,8 @@ func eventRoutes(mux *http.ServeMux, ev Events, change func(http.HandlerFunc) ht
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		list, err := ev.DeadLetters(limit)
+		q := r.URL.Query()
+		list, err := ev.DeadLetters(store.DeadFilter{Limit: limit, Before: q.Get("before"), Action: q.Get("action")})
 		reply(w, map[string]any{"deadletters": orEmpty(list)}, err)
 	})
 	handle(mux, "POST", "/api/deadletters/{id}/replay", change(func(w http.ResponseWriter, r *http.Request) {

@@ -31,8 +31,8 @@ func (e storeEvents) Events(f store.EventFilter) ([]*store.EventRecord, error) {
 func (e storeEvents) Event(id string) (*store.EventDetail, error) {
 	return e.s.Event(context.Background(), id)
 }
-func (e storeEvents) DeadLetters(limit int) ([]*store.Job, error) {
-	return e.s.DeadLetters(context.Background(), store.DeadFilter{Limit: limit})
+func (e storeEvents) DeadLetters(f store.DeadFilter) ([]*store.Job, error) {
+	return e.s.DeadLetters(context.Background(), f)
 }
 func (storeEvents) ReplayDeadLetter(string) (*store.Job, error) { return nil, store.ErrNotDead }
 func (storeEvents) ReplayEvent(string) ([]*store.Job, error)    { return nil, store.ErrNotFound }

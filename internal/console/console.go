@@ -32,12 +32,10 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Events is the engine API the event and dead-letter pages read.
+// Events is the engine API the event pages read.
 type Events interface {
 	Events(f store.EventFilter) ([]*store.EventRecord, error)
 	Event(id string) (*store.EventDetail, error)
-	DeadLetters(limit int) ([]*store.Job, error)
-	ReplayDeadLetter(id string) (*store.Job, error)
 	ReplayEvent(id string) ([]*store.Job, error)
 }
 
@@ -47,17 +45,25 @@ type Status struct {
 	Started time.Time   // when the daemon started serving
 	Store   string      // the store backend
 	Stats   store.Stats // queue depth, dead letters, state kept
+	// OldestPending is the pending delivery created earliest; nil when
+	// none is pending.
+	OldestPending *store.Job
 }
 
 // Options configure the console.
 type Options struct {
-	Events Events
-	Rules  func() engine.RulesReport // already redacted
-	State  func(rule, key string, limit int) ([]engine.StateReport, error)
-	Status func(ctx context.Context) (Status, error)
-	// ReadOnly leaves the replay buttons out and refuses every POST.
+	Events     Events
+	Dead       DeadLetters               // the dead-letters page
+	Playground Playground                // the playground page
+	Rules      func() engine.RulesReport // already redacted
+	State      func(rule, key string, limit int) ([]engine.StateReport, error)
+	Status     func(ctx context.Context) (Status, error)
+	// ReadOnly leaves the replay and delete buttons out and refuses every
+	// POST.
 	ReadOnly bool
 	Logger   *slog.Logger
+	// Now is the clock ages are measured on; default time.Now.
+	Now func() time.Time
 }
 
 // Page sizes.
@@ -73,6 +79,9 @@ type console struct {
 	// per process and only shown to whoever may read the pages, so a page
 	// on another site cannot know it.
 	csrf string
+	// previews holds the dead letters each bulk preview showed, for the
+	// POST that runs exactly those.
+	previews previews
 }
 
 // New returns the console handler, which serves the pages at / and its
@@ -81,9 +90,12 @@ func New(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	c := &console{o: o, page: map[string]*template.Template{}, csrf: rand.Text()}
-	for _, name := range []string{"events", "event", "deadletters", "rules", "state", "status", "error"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range []string{"events", "event", "deadletters", "deadpreview", "playground", "rules", "state", "status", "error"} {
+		t, err := template.New("layout.html").Funcs(funcs).Funcs(playFuncs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
 		}
@@ -98,8 +110,8 @@ func New(o Options) (http.Handler, error) {
 	mux.HandleFunc("GET /{$}", c.events)
 	mux.HandleFunc("GET /events/{id}", c.event)
 	mux.HandleFunc("POST /events/{id}/replay", c.post(c.replayEvent))
-	mux.HandleFunc("GET /deadletters", c.deadLetters)
-	mux.HandleFunc("POST /deadletters/{id}/replay", c.post(c.replayDeadLetter))
+	c.deadRoutes(mux)
+	mux.HandleFunc("GET /playground", c.playground)
 	mux.HandleFunc("GET /rules", c.rules)
 	mux.HandleFunc("GET /state", c.state)
 	mux.HandleFunc("GET /status", c.status)
@@ -179,6 +191,8 @@ func (c *console) failErr(w http.ResponseWriter, err error) {
 		c.fail(w, http.StatusNotFound, err)
 	case errors.Is(err, store.ErrNotDead):
 		c.fail(w, http.StatusConflict, err)
+	case errors.Is(err, engine.ErrNoSuchRule):
+		c.fail(w, http.StatusNotFound, err)
 	default:
 		c.fail(w, http.StatusServiceUnavailable, err)
 	}
@@ -308,44 +322,6 @@ func (c *console) replayEvent(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/events/"+url.PathEscape(id)+"?replayed="+strconv.Itoa(len(jobs)), http.StatusSeeOther)
 }
 
-type deadPage struct {
-	Limit    int
-	Jobs     []*store.Job
-	Replayed string // the dead letter just replayed
-}
-
-func (c *console) deadLetters(w http.ResponseWriter, r *http.Request) {
-	if c.o.Events == nil {
-		c.fail(w, http.StatusNotFound, errors.New("this daemon keeps no event history"))
-		return
-	}
-	q := r.URL.Query()
-	limit, err := limitParam(q)
-	if err != nil {
-		c.fail(w, http.StatusBadRequest, err)
-		return
-	}
-	jobs, err := c.o.Events.DeadLetters(limit)
-	if err != nil {
-		c.failErr(w, err)
-		return
-	}
-	c.render(w, http.StatusOK, "deadletters", "Dead letters", deadPage{Limit: limit, Jobs: jobs, Replayed: q.Get("replayed")})
-}
-
-func (c *console) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
-	if c.o.Events == nil {
-		c.fail(w, http.StatusNotFound, errors.New("this daemon keeps no event history"))
-		return
-	}
-	j, err := c.o.Events.ReplayDeadLetter(r.PathValue("id"))
-	if err != nil {
-		c.failErr(w, err)
-		return
-	}
-	http.Redirect(w, r, "/deadletters?replayed="+url.QueryEscape(j.ID), http.StatusSeeOther)
-}
-
 func (c *console) rules(w http.ResponseWriter, _ *http.Request) {
 	if c.o.Rules == nil {
 		c.fail(w, http.StatusNotFound, errors.New("no rules to show"))
@@ -381,8 +357,9 @@ func (c *console) state(w http.ResponseWriter, r *http.Request) {
 
 type statusPage struct {
 	Status
-	Reload engine.ReloadStatus
-	Hash   string
+	OldestAge string // how long the oldest pending delivery has waited
+	Reload    engine.ReloadStatus
+	Hash      string
 }
 
 func (c *console) status(w http.ResponseWriter, r *http.Request) {
@@ -394,6 +371,9 @@ func (c *console) status(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.Status = st
+		if j := st.OldestPending; j != nil {
+			p.OldestAge = max(c.o.Now().Sub(j.Created), 0).Round(time.Second).String()
+		}
 	}
 	if c.o.Rules != nil {
 		rep := c.o.Rules()

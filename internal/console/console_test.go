@@ -26,8 +26,12 @@ import (
 	"github.com/livehook/livehook/internal/testwait"
 )
 
-// probe is an action that fails for good on stream "bad" until fixed.
-type probe struct{ fixed atomic.Bool }
+// probe is an action that fails for good on streams "bad" and "gone"
+// until fixed, and is busy on "hold". runs counts its attempts.
+type probe struct {
+	fixed atomic.Bool
+	runs  atomic.Int64
+}
 
 func (p *probe) Step(actionapi.Params) (actionapi.Step, error) { return p, nil }
 func (p *probe) Close() error                                  { return nil }
@@ -35,8 +39,15 @@ func (p *probe) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	return actionapi.Plan{Target: "probe", Payload: in}, nil
 }
 func (p *probe) Do(_ context.Context, pl actionapi.Plan) actionapi.Result {
-	if pl.Payload.(actionapi.Input).Event.Stream == "bad" && !p.fixed.Load() {
+	p.runs.Add(1)
+	switch stream := pl.Payload.(actionapi.Input).Event.Stream; {
+	case stream == "hold":
+		return actionapi.Result{Outcome: actionapi.Retryable, Detail: "HTTP 503: busy", RetryAfter: time.Hour}
+	case p.fixed.Load():
+	case stream == "bad":
 		return actionapi.Result{Outcome: actionapi.Permanent, Detail: "HTTP 400: <b>no such channel</b>"}
+	case stream == "gone":
+		return actionapi.Result{Outcome: actionapi.Permanent, Detail: "HTTP 410: channel gone"}
 	}
 	return actionapi.Result{Outcome: actionapi.Delivered, Detail: "HTTP 200: ok", IDs: map[string]string{"RequestId": "req-1"}}
 }
@@ -46,7 +57,22 @@ actions:
   hook:
     type: probe
     delivery: { max_attempts: 1 }
+  pager:
+    type: probe
+    delivery: { max_attempts: 1 }
+  later:
+    type: probe
 rules:
+  - name: page-gone
+    when: stream == "gone"
+    do: [ { action: pager } ]
+  - name: retry-later
+    when: stream == "hold"
+    do: [ { action: later } ]
+  - name: quiet
+    mode: shadow
+    when: stream == "quiet"
+    do: [ { action: hook } ]
   - name: notify
     when: kind == "file"
     do: [ { action: hook } ]
@@ -104,12 +130,15 @@ func newRig(t testing.TB, opts ...func(*console.Options)) *rig {
 		st.Close()
 	})
 	o := console.Options{
-		Events: r.eng,
-		Rules:  r.eng.Report,
-		State:  r.eng.State,
+		Events:     r.eng,
+		Dead:       r.eng,
+		Playground: r.eng,
+		Rules:      r.eng.Report,
+		State:      r.eng.State,
 		Status: func(ctx context.Context) (console.Status, error) {
-			stats, err := st.Stats(ctx)
-			return console.Status{Version: "v9.9.9-test", Started: time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC), Store: "local", Stats: stats}, err
+			s, err := r.eng.Status(ctx)
+			return console.Status{Version: "v9.9.9-test", Started: time.Date(2026, 12, 1, 8, 30, 0, 0, time.UTC), Store: "local",
+				Stats: s.Stats, OldestPending: s.OldestPending}, err
 		},
 		Logger: logger,
 	}
@@ -129,6 +158,19 @@ func newRig(t testing.TB, opts ...func(*console.Options)) *rig {
 // until every delivery it made has settled.
 func (r *rig) accept(stream string, payload map[string]any) string {
 	r.t.Helper()
+	id := r.acceptWith(stream, payload)
+	r.settled(id)
+	return id
+}
+
+// acceptOnly hands the engine a callback and does not wait.
+func (r *rig) acceptOnly(stream string) string {
+	r.t.Helper()
+	return r.acceptWith(stream, nil)
+}
+
+func (r *rig) acceptWith(stream string, payload map[string]any) string {
+	r.t.Helper()
 	r.n++
 	ev := &event.Event{Source: event.SourceRecord, Kind: event.KindFile, Domain: "play.example.com", App: "live",
 		Stream: stream, URI: "record/" + stream + ".m3u8", ReceivedAt: time.Now().UTC(), Payload: payload}
@@ -136,7 +178,6 @@ func (r *rig) accept(stream string, payload map[string]any) string {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.settled(id)
 	return id
 }
 

@@ -177,13 +177,13 @@ func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]*store.Event
 
 // DeadLetters implements store.Store.
 func (s *Store) DeadLetters(ctx context.Context, f store.DeadFilter) ([]*store.Job, error) {
-	var rows pgx.Rows
-	var err error
-	if f.Before == "" {
-		rows, err = s.pool.Query(ctx, `SELECT id, job FROM livehook_jobs WHERE state = 'dead' ORDER BY id DESC LIMIT $1`, f.Limit)
-	} else {
-		rows, err = s.pool.Query(ctx, `SELECT id, job FROM livehook_jobs WHERE state = 'dead' AND id < $2 ORDER BY id DESC LIMIT $1`, f.Limit, []byte(f.Before))
+	where, args := deadWhere(f)
+	if f.Before != "" {
+		args = append(args, []byte(f.Before))
+		where += " AND id < $" + strconv.Itoa(len(args))
 	}
+	args = append(args, f.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT id, job FROM livehook_jobs WHERE `+where+` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}

@@ -47,6 +47,10 @@ func Run(t *testing.T, open Opener) {
 		{"EventFilters", testEventFilters},
 		{"EventOutcomes", testEventOutcomes},
 		{"DuplicatesCounted", testDuplicatesCounted},
+		{"DeadLetterFilters", testDeadLetterFilters},
+		{"DeadGroups", testDeadGroups},
+		{"DeleteDeadLetters", testDeleteDeadLetters},
+		{"OldestPending", testOldestPending},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
