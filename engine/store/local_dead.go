@@ -52,7 +52,15 @@ func (s *Local) DeleteDeadLetters(ctx context.Context, ids []string) (int, error
 			if dead.Get(k) == nil {
 				continue
 			}
+			var j Job
+			if err := json.Unmarshal(jobs.Get(k), &j); err != nil {
+				return fmt.Errorf("job %s: %w", id, err)
+			}
 			if err := errors.Join(jobs.Delete(k), dead.Delete(k)); err != nil {
+				return err
+			}
+			// Its event no longer has this dead letter: its outcome moves.
+			if _, err := changeSummary(tx, j.EventID, func(s *Summary) { s.Deliveries.Dead-- }); err != nil {
 				return err
 			}
 			n++

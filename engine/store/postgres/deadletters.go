@@ -67,17 +67,27 @@ func (s *Store) DeadGroups(ctx context.Context, f store.DeadFilter) ([]store.Dea
 }
 
 // DeleteDeadLetters implements store.Store. A job being replayed is
-// locked by the replay: the delete waits and then finds it pending.
+// locked by the replay: the delete waits and then finds it pending. The
+// jobs' trigger counts no deletes (pruning deletes events with their
+// jobs), so the events' dead counts are lowered in the same statement.
 func (s *Store) DeleteDeadLetters(ctx context.Context, ids []string) (int, error) {
 	keys := make([][]byte, len(ids))
 	for i, id := range ids {
 		keys[i] = []byte(id)
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM livehook_jobs WHERE id = ANY($1) AND state = 'dead'`, keys)
+	var n int
+	err := s.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM livehook_jobs WHERE id = ANY($1) AND state = 'dead' RETURNING event_id
+		), counted AS (
+			UPDATE livehook_events e SET dead = e.dead - c.n
+			FROM (SELECT event_id, count(*)::int AS n FROM gone GROUP BY event_id) c
+			WHERE e.id = c.event_id
+		)
+		SELECT count(*) FROM gone`, keys).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("delete dead letters: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 // OldestPending implements store.Store. It reads every pending job's

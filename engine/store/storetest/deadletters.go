@@ -170,6 +170,10 @@ func testDeleteDeadLetters(t *testing.T, open Opener) {
 		return &store.Evaluation{Jobs: []*store.Job{newJob(ev, "r", 0, "x", ev.ReceivedAt)}}
 	})
 	pending := store.JobID(ev.ID, "r", 0, 0)
+	first, err := s.Job(ctx(t), ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	n, err := s.DeleteDeadLetters(ctx(t), []string{ids[0], ids[3], ids[3], pending, "01JDZ0000000000000000000000.r.0"})
 	if err != nil || n != 2 {
@@ -183,6 +187,13 @@ func testDeleteDeadLetters(t *testing.T, open Opener) {
 	}
 	if _, err := s.Job(ctx(t), ids[0]); err == nil {
 		t.Errorf("deleted dead letter %s is still there", ids[0])
+	}
+	// Its event had that one delivery: no longer dead, nothing left to deliver.
+	if d, err := s.Event(ctx(t), first.EventID); err != nil || d.Summary.Outcome != store.OutcomeNone || d.Summary.Deliveries.Dead != 0 {
+		t.Errorf("the event of a deleted dead letter: %+v, %v; want outcome none, no dead delivery", d, err)
+	}
+	if got, _ := s.Events(ctx(t), store.EventFilter{Limit: 10, Outcome: store.OutcomeDead}); len(got) != 4 {
+		t.Errorf("%d events listed dead after deleting 2 of 6 dead letters, want 4", len(got))
 	}
 	want := []string{ids[5], ids[4], ids[2], ids[1]}
 	if got, _ := pageDead(t, s, store.DeadFilter{}, 3); !slices.Equal(got, want) {
