@@ -36,16 +36,21 @@ var (
 // unescape reads a URL out of an HTML attribute.
 func unescape(s string) string { return html.UnescapeString(s) }
 
-// pageDead follows the dead-letters page's cursor from path and returns
-// the dead letters each page showed, in order, and how many pages.
-func (r *rig) pageDead(path string) (ids []string, pages int) {
+// pageThrough follows a listing's cursor from path and returns the ids row
+// finds on each page, in order, and how many pages. Every next page's link
+// must carry a cursor and keep path's values of the filters in keep.
+func (r *rig) pageThrough(path string, row *regexp.Regexp, keep ...string) (ids []string, pages int) {
 	r.t.Helper()
+	first, err := url.Parse(path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	for ; ; pages++ {
 		if pages > 10 {
 			r.t.Fatal("paging does not end")
 		}
 		page := r.get(path, http.StatusOK)
-		for _, m := range deadRow.FindAllStringSubmatch(page, -1) {
+		for _, m := range row.FindAllStringSubmatch(page, -1) {
 			ids = append(ids, m[1])
 		}
 		m := nextLink.FindStringSubmatch(page)
@@ -53,7 +58,26 @@ func (r *rig) pageDead(path string) (ids []string, pages int) {
 			return ids, pages + 1
 		}
 		path = unescape(m[1])
+		u, err := url.Parse(path)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		q := u.Query()
+		for _, k := range keep {
+			if q.Get(k) != first.Query().Get(k) {
+				r.t.Errorf("the next page's link drops the filter %s: %s", k, path)
+			}
+		}
+		if q.Get("before") == "" {
+			r.t.Errorf("the next page's link has no cursor: %s", path)
+		}
 	}
+}
+
+// pageDead pages through the dead-letters page from path.
+func (r *rig) pageDead(path string) (ids []string, pages int) {
+	r.t.Helper()
+	return r.pageThrough(path, deadRow)
 }
 
 func TestDeadLettersPagingAndGroups(t *testing.T) {
