@@ -104,6 +104,11 @@ func TestBrowserRulesAndStatus(t *testing.T) {
 		if err != nil || len(j.Attempts) != 1 {
 			return false
 		}
+		// Its notify delivery (one attempt, then dead) must be over, or it
+		// could be the oldest pending.
+		if n, err := r.store.Job(t.Context(), hold+".notify.0"); err != nil || n.State == store.Pending {
+			return false
+		}
 		for _, rr := range r.eng.Report().Rules {
 			if rr.Name == "notify" {
 				return rr.Matches.LastHour == 2
