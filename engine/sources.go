@@ -5,6 +5,7 @@ import (
 
 	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/rules"
+	"github.com/livehook/livehook/engine/secret"
 )
 
 // Source gives intake the admission policy of a source from the current
@@ -16,9 +17,10 @@ func (e *Engine) Source(name string) (*auth.Policy, bool) { return e.Rules().Sou
 type SourceReport struct {
 	Name         string   `json:"name"`
 	Enabled      bool     `json:"enabled"`
-	Auth         string   `json:"auth"` // none, aliyun_signature, bearer or standard_webhooks
+	Auth         string   `json:"auth"` // none, aliyun_signature, vod_signature, bearer or standard_webhooks
 	Credentials  int      `json:"credentials,omitempty"`
 	CallbackHost string   `json:"callback_host,omitempty"`
+	CallbackURL  string   `json:"callback_url,omitempty"` // query values redacted
 	MaxSkew      string   `json:"max_skew,omitempty"`
 	AllowCIDRs   []string `json:"allow_cidrs,omitempty"`
 	File         string   `json:"file"`
@@ -32,6 +34,9 @@ func sourceReports(s *rules.Set) []SourceReport {
 			CallbackHost: src.CallbackHost, File: src.File, Line: src.Line}
 		if v := src.Policy.Verifier; v != nil {
 			r.Auth = v.Method()
+		}
+		if u, ok := secret.ParseURL(src.CallbackURL); ok {
+			r.CallbackURL = secret.RedactedURL(u)
 		}
 		if src.MaxSkew > 0 {
 			r.MaxSkew = src.MaxSkew.Round(time.Second).String()

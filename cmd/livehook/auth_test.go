@@ -53,6 +53,8 @@ func aliHeaders(host, key string, at time.Time) map[string]string {
 
 const unsignedWarning = "recording callbacks are accepted without a signature: set sources: aliyun_live_record: auth: in the rules (README: Securing the callback port)"
 
+const vodUnsignedWarning = "ApsaraVideo VOD event notifications are accepted without a signature: set sources: aliyun_vod: auth: in the rules (README: Securing the callback port)"
+
 const (
 	testNewKey = "NEWkey0123456789ab"
 	testOldKey = "OLDkey0123456789ab"
@@ -179,6 +181,71 @@ func TestDaemonVerifiesAliyunSignature(t *testing.T) {
 	}
 }
 
+// TestDaemonVerifiesVODSignature: with a VOD private key set, only VOD
+// events signed over the configured callback URL are taken; send signs as
+// VOD does; the source shows how it is checked, its URL redacted.
+func TestDaemonVerifiesVODSignature(t *testing.T) {
+	const vodKey = "VODkey0123456789ab"
+	const callbackURL = "https://hooks.example.com/callbacks/vod?tenant=t-secret-9876"
+	t.Setenv("LH_TEST_VOD_KEY", vodKey)
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, p, "sources:\n  aliyun_vod:\n    auth:\n      vod_private_key: ${LH_TEST_VOD_KEY}\n"+
+		"      callback_url: "+callbackURL+"\nrules:\n  - name: every-event\n    do: [{type: log}]\n")
+	d := startDaemonWith(t, serveConfig{rules: p})
+	if n := d.log.count(msgIs(vodUnsignedWarning)); n != 0 {
+		t.Errorf("warned about unsigned VOD events with a private key set")
+	}
+	// Each event names its own video: a video is added once, so the same
+	// one again would be answered as a retry of the first.
+	n := 0
+	event := func() string {
+		n++
+		file := filepath.Join(t.TempDir(), "vod.json")
+		writeFile(t, file, fmt.Sprintf(`{"EventTime":"2026-12-03T09:26:17Z","EventType":"AddLiveRecordVideoComplete","VideoId":"v%d","Status":"success","StreamName":"room42","DomainName":"play.example.com","AppName":"live"}`, n))
+		return file
+	}
+	url := d.url("/callbacks/vod")
+	accepted := 0
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		status string
+	}{
+		{"send signs over the callback URL with the key from the environment", []string{"--callback-url", callbackURL}, map[string]string{"LIVEHOOK_SEND_KEY": vodKey}, "200 OK"},
+		{"unsigned", nil, nil, "401 Unauthorized"},
+		{"signed over the URL it was sent to", []string{"--key", vodKey}, nil, "401 Unauthorized"},
+		{"signed over the URL without its query", []string{"--key", vodKey, "--callback-url", "https://hooks.example.com/callbacks/vod"}, nil, "401 Unauthorized"},
+		{"wrong key", []string{"--key", "guessed0123456789", "--callback-url", callbackURL}, nil, "401 Unauthorized"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runCLI(t, tt.env, append(append([]string{"send", "--url", url}, tt.args...), event())...)
+			if !strings.HasPrefix(stdout, tt.status) {
+				t.Fatalf("send: exit %d, %q %q; want %s", code, stdout, stderr, tt.status)
+			}
+			if tt.status == "200 OK" {
+				accepted++
+			}
+		})
+	}
+	if _, stderr, code := runCLI(t, nil, "send", "--url", url, "--key", vodKey, "--host", "hooks.example.com", event()); code != 2 || !strings.Contains(stderr, "--host is for --key on Live callbacks") {
+		t.Errorf("send --host to VOD: exit %d, %q; want 2 saying --host is for Live", code, stderr)
+	}
+	_, api := do(t, "GET", d.admURL("/api/rules"), nil, "")
+	if !strings.Contains(api, `"auth": "vod_signature"`) || !strings.Contains(api, `"callback_url": "https://hooks.example.com/callbacks/vod?tenant=****"`) {
+		t.Errorf("/api/rules does not show the VOD source as checked, its URL redacted:\n%s", api)
+	}
+	for _, secret := range []string{vodKey, "t-secret-9876"} {
+		if strings.Contains(api, secret) {
+			t.Errorf("/api/rules shows %q", secret)
+		}
+	}
+	d.waitDrained(t)
+	if m := sumSeries(d.metrics(t), "livehook_rule_matches_total"); m != float64(accepted) {
+		t.Errorf("%v rule matches for %d accepted events: a refused one was processed", m, accepted)
+	}
+}
+
 // TestDaemonSourcePolicies: with `default: {enabled: false}` only listed
 // sources are taken, each with its own credential.
 func TestDaemonSourcePolicies(t *testing.T) {
@@ -256,8 +323,10 @@ rules:
 func TestDaemonRefusesBadInput(t *testing.T) {
 	d := startDaemonWith(t, serveConfig{rules: filepath.Join("..", "..", "rules.example.yaml"),
 		hardening: hardeningConfig{readTimeout: time.Second, readHeaderTimeout: time.Second}})
-	if n := d.log.count(msgIs(unsignedWarning)); n != 1 {
-		t.Errorf("rules without sources: warned %d times that callbacks are unsigned, want once", n)
+	for _, w := range []string{unsignedWarning, vodUnsignedWarning} {
+		if n := d.log.count(msgIs(w)); n != 1 {
+			t.Errorf("rules without sources: warned %d times %q, want once", n, w)
+		}
 	}
 	const base = `"domain":"d","app":"a","stream":"s"`
 	tests := []struct {

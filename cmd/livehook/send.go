@@ -15,7 +15,7 @@ import (
 )
 
 func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) error {
-	fs := newFlagSet("send", "send [--source NAME] [--url URL] [--key KEY [--host HOST] | --token TOKEN | --webhook-secret SECRET] EVENT.json\n\nSend an event file to a running daemon as its source's sender would, and\nprint the reply, signed or with a token as the source's auth: in the rules\nasks. Give credentials through their variables, which stay out of the\nshell history.", stderr)
+	fs := newFlagSet("send", "send [--source NAME] [--url URL] [--key KEY [--host HOST | --callback-url URL] | --token TOKEN | --webhook-secret SECRET] EVENT.json\n\nSend an event file to a running daemon as its source's sender would, and\nprint the reply, signed or with a token as the source's auth: in the rules\nasks. Give credentials through their variables, which stay out of the\nshell history.", stderr)
 	target := fs.String("url", "http://127.0.0.1:8080", "where to send: a URL without a path takes the source's own, "+sourcePaths())
 	name := fs.String("source", "", "send the event as coming from `NAME`, which decides how it is sent: "+sourceNames()+
 		" (default: the source the path of --url names, else "+event.SourceRecord+")")
@@ -40,7 +40,8 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return &exitError{code: 2, msg: "send: " + err.Error()}
 	}
-	if cred.key != "" && cred.host == "" {
+	cred.vod = signedAs(sourceapi.Default(), req.URL.Path, *name) == "vod_signature"
+	if cred.key != "" && cred.host == "" && !cred.vod {
 		cred.host = signedHost(sourceapi.Default(), req, body, *name)
 	}
 	if err := cred.sign(req, body, time.Now()); err != nil {
@@ -109,6 +110,16 @@ func sendSource(reg *sourceapi.Registry, path, name string) string {
 		return n
 	}
 	return event.SourceRecord
+}
+
+// signedAs is how the source an event is sent as signs it: its Auth, ""
+// when it does not sign or is unknown (the daemon will say so).
+func signedAs(reg *sourceapi.Registry, path, name string) string {
+	src, err := lookupSource(reg, sendSource(reg, path, name))
+	if err != nil {
+		return ""
+	}
+	return src.Auth
 }
 
 // signedHost is the host an Aliyun signature of req covers when --host

@@ -14,7 +14,9 @@ import (
 
 // sendCredentials are what `send` authenticates with, one scheme at a time.
 type sendCredentials struct {
-	key, host     string // Aliyun ALI-LIVE-SIGNATURE
+	key, host     string // Aliyun ALI-LIVE-SIGNATURE, or with vod X-VOD-SIGNATURE
+	callbackURL   string // what X-VOD-SIGNATURE covers
+	vod           bool   // the source signs as VOD does
 	token         string // bearer
 	webhookSecret string // Standard Webhooks
 }
@@ -28,8 +30,9 @@ const (
 )
 
 func (c *sendCredentials) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.key, "key", "", "sign as Aliyun does with this NotifyAuthKey: ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE (env "+envSendKey+")")
-	fs.StringVar(&c.host, "host", "", "the host the signature covers: the source's callback_host (default: the ingest domain of a stream callback, app in its query; else the host of --url)")
+	fs.StringVar(&c.key, "key", "", "sign as Aliyun does with this NotifyAuthKey: ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE; for VOD events with this PrivateKey: X-VOD-TIMESTAMP and X-VOD-SIGNATURE (env "+envSendKey+")")
+	fs.StringVar(&c.host, "host", "", "the host a Live signature covers: the source's callback_host (default: the ingest domain of a stream callback, app in its query; else the host of --url)")
+	fs.StringVar(&c.callbackURL, "callback-url", "", "the URL a VOD signature covers: the source's callback_url (default: --url with the source's path)")
 	fs.StringVar(&c.token, "token", "", "send Authorization: Bearer with this token (env "+envSendToken+")")
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "sign as Standard Webhooks with this secret, whsec_... or raw (env "+envSendWebhookSecret+")")
 }
@@ -60,11 +63,21 @@ func (c *sendCredentials) sign(req *http.Request, body []byte, now time.Time) er
 	if n > 1 {
 		return errors.New("give one of --key, --token and --webhook-secret")
 	}
-	if c.host != "" && c.key == "" {
-		return errors.New("--host is for --key: it names the host the Aliyun signature covers")
+	if c.host != "" && (c.key == "" || c.vod) {
+		return errors.New("--host is for --key on Live callbacks: it names the host the Aliyun signature covers")
+	}
+	if c.callbackURL != "" && (c.key == "" || !c.vod) {
+		return errors.New("--callback-url is for --key on VOD events: it names the URL the VOD signature covers")
 	}
 	ts := strconv.FormatInt(now.Unix(), 10)
 	switch {
+	case c.key != "" && c.vod:
+		u := c.callbackURL
+		if u == "" {
+			u = req.URL.String()
+		}
+		req.Header.Set(auth.HeaderVODTimestamp, ts)
+		req.Header.Set(auth.HeaderVODSignature, auth.VODSignature(u, ts, c.key))
 	case c.key != "":
 		host := c.host
 		if host == "" {

@@ -26,6 +26,16 @@ func TestAliyunSignatureVector(t *testing.T) {
 	}
 }
 
+// TestVODSignatureVector checks the algorithm against the example of
+// VOD's HTTP-callback authentication page, computed independently with
+// `printf '%s' 'https://www.example.com/your/callback|1519375990|test123' | md5sum`.
+func TestVODSignatureVector(t *testing.T) {
+	const want = "c72b60894140fa98920f1279219b7ed4"
+	if got := auth.VODSignature("https://www.example.com/your/callback", "1519375990", "test123"); got != want {
+		t.Fatalf("VODSignature = %s, want %s", got, want)
+	}
+}
+
 // TestWebhookSignatureVector checks the Standard Webhooks example (the
 // spec's reference libraries' test vector).
 func TestWebhookSignatureVector(t *testing.T) {
@@ -108,6 +118,51 @@ func TestAliyunHostWithPort(t *testing.T) {
 		checkReason(t, v.Verify(aliHeaders(ts, auth.AliyunSignature(h, ts, newKey)), nil, now), "")
 	}
 	checkReason(t, v.Verify(aliHeaders(ts, auth.AliyunSignature(host+":80", ts, newKey)), nil, now), auth.ReasonMismatch)
+}
+
+func vodHeaders(ts, sig string) http.Header {
+	h := http.Header{}
+	h.Set(auth.HeaderVODTimestamp, ts)
+	h.Set(auth.HeaderVODSignature, sig)
+	return h
+}
+
+// TestVODVerify: VOD signs over the whole callback URL, under headers of
+// its own; Live's headers, or Live's subject, do not pass.
+func TestVODVerify(t *testing.T) {
+	const url = "https://" + host + "/callbacks/vod"
+	v := auth.NewVOD([]secret.Secret{secret.New(newKey), secret.New(oldKey)}, url, 5*time.Minute)
+	if v.Method() != "vod_signature" {
+		t.Errorf("Method = %q", v.Method())
+	}
+	ts := unix(now)
+	// Computed with md5sum, not with the code under test.
+	const (
+		vodNew = "4a0be678d6b7ba6a60e73bc05effa07b" // https://hooks.example.com/callbacks/vod|1714564800|0123456789abcdefKEY
+		vodOld = "e03a51358df654d9fdc7c6d6612fc6a8" // https://hooks.example.com/callbacks/vod|1714564800|OLDkey0123456789
+	)
+	tests := []struct {
+		name   string
+		h      http.Header
+		now    time.Time
+		reason string
+	}{
+		{name: "valid, new key", h: vodHeaders(ts, vodNew), now: now},
+		{name: "valid, old key", h: vodHeaders(ts, vodOld), now: now},
+		{name: "over the host only, as Live signs", h: vodHeaders(ts, auth.AliyunSignature(host, ts, newKey)), now: now, reason: auth.ReasonMismatch},
+		{name: "over another path", h: vodHeaders(ts, auth.VODSignature("https://"+host+"/callbacks/other", ts, newKey)), now: now, reason: auth.ReasonMismatch},
+		{name: "over http instead of https", h: vodHeaders(ts, auth.VODSignature("http://"+host+"/callbacks/vod", ts, newKey)), now: now, reason: auth.ReasonMismatch},
+		{name: "wrong key", h: vodHeaders(ts, auth.VODSignature(url, ts, "not-the-key-12345")), now: now, reason: auth.ReasonMismatch},
+		{name: "Live's headers", h: aliHeaders(ts, vodNew), now: now, reason: auth.ReasonMissing},
+		{name: "missing signature", h: vodHeaders(ts, ""), now: now, reason: auth.ReasonMissing},
+		{name: "signature not hex", h: vodHeaders(ts, "zz"+vodNew[2:]), now: now, reason: auth.ReasonMalformed},
+		{name: "replayed after the window", h: vodHeaders(ts, vodNew), now: now.Add(5*time.Minute + time.Second), reason: auth.ReasonExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkReason(t, v.Verify(tt.h, nil, tt.now), tt.reason)
+		})
+	}
 }
 
 func checkReason(t *testing.T, err error, reason string) {

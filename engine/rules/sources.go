@@ -25,6 +25,7 @@ type Source struct {
 	Line         int
 	Policy       *auth.Policy
 	CallbackHost string        // aliyun_signature only
+	CallbackURL  string        // vod_signature only; shown only redacted
 	MaxSkew      time.Duration // signatures only
 	Credentials  int           // keys, tokens or secrets accepted
 	// DefaultAnswer is the on-demand source's default_answer: what it
@@ -104,6 +105,9 @@ type authYAML struct {
 	NotifyAuthKey  secret.Secret   `yaml:"notify_auth_key"`
 	NotifyAuthKeys []secret.Secret `yaml:"notify_auth_keys"`
 	CallbackHost   string          `yaml:"callback_host"`
+	VODPrivateKey  secret.Secret   `yaml:"vod_private_key"`
+	VODPrivateKeys []secret.Secret `yaml:"vod_private_keys"`
+	CallbackURL    string          `yaml:"callback_url"`
 	BearerToken    secret.Secret   `yaml:"bearer_token"`
 	BearerTokens   []secret.Secret `yaml:"bearer_tokens"`
 	WebhookSecret  secret.Secret   `yaml:"webhook_secret"`
@@ -198,6 +202,7 @@ func (l *loader) verifier(file string, src *Source, n *yaml.Node) auth.Verifier 
 	var given []scheme
 	for _, s := range []scheme{
 		{"notify_auth_key", nonEmpty(ay.NotifyAuthKey, ay.NotifyAuthKeys), valueAt(n, "notify_auth_key", "notify_auth_keys")},
+		{"vod_private_key", nonEmpty(ay.VODPrivateKey, ay.VODPrivateKeys), valueAt(n, "vod_private_key", "vod_private_keys")},
 		{"bearer_token", nonEmpty(ay.BearerToken, ay.BearerTokens), valueAt(n, "bearer_token", "bearer_tokens")},
 		{"webhook_secret", nonEmpty(ay.WebhookSecret, ay.WebhookSecrets), valueAt(n, "webhook_secret", "webhook_secrets")},
 	} {
@@ -210,7 +215,7 @@ func (l *loader) verifier(file string, src *Source, n *yaml.Node) auth.Verifier 
 	}
 	name := src.Name
 	if len(given) != 1 {
-		l.diags.At(file, n, "source %q: auth: want exactly one of notify_auth_key(s) (Aliyun signature), bearer_token(s) and webhook_secret(s) (Standard Webhooks)", name)
+		l.diags.At(file, n, "source %q: auth: want exactly one of notify_auth_key(s) (Aliyun Live signature), vod_private_key(s) (VOD signature), bearer_token(s) and webhook_secret(s) (Standard Webhooks)", name)
 		return nil
 	}
 	s := given[0]
@@ -228,10 +233,28 @@ func (l *loader) verifier(file string, src *Source, n *yaml.Node) auth.Verifier 
 			"source %q: auth: callback_host: %s", name, callbackHostWant(name))
 		ok = false
 	}
+	if u := valueAt(n, "callback_url"); u != nil && s.what != "vod_private_key" {
+		l.diags.At(file, u, "source %q: auth: callback_url applies only to vod_private_key(s)", name)
+		ok = false
+	}
+	if s.what == "vod_private_key" {
+		// VOD signs the URL exactly as configured, so it is kept as
+		// written; it may carry a token of its own, so it is not quoted.
+		u, valid := secret.ParseURL(ay.CallbackURL)
+		if !valid {
+			l.diags.At(file, valueAt(n, "callback_url", "vod_private_key", "vod_private_keys"),
+				"source %q: auth: callback_url: want the callback URL configured in VOD's event notification, e.g. https://hooks.example.com/callbacks/vod", name)
+			ok = false
+		} else {
+			for _, vs := range u.Query() {
+				l.set.Secrets.Add(vs...)
+			}
+		}
+	}
 	skew := auth.DefaultMaxSkew
 	if ay.MaxSkew.Kind != 0 {
 		if s.what == "bearer_token" {
-			l.diags.At(file, &ay.MaxSkew, "source %q: auth: max_skew applies only to signatures (notify_auth_key, webhook_secret)", name)
+			l.diags.At(file, &ay.MaxSkew, "source %q: auth: max_skew applies only to signatures (notify_auth_key, vod_private_key, webhook_secret)", name)
 			ok = false
 		} else if err := ay.MaxSkew.Decode(&skew); err != nil || skew <= 0 {
 			l.diags.At(file, &ay.MaxSkew, "source %q: auth: max_skew: want a positive duration such as 5m", name)
@@ -257,6 +280,9 @@ func (l *loader) verifier(file string, src *Source, n *yaml.Node) auth.Verifier 
 	case "notify_auth_key":
 		src.CallbackHost, src.MaxSkew = ay.CallbackHost, skew
 		return auth.NewAliyun(s.keys, ay.CallbackHost, skew)
+	case "vod_private_key":
+		src.CallbackURL, src.MaxSkew = ay.CallbackURL, skew
+		return auth.NewVOD(s.keys, ay.CallbackURL, skew)
 	case "bearer_token":
 		return auth.NewBearer(s.keys)
 	default:

@@ -8,22 +8,21 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/livehook/livehook/engine/auth"
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/sourceapi"
 	"github.com/livehook/livehook/sources/internal/identity"
 )
 
-// headerVODTimestamp is the timestamp VOD adds when callback
-// authentication is on. Its signature (X-VOD-SIGNATURE, over the callback
-// URL) is not verified yet: see docs/aliyun-callbacks.md.
-const headerVODTimestamp = "X-VOD-TIMESTAMP"
-
 func init() {
 	sourceapi.Register(sourceapi.Source{
-		Name:     event.SourceVOD,
-		Doc:      "ApsaraVideo VOD event notifications",
-		Path:     "/callbacks/vod",
-		Methods:  []string{http.MethodPost},
+		Name:    event.SourceVOD,
+		Doc:     "ApsaraVideo VOD event notifications",
+		Path:    "/callbacks/vod",
+		Methods: []string{http.MethodPost},
+		// Signed over the whole callback URL (X-VOD-SIGNATURE) when
+		// callback authentication is on in VOD.
+		Auth:     "vod_signature",
 		Decode:   func(r *sourceapi.Request) (*event.Event, error) { return event.DecodeVOD(r.Body) },
 		Identity: identify,
 		Window:   window,
@@ -36,7 +35,7 @@ func identify(r *sourceapi.Request, ev *event.Event) string {
 	if byVideo(ev) {
 		return sourceapi.Key(event.SourceVOD, ev.Event, ev.VideoID, ev.Status)
 	}
-	return identity.Body(event.SourceVOD, r, headerVODTimestamp)
+	return identity.Body(event.SourceVOD, r, auth.HeaderVODTimestamp)
 }
 
 func window(ev *event.Event, w sourceapi.Windows) time.Duration {

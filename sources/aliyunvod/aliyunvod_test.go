@@ -16,7 +16,7 @@ func TestDescriptor(t *testing.T) {
 	if !ok || name != event.SourceVOD {
 		t.Fatalf("/callbacks/vod routes to %v %q", s, name)
 	}
-	if !s.Allows(http.MethodPost) || s.Auth != "" || s.MetricLabel() != event.SourceVOD {
+	if !s.Allows(http.MethodPost) || s.Auth != "vod_signature" || s.MetricLabel() != event.SourceVOD {
 		t.Errorf("methods %v, auth %q, label %q", s.Methods, s.Auth, s.MetricLabel())
 	}
 }
