@@ -21,6 +21,38 @@ type RuleTrial struct {
 	Steps []PlannedStep
 }
 
+// SampleSources names the sources a pasted callback can be decoded as,
+// sorted; the family's name stands for every source name it takes.
+func (e *Engine) SampleSources() []string {
+	var out []string
+	for _, s := range e.opts.Sources.All() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// DecodeSample decodes body as intake would a callback from the source
+// name, with its domain mapped as accepting it would: the decoding
+// `livehook test` gives an event file. Nothing is recorded.
+func (e *Engine) DecodeSample(name string, body []byte) (*event.Event, error) {
+	src, ok := e.opts.Sources.Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("%q is not a source name", name)
+	}
+	req, err := src.FromFile(name, body)
+	var ev *event.Event
+	if err == nil {
+		ev, err = src.Decode(req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("as a callback from %s: %w", name, err)
+	}
+	set := e.acquire()
+	defer set.Release()
+	set.MapDomain(ev)
+	return ev, nil
+}
+
 // TryCondition runs a condition typed in the console on ev, on the
 // engine's clock. Nothing is recorded or sent.
 func (e *Engine) TryCondition(src string, ev *event.Event) rules.Tried {

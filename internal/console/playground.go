@@ -19,6 +19,10 @@ import (
 type Playground interface {
 	TryCondition(src string, ev *event.Event) rules.Tried
 	TryRule(name string, ev *event.Event) (engine.RuleTrial, error)
+	// SampleSources and DecodeSample take a callback pasted as its
+	// sender sends it.
+	SampleSources() []string
+	DecodeSample(source string, body []byte) (*event.Event, error)
 }
 
 // Bounds of what the playground takes.
@@ -29,6 +33,8 @@ const (
 
 type playPage struct {
 	When, Event, ID, Rule string
+	As                    string   // the source the pasted text is a callback of; "" for an event as rules see it
+	Sources               []string // to choose As from
 	Rules                 []string // the loaded rules with steps, to choose from
 	Problem               string   // the event could not be had
 	Loaded                string   // the stored event just put in the box
@@ -44,7 +50,8 @@ func (c *console) playground(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	p := playPage{When: q.Get("when"), Event: q.Get("event"), ID: strings.TrimSpace(q.Get("id")), Rule: q.Get("rule")}
+	p := playPage{When: q.Get("when"), Event: q.Get("event"), ID: strings.TrimSpace(q.Get("id")), Rule: q.Get("rule"), As: q.Get("as"),
+		Sources: c.o.Playground.SampleSources()}
 	if c.o.Rules != nil {
 		for _, rr := range c.o.Rules().Rules {
 			if len(rr.Steps) > 0 {
@@ -56,7 +63,7 @@ func (c *console) playground(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the playground takes a condition up to %d KiB and an event up to %d KiB", maxPlayCondition>>10, maxPlayEvent>>10))
 		return
 	}
-	ev, err := c.sample(p.ID, p.Event)
+	ev, err := c.sample(p.ID, p.As, p.Event)
 	switch {
 	case errors.Is(err, errNoSample):
 		if p.When != "" || p.Rule != "" {
@@ -69,7 +76,7 @@ func (c *console) playground(w http.ResponseWriter, r *http.Request) {
 		if p.ID != "" {
 			// The stored event goes into the box for editing; the next try
 			// reads the box.
-			p.Event, p.Loaded, p.ID = indentJSON(ev), p.ID, ""
+			p.Event, p.Loaded, p.ID, p.As = indentJSON(ev), p.ID, "", ""
 		}
 		if p.When != "" {
 			t := c.o.Playground.TryCondition(p.When, ev)
@@ -121,9 +128,10 @@ type triedView struct {
 
 var errNoSample = errors.New("give a sample event: paste its JSON, or the id of a stored event")
 
-// sample is the event to try: a stored one by id, or pasted JSON in the
-// form rules see (an event page's fields).
-func (c *console) sample(id, pasted string) (*event.Event, error) {
+// sample is the event to try: a stored one by id, a callback pasted as the
+// source as sends it, or pasted JSON in the form rules see (an event
+// page's fields).
+func (c *console) sample(id, as, pasted string) (*event.Event, error) {
 	if id != "" {
 		if c.o.Events == nil {
 			return nil, errors.New("this daemon keeps no event history: paste the event instead")
@@ -136,6 +144,9 @@ func (c *console) sample(id, pasted string) (*event.Event, error) {
 	}
 	if strings.TrimSpace(pasted) == "" {
 		return nil, errNoSample
+	}
+	if as != "" {
+		return c.o.Playground.DecodeSample(as, []byte(pasted))
 	}
 	dec := json.NewDecoder(strings.NewReader(pasted))
 	dec.DisallowUnknownFields()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/internal/testwait"
+	_ "github.com/livehook/livehook/sources/all"
 )
 
 func play(q url.Values) string { return "/playground?" + q.Encode() }
@@ -72,6 +73,37 @@ func TestPlaygroundCondition(t *testing.T) {
 	// Nothing the playground did was recorded.
 	if recs, err := r.eng.Events(store.EventFilter{Limit: 100}); err != nil || len(recs) != 1 {
 		t.Errorf("after the playground the store holds %d events (%v), want the one accepted", len(recs), err)
+	}
+}
+
+// TestPlaygroundTakesARawCallback: a callback pasted as Aliyun sends it,
+// with its source chosen, is decoded as intake decodes it.
+func TestPlaygroundTakesARawCallback(t *testing.T) {
+	r := newRig(t)
+	raw, err := os.ReadFile("../../testdata/events/file_short_m3u8.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := r.get(play(url.Values{"when": {`kind == "file" && duration < 10`}, "event": {string(raw)}, "as": {"aliyun_live_record"}}), http.StatusOK)
+	for _, want := range []string{
+		`<strong class="match">true</strong>`,
+		"<td><code>kind</code></td><td><code>&#34;file&#34;</code></td>",
+		`<option value="aliyun_live_record" selected>a callback from aliyun_live_record</option>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the playground lacks %q:\n%s", want, page)
+		}
+	}
+	// As rules see it, the same text is no event: its fields are the
+	// callback's.
+	if page := r.get(play(url.Values{"when": {"true"}, "event": {`{"domain": "d", "app": "a", "stream": "s", "uri": "u", "duration": "long"}`}, "as": {"aliyun_live_record"}}), http.StatusOK); !strings.Contains(page, `id="problem"`) || !strings.Contains(page, "as a callback from aliyun_live_record") {
+		t.Errorf("an undecodable callback:\n%s", page)
+	}
+	if page := r.get(play(url.Values{"when": {"true"}, "event": {`{}`}, "as": {"no such!"}}), http.StatusOK); !strings.Contains(page, "is not a source name") {
+		t.Errorf("an unknown source:\n%s", page)
+	}
+	if recs, err := r.eng.Events(store.EventFilter{Limit: 100}); err != nil || len(recs) != 0 {
+		t.Errorf("after the playground the store holds %d events (%v), want none", len(recs), err)
 	}
 }
 
