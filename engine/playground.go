@@ -39,11 +39,7 @@ func (e *Engine) DecodeSample(name string, body []byte) (*event.Event, error) {
 	if !ok {
 		return nil, fmt.Errorf("%q is not a source name", name)
 	}
-	req, err := src.FromFile(name, body)
-	var ev *event.Event
-	if err == nil {
-		ev, err = src.Decode(req)
-	}
+	ev, err := src.DecodeFile(name, body)
 	if err != nil {
 		return nil, fmt.Errorf("as a callback from %s: %w", name, err)
 	}

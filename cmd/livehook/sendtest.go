@@ -136,11 +136,7 @@ func sendTestEvent(file, name string) (*event.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := src.FromFile(name, body)
-	if err != nil {
-		return nil, err
-	}
-	ev, err := src.Decode(req)
+	ev, err := src.DecodeFile(name, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

@@ -172,11 +172,7 @@ func testEvent(m *rules.Matcher, set *rules.Set, file string, src *sourceapi.Sou
 		rep.Error = err.Error()
 		return rep
 	}
-	var ev *event.Event
-	req, err := src.FromFile(name, body)
-	if err == nil {
-		ev, err = src.Decode(req)
-	}
+	ev, err := src.DecodeFile(name, body)
 	if err != nil {
 		rep.Error = err.Error()
 		return rep

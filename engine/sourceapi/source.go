@@ -128,6 +128,16 @@ func (s *Source) FromFile(name string, file []byte) (*Request, error) {
 	return s.Fixture(name, file)
 }
 
+// DecodeFile decodes the event file as intake would the callback FromFile
+// makes of it: the event `livehook test` and the console's playground see.
+func (s *Source) DecodeFile(name string, file []byte) (*event.Event, error) {
+	req, err := s.FromFile(name, file)
+	if err != nil {
+		return nil, err
+	}
+	return s.Decode(req)
+}
+
 // Key joins the parts of an identity so that they cannot run into each
 // other.
 func Key(parts ...string) string { return strings.Join(parts, "\x00") }
