@@ -119,6 +119,11 @@ func New(o Options) (*Engine, error) {
 	if o.Deps.Logger == nil {
 		o.Deps.Logger = o.Logger
 	}
+	if p, ok := o.Store.(store.Pacer); ok && o.Deps.Pacer == nil {
+		// A chat service's limit covers every replica sending to it: the
+		// store they share keeps the slots.
+		o.Deps.Pacer = p
+	}
 	o.Deps = o.Deps.WithDefaults()
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
