@@ -212,6 +212,10 @@ func (e *Engine) Reload() error {
 	e.metrics.reloads.WithLabelValues("success").Inc()
 	e.metrics.lastReloadOK.Set(1)
 	e.metrics.lastReload.Set(float64(now.Unix()))
+	if old == nil || old.Hash != set.Hash {
+		e.metrics.rulesInfo.Reset() // one series: the rules in force
+		e.metrics.rulesInfo.WithLabelValues(set.Hash).Set(1)
+	}
 	e.status.Store(&ReloadStatus{OK: true, At: now, Hash: set.Hash})
 	if old == nil || old.Hash != set.Hash {
 		e.matches.loaded(now)
