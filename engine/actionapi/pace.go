@@ -33,15 +33,16 @@ type Pacing struct {
 }
 
 // Pacing paces the instance named name, which sends to service (its type)
-// at target: the webhook URL, a credential, of which the key the store
-// knows the account by keeps only a hash.
+// as target: what names the account, a webhook URL or a robot's token. It
+// is a credential: the key the store knows the account by keeps only a
+// hash of it.
 func (d Deps) Pacing(name, service, target string, every time.Duration, burst int) *Pacing {
 	return &Pacing{name: name, key: PaceKey(service, target), every: every, burst: burst,
 		shared: d.Pacer, local: rate.NewLimiter(rate.Every(every), burst), now: d.Now, log: d.Logger}
 }
 
-// PaceKey is the store's key for the account at target of service: a
-// hash, so the store never holds the token the URL carries.
+// PaceKey is the store's key for the account target names at service: a
+// hash, so the store never holds the credential.
 func PaceKey(service, target string) string {
 	sum := sha256.Sum256([]byte(target))
 	return "pace/" + service + "/" + hex.EncodeToString(sum[:16])
