@@ -505,14 +505,7 @@ func TestPaceFitsDingTalk(t *testing.T) {
 	if err := other.pace.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	got := pacer.Reservations()
-	if len(got) != 3 || got[0].Key != got[1].Key || got[2].Key == got[0].Key {
-		t.Fatalf("reservations %+v, want one key for the robot both instances send through, another for the other", got)
-	}
-	for _, r := range got {
-		if strings.Contains(r.Key, testToken) {
-			t.Errorf("key %q holds the robot's token", r.Key)
-		}
+	for _, r := range pacer.TwoAccounts(t, testToken) {
 		if most := float64(r.Burst) + float64(time.Minute)/float64(r.Every); most > 20 {
 			t.Errorf("pace allows up to %.1f messages a minute, DingTalk allows 20", most)
 		}
@@ -529,7 +522,7 @@ func TestReplicasShareTheRobotsRate(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := newFakeDingTalk(t, robot{})
-	var replicas []*instance
+	var replicas []actionapi.Instance
 	for range 2 {
 		inst, err := openPaced(t, config(f.URL()), time.Now, st)
 		if err != nil {
@@ -539,16 +532,7 @@ func TestReplicasShareTheRobotsRate(t *testing.T) {
 	}
 	const n = sendBurst + 1
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		st := actiontest.Step(t, replicas[i%2], fmt.Sprintf("text: message %d", i))
-		wg.Go(func() {
-			if _, res := actiontest.Deliver(t, st, input); res.Outcome != actionapi.Delivered {
-				t.Errorf("message %d: %v %q", i, res.Outcome, res.Detail)
-			}
-		})
-	}
-	wg.Wait()
+	actiontest.DeliverAtOnce(t, input, n, replicas...)
 	_, delivered, _, arrivals := f.stats()
 	if len(delivered) != n {
 		t.Fatalf("dingtalk posted %d messages, want %d", len(delivered), n)

@@ -429,14 +429,7 @@ func TestPaceFitsSlack(t *testing.T) {
 			t.Fatalf("%s: %v %q", inst.name, res.Outcome, res.Detail)
 		}
 	}
-	got := pacer.Reservations()
-	if len(got) != 3 || got[0].Key != got[1].Key || got[2].Key == got[0].Key {
-		t.Fatalf("reservations %+v, want one key for the webhook both instances send to, another for the other", got)
-	}
-	for _, r := range got {
-		if strings.Contains(r.Key, testToken) {
-			t.Errorf("key %q holds the webhook's token", r.Key)
-		}
+	for _, r := range pacer.TwoAccounts(t, testToken) {
 		if r.Every < time.Second || r.Burst > 3 {
 			t.Errorf("paced at one every %v with bursts of %d, want at most 1/s and a burst of 3", r.Every, r.Burst)
 		}
@@ -452,19 +445,10 @@ func TestReplicasShareTheWebhooksRate(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := newFakeSlack(t)
-	replicas := []*instance{openPaced(t, "oncall", config(f.URL()), st), openPaced(t, "oncall", config(f.URL()), st)}
+	replicas := []actionapi.Instance{openPaced(t, "oncall", config(f.URL()), st), openPaced(t, "oncall", config(f.URL()), st)}
 	const n = 5
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		st := actiontest.Step(t, replicas[i%2], fmt.Sprintf("text: message %d", i))
-		wg.Go(func() {
-			if _, res := actiontest.Deliver(t, st, input); res.Outcome != actionapi.Delivered {
-				t.Errorf("message %d: %v %q", i, res.Outcome, res.Detail)
-			}
-		})
-	}
-	wg.Wait()
+	actiontest.DeliverAtOnce(t, input, n, replicas...)
 	_, delivered, arrivals := f.stats()
 	if len(delivered) != n {
 		t.Fatalf("slack posted %d messages, want %d", len(delivered), n)
