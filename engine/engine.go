@@ -119,6 +119,11 @@ func New(o Options) (*Engine, error) {
 	if o.Deps.Logger == nil {
 		o.Deps.Logger = o.Logger
 	}
+	if p, ok := o.Store.(store.Pacer); ok && o.Deps.Pacer == nil {
+		// A chat service's limit covers every replica sending to it: the
+		// store they share keeps the slots.
+		o.Deps.Pacer = p
+	}
 	o.Deps = o.Deps.WithDefaults()
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
@@ -207,6 +212,10 @@ func (e *Engine) Reload() error {
 	e.metrics.reloads.WithLabelValues("success").Inc()
 	e.metrics.lastReloadOK.Set(1)
 	e.metrics.lastReload.Set(float64(now.Unix()))
+	if old == nil || old.Hash != set.Hash {
+		e.metrics.rulesInfo.Reset() // one series: the rules in force
+		e.metrics.rulesInfo.WithLabelValues(set.Hash).Set(1)
+	}
 	e.status.Store(&ReloadStatus{OK: true, At: now, Hash: set.Hash})
 	if old == nil || old.Hash != set.Hash {
 		e.matches.loaded(now)

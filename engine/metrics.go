@@ -21,6 +21,7 @@ type metrics struct {
 	reloads      *prometheus.CounterVec
 	lastReload   prometheus.Gauge
 	lastReloadOK prometheus.Gauge
+	rulesInfo    *prometheus.GaugeVec
 	storeErrors  prometheus.Counter
 	ruleFirings  *prometheus.CounterVec
 	stateExpired *prometheus.CounterVec
@@ -61,6 +62,9 @@ func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "livehook_last_reload_successful", Help: "1 if the last reload succeeded, else 0.",
 		}),
+		rulesInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "livehook_rules_info", Help: "1, labelled with the hash of the rules in force (as /api/rules reports it): replicas that differ are a rollout not finished.",
+		}, []string{"hash"}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livehook_store_errors_total", Help: "Writes to the store that failed (intake answers 503 for those on the request path).",
 		}),
@@ -79,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 	}, []string{"rule"})
 	reg.MustRegister(m.ruleFirings, m.stateExpired, m.stateDropped, m.stateRefused)
 	reg.MustRegister(m.ruleMatches, m.ruleErrors, m.throttled, m.duplicates, m.deliveries, m.deliveryTime,
-		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.storeErrors,
+		m.retries, m.reloads, m.lastReload, m.lastReloadOK, m.rulesInfo, m.storeErrors,
 		&storeCollector{store: st},
 	)
 	return m

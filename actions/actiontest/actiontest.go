@@ -3,8 +3,10 @@ package actiontest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,4 +89,21 @@ func SeedEvent(t testing.TB) *event.Event {
 		t.Fatalf("seed uri = %q, want %q", ev.URI, SeedURI)
 	}
 	return ev
+}
+
+// DeliverAtOnce sends message i ("text: message i" as the step's with:)
+// through instances[i%len(instances)], n in all and all at once, as
+// deliveries in progress would, and fails t for any not delivered.
+func DeliverAtOnce(t testing.TB, in actionapi.Input, n int, instances ...actionapi.Instance) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		st := Step(t, instances[i%len(instances)], fmt.Sprintf("text: message %d", i))
+		wg.Go(func() {
+			if _, res := Deliver(t, st, in); res.Outcome != actionapi.Delivered {
+				t.Errorf("message %d: %v %q", i, res.Outcome, res.Detail)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"golang.org/x/time/rate"
 
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
@@ -81,9 +80,11 @@ const (
 // DingTalk allows a robot 20 messages a minute and throttles it for 10
 // minutes beyond that (errcode 130101). A bucket of 5 refilled every 4s
 // lets a short burst through and never allows more than 5+15 = 20 in any
-// minute; the rest wait their turn. Only deliveries in progress wait, at
-// most delivery.concurrency of them, so a wait lasts at most that many
-// turns, on slots no other instance could use.
+// minute; the rest wait their turn. The limit is the robot's, so its slots
+// are shared by every instance and replica sending to it (see
+// actionapi.Pacing). Only deliveries in progress wait, at most
+// delivery.concurrency of them per replica, so a wait lasts at most that
+// many turns each, on slots no other robot could use.
 const (
 	sendInterval = 4 * time.Second
 	sendBurst    = 5
@@ -94,14 +95,14 @@ const (
 )
 
 type instance struct {
-	name    string
-	url     *url.URL
-	secret  secret.Secret
-	target  string
-	client  *retryablehttp.Client
-	limiter *rate.Limiter  // pacing: at most 20 messages a minute
-	hold    actionapi.Hold // what DingTalk asked the robot to wait
-	now     func() time.Time
+	name   string
+	url    *url.URL
+	secret secret.Secret
+	target string
+	client *retryablehttp.Client
+	pace   *actionapi.Pacing // at most 20 messages a minute
+	hold   actionapi.Hold    // what DingTalk asked the robot to wait
+	now    func() time.Time
 	// hider keeps the token and secret out of result texts: net/http
 	// quotes the whole URL in its errors.
 	hider    *secret.URLHider
@@ -136,13 +137,14 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 	}
 	// Every query value, the access_token among them, reads ****.
 	shown := secret.RedactedURL(u)
+	// The robot's pace is its access token's, whatever else the URL says.
 	return &instance{
 		name:     s.Name,
 		url:      u,
 		secret:   c.Secret,
 		target:   shown,
 		client:   s.Deps.HTTP.Client(c.HTTPOptions),
-		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
+		pace:     s.Deps.Pacing(s.Name, "dingtalk", u.Query().Get("access_token"), sendInterval, sendBurst),
 		now:      s.Deps.Now,
 		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, c.Secret.Reveal()),
 		defaults: c.Params,
@@ -262,7 +264,7 @@ func (s *step) Do(ctx context.Context, p actionapi.Plan) actionapi.Result {
 // the next attempt, and the hold turns the instance's other deliveries
 // away until then without sending them.
 func (i *instance) deliver(ctx context.Context, body []byte) actionapi.Result {
-	return i.hold.Send(ctx, i.now, i.limiter.Wait, func() actionapi.Result { return i.send(ctx, body) })
+	return i.hold.Send(ctx, i.now, i.pace.Wait, func() actionapi.Result { return i.send(ctx, body) })
 }
 
 // send makes one delivery, HTTP retries included.

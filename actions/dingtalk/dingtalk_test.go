@@ -7,17 +7,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/time/rate"
-
 	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/store"
 )
 
 const testSecret = "SECtestsecret0123456789abcdef"
@@ -35,12 +35,19 @@ var input = actionapi.Input{
 // loader does; now is the daemon's clock.
 func openYAML(t *testing.T, src string, now func() time.Time) (*instance, error) {
 	t.Helper()
+	return openPaced(t, src, now, nil)
+}
+
+// openPaced opens an instance on pacer, as the engine does on its store.
+func openPaced(t *testing.T, src string, now func() time.Time, pacer store.Pacer) (*instance, error) {
+	t.Helper()
 	typ, ok := actionapi.Default().Lookup("dingtalk")
 	if !ok {
 		t.Fatal("type dingtalk is not registered")
 	}
 	s := actiontest.Settings(t, "oncall", "dingtalk", src)
 	s.Deps.Now = now
+	s.Deps.Pacer = pacer
 	inst, err := typ.Open(s)
 	if err != nil {
 		return nil, err
@@ -439,7 +446,7 @@ func TestRateLimitQueues(t *testing.T) {
 	)
 	f := newFakeDingTalk(t, robot{})
 	inst := mustOpen(t, config(f.URL(), `text: "{{ .stream }}"`))
-	inst.limiter = rate.NewLimiter(rate.Every(interval), 1)
+	inst.pace = actionapi.Deps{}.WithDefaults().Pacing("oncall", "dingtalk", testToken, interval, 1)
 
 	start := time.Now()
 	results := make([]actionapi.Result, n)
@@ -475,11 +482,64 @@ func TestRateLimitQueues(t *testing.T) {
 	}
 }
 
-// A token bucket lets through at most burst + rate×60s in any minute.
-func TestDefaultRateFitsDingTalk(t *testing.T) {
-	inst := mustOpen(t, config("https://oapi.dingtalk.com/robot/send?access_token="+testToken))
-	if most := float64(inst.limiter.Burst()) + float64(inst.limiter.Limit())*60; most > 20 {
-		t.Errorf("limiter allows up to %.1f messages a minute, DingTalk allows 20", most)
+// Instances sending through one robot, in any replica, draw on one
+// allowance of at most 20 messages a minute (a token bucket lets through
+// at most burst + rate×60s in any minute); the store knows the robot by a
+// key without its token.
+func TestPaceFitsDingTalk(t *testing.T) {
+	f := newFakeDingTalk(t, robot{})
+	pacer := &actiontest.Pacer{}
+	openOn := func(src string) *instance {
+		inst, err := openPaced(t, src, time.Now, pacer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst
+	}
+	for _, inst := range []*instance{openOn(config(f.URL(), "text: hi")), openOn(config(f.URL(), "text: hello"))} {
+		if _, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input); res.Outcome != actionapi.Delivered {
+			t.Fatalf("%v %q", res.Outcome, res.Detail)
+		}
+	}
+	other := openOn(config("https://oapi.dingtalk.com/robot/send?access_token=another"+testToken, "text: hi"))
+	if err := other.pace.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range pacer.TwoAccounts(t, testToken) {
+		if most := float64(r.Burst) + float64(time.Minute)/float64(r.Every); most > 20 {
+			t.Errorf("pace allows up to %.1f messages a minute, DingTalk allows 20", most)
+		}
+	}
+}
+
+// Two replicas sharing a store, each with its own instance of one robot,
+// send 6 messages together at DingTalk's rate: 5 at once, the sixth a
+// turn later.
+func TestReplicasShareTheRobotsRate(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := newFakeDingTalk(t, robot{})
+	var replicas []actionapi.Instance
+	for range 2 {
+		inst, err := openPaced(t, config(f.URL()), time.Now, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, inst)
+	}
+	const n = sendBurst + 1
+	start := time.Now()
+	actiontest.DeliverAtOnce(t, input, n, replicas...)
+	_, delivered, _, arrivals := f.stats()
+	if len(delivered) != n {
+		t.Fatalf("dingtalk posted %d messages, want %d", len(delivered), n)
+	}
+	last := slices.MaxFunc(arrivals, time.Time.Compare)
+	if span, want := last.Sub(start), sendInterval*9/10; span < want {
+		t.Errorf("%d messages through two replicas arrived within %v, want the last a turn (%v) later", n, span, want)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"golang.org/x/time/rate"
 
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/secret"
@@ -49,18 +48,19 @@ type Params struct {
 
 // Slack accepts about one message per second per webhook and tolerates
 // short bursts; beyond that it answers 429. Queueing below that rate keeps
-// the webhook from being throttled or revoked.
+// the webhook from being throttled or revoked; the rate is the webhook's,
+// whichever instances and replicas send to it (see actionapi.Pacing).
 const (
 	sendInterval = time.Second
 	sendBurst    = 3
 )
 
 type instance struct {
-	name    string
-	url     secret.Secret
-	target  string
-	client  *retryablehttp.Client
-	limiter *rate.Limiter // pacing: about one message a second
+	name   string
+	url    secret.Secret
+	target string
+	client *retryablehttp.Client
+	pace   *actionapi.Pacing // about one message a second
 	// hold keeps the wait Slack asked for (Retry-After) for every delivery
 	// of the webhook: Slack may revoke a webhook that ignores its 429s.
 	hold actionapi.Hold
@@ -94,7 +94,7 @@ func open(s actionapi.Settings) (actionapi.Instance, error) {
 		url:      c.URL,
 		target:   shown,
 		client:   s.Deps.HTTP.Client(c.HTTPOptions),
-		limiter:  rate.NewLimiter(rate.Every(sendInterval), sendBurst),
+		pace:     s.Deps.Pacing(s.Name, "slack", c.URL.Reveal(), sendInterval, sendBurst),
 		now:      s.Deps.Now,
 		hider:    secret.NewURLHider(c.URL.Reveal(), u, shown, u.Path, u.EscapedPath()),
 		defaults: c.Params,
@@ -191,7 +191,7 @@ func (i *instance) send(ctx context.Context, p actionapi.Plan) actionapi.Result 
 	if !ok {
 		return actionapi.Failed(actionapi.Permanent, errors.New("plan was not made by a slack step"))
 	}
-	return i.hold.Send(ctx, i.now, i.limiter.Wait, func() actionapi.Result { return i.post(ctx, body) })
+	return i.hold.Send(ctx, i.now, i.pace.Wait, func() actionapi.Result { return i.post(ctx, body) })
 }
 
 // post makes one delivery, HTTP retries included.

@@ -6,16 +6,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/livehook/livehook/actions/actiontest"
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/event"
+	"github.com/livehook/livehook/engine/store"
 )
 
 var input = actionapi.Input{
@@ -30,15 +30,32 @@ var input = actionapi.Input{
 // openYAML opens a slack instance through the registry, as the rules loader does.
 func openYAML(t *testing.T, src string) (*instance, error) {
 	t.Helper()
+	return openWith(t, actiontest.Settings(t, "oncall", "slack", src))
+}
+
+func openWith(t *testing.T, s actionapi.Settings) (*instance, error) {
+	t.Helper()
 	typ, ok := actionapi.Default().Lookup("slack")
 	if !ok {
 		t.Fatal("type slack is not registered")
 	}
-	inst, err := typ.Open(actiontest.Settings(t, "oncall", "slack", src))
+	inst, err := typ.Open(s)
 	if err != nil {
 		return nil, err
 	}
 	return inst.(*instance), nil
+}
+
+// openPaced opens instance name on pacer, as the engine does on its store.
+func openPaced(t *testing.T, name, src string, pacer store.Pacer) *instance {
+	t.Helper()
+	s := actiontest.Settings(t, name, "slack", src)
+	s.Deps.Pacer = pacer
+	inst, err := openWith(t, s)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return inst
 }
 
 // config is an instance's settings with fast retries; extra adds lines.
@@ -361,7 +378,7 @@ func TestRateLimitQueues(t *testing.T) {
 	)
 	f := newFakeSlack(t)
 	inst := mustOpen(t, config(f.URL(), `text: "{{ .stream }}"`))
-	inst.limiter = rate.NewLimiter(rate.Every(interval), 1)
+	inst.pace = actionapi.Deps{}.WithDefaults().Pacing("oncall", "slack", f.URL(), interval, 1)
 
 	start := time.Now()
 	results := make([]actionapi.Result, n)
@@ -397,10 +414,48 @@ func TestRateLimitQueues(t *testing.T) {
 	}
 }
 
-func TestDefaultRateFitsSlack(t *testing.T) {
-	inst := mustOpen(t, config("https://hooks.slack.com/services/T0001/B0002/"+testToken))
-	if l, b := inst.limiter.Limit(), inst.limiter.Burst(); l > 1 || b > 3 {
-		t.Errorf("limiter allows %v/s with burst %d, want at most 1/s and a burst of 3", l, b)
+// Instances sending to one webhook, in any replica, draw on one rate of
+// at most one message a second with bursts of 3; the store knows the
+// webhook by a key without its token.
+func TestPaceFitsSlack(t *testing.T) {
+	f, other := newFakeSlack(t), newFakeSlack(t)
+	pacer := &actiontest.Pacer{}
+	for _, inst := range []*instance{
+		openPaced(t, "oncall", config(f.URL(), "text: hi"), pacer),
+		openPaced(t, "ops", config(f.URL(), "text: hello"), pacer),
+		openPaced(t, "elsewhere", config(other.URL(), "text: hi"), pacer),
+	} {
+		if _, res := actiontest.Deliver(t, actiontest.Step(t, inst, ""), input); res.Outcome != actionapi.Delivered {
+			t.Fatalf("%s: %v %q", inst.name, res.Outcome, res.Detail)
+		}
+	}
+	for _, r := range pacer.TwoAccounts(t, testToken) {
+		if r.Every < time.Second || r.Burst > 3 {
+			t.Errorf("paced at one every %v with bursts of %d, want at most 1/s and a burst of 3", r.Every, r.Burst)
+		}
+	}
+}
+
+// Two replicas sharing a store, each with its own instance of one webhook,
+// send 5 messages together at Slack's rate: 3 at once, then one a second.
+func TestReplicasShareTheWebhooksRate(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := newFakeSlack(t)
+	replicas := []actionapi.Instance{openPaced(t, "oncall", config(f.URL()), st), openPaced(t, "oncall", config(f.URL()), st)}
+	const n = 5
+	start := time.Now()
+	actiontest.DeliverAtOnce(t, input, n, replicas...)
+	_, delivered, arrivals := f.stats()
+	if len(delivered) != n {
+		t.Fatalf("slack posted %d messages, want %d", len(delivered), n)
+	}
+	last := slices.MaxFunc(arrivals, time.Time.Compare)
+	if span, want := last.Sub(start), (n-sendBurst)*sendInterval*9/10; span < want {
+		t.Errorf("%d messages through two replicas arrived within %v, want them paced over at least %v", n, span, want)
 	}
 }
 

@@ -171,3 +171,60 @@ func TestReloadOnSIGHUPAndEndpoint(t *testing.T) {
 	waitRules(t, d, p)
 	expectRulesLog(t, d, "v3")
 }
+
+// livehook_rules_info names the rules in force by the hash /api/rules
+// reports, in one series: a reload replaces it, so replicas halfway
+// through a rollout show two hashes between them, and a broken edit
+// leaves it as it was.
+func TestRulesInfoMetric(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, p, rulesLogging("v1"))
+	d := startDaemonWith(t, serveConfig{rules: p, watch: false})
+	rulesHash := func() string {
+		var rep struct {
+			Hash string `json:"hash"`
+		}
+		getJSON(t, d.admURL("/api/rules"), &rep)
+		return rep.Hash
+	}
+	reload := func() {
+		t.Helper()
+		resp, err := http.Post(d.admURL("/-/reload"), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	shows := func(hash string) {
+		t.Helper()
+		m := d.metrics(t)
+		if m[`livehook_rules_info{hash="`+hash+`"}`] != 1 || sumSeries(m, "livehook_rules_info") != 1 {
+			t.Errorf("/metrics shows rules info %v, want only hash %s", series(m, "livehook_rules_info"), hash)
+		}
+	}
+	first := rulesHash()
+	shows(first)
+
+	writeFile(t, p, rulesLogging("v2"))
+	reload()
+	second := rulesHash()
+	if second == first {
+		t.Fatalf("the edited rules report the hash %s of the old ones", first)
+	}
+	shows(second)
+
+	writeFile(t, p, "rules: [")
+	reload()
+	shows(second)
+}
+
+// series is every series of the family name, for a message.
+func series(m map[string]float64, name string) map[string]float64 {
+	out := map[string]float64{}
+	for s, v := range m {
+		if s == name || strings.HasPrefix(s, name+"{") {
+			out[s] = v
+		}
+	}
+	return out
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
+	"github.com/livehook/livehook/engine/store"
 	"github.com/livehook/livehook/engine/yamlconf"
 )
 
@@ -167,6 +168,9 @@ type Deps struct {
 	Logger *slog.Logger
 	HTTP   *HTTP
 	Now    func() time.Time
+	// Pacer keeps the send slots of chat services (see Pacing) for every
+	// process sharing the store; nil paces each process alone.
+	Pacer store.Pacer
 }
 
 // WithDefaults fills in what a caller left out (`livehook check` needs no

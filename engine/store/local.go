@@ -67,6 +67,7 @@ type Local struct {
 	swept    time.Time
 
 	replayMu sync.Mutex // one replay at a time, so a dead letter is replayed once
+	pace     pacer
 	dead     atomic.Int64
 	// changes counts the moves of work between the inbox and the job
 	// index, so Stats can tell a consistent reading from one taken

@@ -401,3 +401,34 @@ type Store interface {
 	Stats(ctx context.Context) (Stats, error)
 	Close() error
 }
+
+// Pacer is implemented by stores that pace sends for everyone sharing
+// them: a chat service's limit (a Slack webhook's 1 message a second, a
+// DingTalk robot's 20 a minute) covers every process sending through
+// it, so the slots are the store's, not any process's.
+type Pacer interface {
+	// Pace reserves the next send slot of key, at most one every every
+	// with bursts of up to burst, and returns how long after now the slot
+	// is: the caller sends then. The slot is taken whether or not the
+	// caller uses it, and no two calls, from any process, get the same
+	// one. State is kept per key (a generic cell rate algorithm: the one
+	// time the next slot is theoretically due), so a key costs one entry
+	// whatever its rate.
+	Pace(ctx context.Context, key string, now time.Time, every time.Duration, burst int) (wait time.Duration, err error)
+}
+
+// PaceWait is the wait before the slot a reservation took, given the
+// key's theoretical arrival time after it (tat: when the slot after it
+// is due had no burst been allowed): a burst of n lets a slot go n-1
+// intervals before its turn.
+func PaceWait(tat, now time.Time, every time.Duration, burst int) time.Duration {
+	return max(tat.Sub(now)-time.Duration(burst)*every, 0)
+}
+
+// CheckPace refuses a pace no slot can be reserved at.
+func CheckPace(key string, every time.Duration, burst int) error {
+	if key == "" || every < time.Microsecond || burst < 1 {
+		return fmt.Errorf("pace %q every %v with bursts of %d: want a key, an interval of 1µs or more and a burst of at least 1", key, every, burst)
+	}
+	return nil
+}

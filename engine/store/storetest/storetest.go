@@ -51,6 +51,8 @@ func Run(t *testing.T, open Opener) {
 		{"DeadGroups", testDeadGroups},
 		{"DeleteDeadLetters", testDeleteDeadLetters},
 		{"OldestPending", testOldestPending},
+		{"Pace", testPace},
+		{"PaceConcurrent", testPaceConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
