@@ -111,9 +111,12 @@ func Open(dir string, o Options) (*Local, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db, err := bolt.Open(filepath.Join(dir, "livehook.db"), 0o600, &bolt.Options{
-		Timeout:        time.Second, // another livehook holds it: say so rather than hang
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		Timeout: time.Second, // another livehook holds it: say so rather than hang
+		// The free list is written with every commit (a page or two) so
+		// that open reads it rather than walking every page of the
+		// database to rebuild it, which made a large store's whole file
+		// resident at start.
+		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
 		j.Close()
