@@ -30,7 +30,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ type binaryDaemon struct {
 }
 
 // startBinary runs the real daemon as a subprocess and waits until it answers.
-func startBinary(t *testing.T, bin string, args ...string) binaryDaemon {
+func startBinary(t testing.TB, bin string, args ...string) binaryDaemon {
 	t.Helper()
 	listen, admin := freePort(t), freePort(t)
 	var logs bytes.Buffer

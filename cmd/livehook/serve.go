@@ -50,6 +50,24 @@ type serveConfig struct {
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(string) (string, bool)) error {
+	c, err := parseServe(args, stderr, getenv)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	d, err := newDaemon(c, logger)
+	if err != nil {
+		return err
+	}
+	return d.serve(ctx)
+}
+
+// parseServe reads serve's flags and LIVEHOOK_* variables into a checked
+// configuration.
+func parseServe(args []string, stderr io.Writer, getenv func(string) (string, bool)) (serveConfig, error) {
 	var c serveConfig
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	fs.StringVar(&c.rules, "rules", "rules.yaml", "rules `PATH`: a YAML file, or a directory whose *.yaml/*.yml files load in name order (env LIVEHOOK_RULES)")
@@ -75,26 +93,18 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	pluginsFlag(fs, &c.plugins, getenv)
 	c.hardening.flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
-		return err
+		return c, err
 	}
 	if fs.NArg() > 0 {
-		return &exitError{code: 2, msg: fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
+		return c, &exitError{code: 2, msg: fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
 	if _, err := time.LoadLocation(c.zone); err != nil {
-		return &exitError{code: 2, msg: fmt.Sprintf("serve: --tz %q: %v", c.zone, err)}
+		return c, &exitError{code: 2, msg: fmt.Sprintf("serve: --tz %q: %v", c.zone, err)}
 	}
 	if c.stateTolerance <= 0 || c.stateMaxKeys <= 0 {
-		return &exitError{code: 2, msg: "serve: --state-outage-tolerance and --state-max-keys must be positive"}
+		return c, &exitError{code: 2, msg: "serve: --state-outage-tolerance and --state-max-keys must be positive"}
 	}
-	logger, err := newLogger(stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return &exitError{code: 2, msg: err.Error()}
-	}
-	d, err := newDaemon(c, logger)
-	if err != nil {
-		return err
-	}
-	return d.serve(ctx)
+	return c, nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -16,7 +16,10 @@ import (
 
 // Options say what to send.
 type Options struct {
-	URL   string
+	URL string
+	// URLs, when set, replace URL: connection i posts to URLs[i%len(URLs)],
+	// spreading one load over several replicas as a load balancer would.
+	URLs  []string
 	Conns int
 	// N is how many callbacks to send; 0 sends until ctx ends.
 	N int
@@ -71,8 +74,13 @@ func Drive(ctx context.Context, o Options) Result {
 		failures.Add(1)
 		firstErr.CompareAndSwap(nil, err)
 	}
+	urls := o.URLs
+	if len(urls) == 0 {
+		urls = []string{o.URL}
+	}
 	start := time.Now()
-	for range o.Conns {
+	for i := range o.Conns {
+		url := urls[i%len(urls)]
 		wg.Go(func() {
 			var mine []time.Duration
 			for ctx.Err() == nil {
@@ -81,7 +89,7 @@ func Drive(ctx context.Context, o Options) Result {
 					break
 				}
 				t0 := time.Now()
-				resp, err := client.Post(o.URL, "application/json", bytes.NewReader(o.Body(n)))
+				resp, err := client.Post(url, "application/json", bytes.NewReader(o.Body(n)))
 				if err != nil {
 					if ctx.Err() == nil {
 						fail(err.Error())
