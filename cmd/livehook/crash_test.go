@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -71,6 +72,29 @@ func startBinary(t testing.TB, bin string, args ...string) binaryDaemon {
 	return binaryDaemon{cmd: cmd, listen: listen, admin: "http://" + admin, logs: &logs}
 }
 
+// stop sends sig to the daemon and waits for it to exit: SIGKILL for a
+// crash, SIGTERM for a clean stop, after which its log is complete.
+func (d binaryDaemon) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.cmd.Wait()
+}
+
+// callback posts a record callback to the daemon and returns the status
+// (0 when no answer came) and the event id it answered.
+func (d binaryDaemon) callback(client *http.Client, body []byte) (int, string) {
+	resp, err := client.Post("http://"+d.listen+"/callbacks/record", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	var reply struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&reply)
+	return resp.StatusCode, reply.ID
+}
+
 // TestKill9LosesNoAcceptedCallback streams callbacks at the real binary,
 // kills it with SIGKILL mid-stream, restarts it on the same data, and
 // checks that every callback answered 200 was delivered at least once.
@@ -128,10 +152,7 @@ func TestKill9LosesNoAcceptedCallback(t *testing.T) {
 	}) {
 		t.Fatalf("only %d callbacks accepted and %d delivered in 20s:\n%s", n, len(rc.calls()), first.logs.String())
 	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.cmd.Wait()
+	first.stop(t, syscall.SIGKILL)
 	close(killed)
 	wg.Wait()
 	deliveredBeforeKill := len(rc.calls())

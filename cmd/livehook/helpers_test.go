@@ -150,11 +150,18 @@ type eventDetail struct {
 // answers 404 before) and returns what it shows of it.
 func (d *testDaemon) waitEvaluated(t *testing.T, id string) eventDetail {
 	t.Helper()
+	return waitEvaluatedAt(t, d.admURL(""), d.cfg.hardening.adminToken, id)
+}
+
+// waitEvaluatedAt is waitEvaluated for the daemon whose admin listener is
+// at base.
+func waitEvaluatedAt(t *testing.T, base, token, id string) eventDetail {
+	t.Helper()
 	const within = 10 * time.Second
 	var status int
 	var body []byte
 	testwait.Within(within, func() bool {
-		status, body = adminGet(t, d.admURL(""), d.cfg.hardening.adminToken, "/api/events/"+id)
+		status, body = adminGet(t, base, token, "/api/events/"+id)
 		return status != http.StatusNotFound // 404 until the event is evaluated
 	})
 	if status != http.StatusOK {

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,22 @@ import (
 	"github.com/livehook/livehook/internal/testwait"
 )
 
+// startReplicas runs two real daemons on rules and the PostgreSQL store
+// dsn, each with a data directory of its own.
+func startReplicas(t *testing.T, rules, dsn string) (a, b binaryDaemon) {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, rulesPath, rules)
+	replica := func() binaryDaemon {
+		return startBinary(t, bin, "--rules", rulesPath, "--data", t.TempDir(), "--store", dsn)
+	}
+	return replica(), replica()
+}
+
 // TestTwoReplicasOnePostgres runs two real daemons on one database behind
 // the test's own client: the same callback sent to both at once is one
 // event and one delivery; a stream of callbacks spread over both survives
@@ -24,29 +39,11 @@ import (
 // delivered at least once, and twice only for deliveries in flight at the
 // kill.
 func TestTwoReplicasOnePostgres(t *testing.T) {
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dsn := pgtest.DSN(t)
 	rc := newReceiver(t)
-	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rulesPath, webhookRules(rc.URL, "{ concurrency: 4, backoff: 50ms, max_backoff: 500ms }"))
-	replica := func() binaryDaemon {
-		return startBinary(t, bin, "--rules", rulesPath, "--data", t.TempDir(), "--store", dsn)
-	}
-	a, b := replica(), replica()
+	a, b := startReplicas(t, webhookRules(rc.URL, "{ concurrency: 4, backoff: 50ms, max_backoff: 500ms }"), dsn)
 	client := &http.Client{Timeout: 5 * time.Second}
-	send := func(d binaryDaemon, uri string) (int, string) {
-		resp, err := client.Post("http://"+d.listen+"/callbacks/record", "application/json", bytes.NewReader(fileCallback(uri)))
-		if err != nil {
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		var reply struct{ ID string }
-		_ = json.NewDecoder(resp.Body).Decode(&reply)
-		return resp.StatusCode, reply.ID
-	}
+	send := func(d binaryDaemon, uri string) (int, string) { return d.callback(client, fileCallback(uri)) }
 
 	// One callback, both replicas at once.
 	ids := make([]string, 2)
@@ -104,10 +101,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 	if !testwait.Within(30*time.Second, func() bool { return count() >= 600 && len(rc.calls()) >= 100 }) {
 		t.Fatalf("only %d callbacks accepted and %d delivered in 30s:\n%s", count(), len(rc.calls()), a.logs.String())
 	}
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = a.cmd.Wait()
+	a.stop(t, syscall.SIGKILL)
 	close(killed)
 	if atKill := count(); !testwait.Within(30*time.Second, func() bool { return count() >= atKill+300 }) {
 		t.Fatalf("b took only %d callbacks after the kill", count()-atKill)
@@ -151,10 +145,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		t.Errorf("%d duplicate deliveries, want at most 4 (the deliveries in flight at the kill)", dups)
 	}
 	// Stopped, so its log is read after its last write.
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	_ = b.cmd.Wait()
+	b.stop(t, syscall.SIGTERM)
 	pw := dsnPassword(t, dsn)
 	for name, d := range map[string]binaryDaemon{"a": a, "b": b} {
 		if strings.Contains(d.logs.String(), pw) {
@@ -162,4 +153,78 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		}
 	}
 	t.Logf("%d callbacks accepted over two replicas, one killed mid-stream; all delivered, %d duplicates", want, dups)
+}
+
+// A rule over time's timer opened through replica a fires once, from b,
+// after a is killed: the timer is the database's, and b takes it when it
+// comes due.
+func TestTimerFiresOnceFromTheSurvivingReplica(t *testing.T) {
+	rc := newReceiver(t)
+	a, b := startReplicas(t, absenceRules(rc.URL), pgtest.DSN(t))
+	room1 := recordStarted(t, a.listen, "room1")
+	waitEvaluatedAt(t, b.admin, "", room1)
+	if n := scrapeMetrics(t, b.admin, "")["livehook_timers_pending"]; n != 1 {
+		t.Fatalf("livehook_timers_pending = %v once room1's start is evaluated, want 1", n)
+	}
+	a.stop(t, syscall.SIGKILL)
+	if n := len(rc.calls()); n != 0 {
+		t.Fatalf("%d deliveries before the kill: the timer fired before its 2s were up", n)
+	}
+
+	calls := rc.waitCalls(t, 1, 15*time.Second)
+	if calls[0].Event.ID != room1 || !strings.HasPrefix(calls[0].Event.URI, "room1 ") {
+		t.Errorf("fired %+v, want room1's trigger %s", calls[0].Event, room1)
+	}
+	// Drained with no timer left, nothing could fire again: once.
+	waitDrainedAt(t, b.admin, "")
+	m := scrapeMetrics(t, b.admin, "")
+	if n := m["livehook_timers_pending"]; n != 0 {
+		t.Errorf("livehook_timers_pending = %v after the firing, want 0", n)
+	}
+	if n := len(rc.calls()); n != 1 {
+		t.Errorf("%d deliveries, want the one firing", n)
+	}
+	if n := m[`livehook_rule_firings_total{rule="started-without-file"}`]; n != 1 {
+		t.Errorf("b counts %v firings, want 1: b fired it", n)
+	}
+	if n := m[`livehook_deliveries_total{action="hook",result="delivered",type="webhook"}`]; n != 1 {
+		t.Errorf("b counts %v deliveries, want 1: b delivered it", n)
+	}
+}
+
+// A throttle window opened through replica a holds on b, a killed: the
+// window is the database's.
+func TestThrottleWindowHoldsAcrossReplicas(t *testing.T) {
+	rc := newReceiver(t)
+	rules := strings.Replace(webhookRules(rc.URL, "{ backoff: 50ms }"), `    when: kind == "file"
+`, `    when: kind == "file"
+    throttle: { by: [domain, app, stream], window: 1m }
+`, 1)
+	a, b := startReplicas(t, rules, pgtest.DSN(t))
+	client := &http.Client{Timeout: 5 * time.Second}
+	status, first := a.callback(client, fileCallback("live/room1/a.flv"))
+	if status != http.StatusOK {
+		t.Fatalf("the first file through a: %d", status)
+	}
+	rc.waitCalls(t, 1, 10*time.Second)
+	waitDrainedAt(t, a.admin, "")
+	if ev := waitEvaluatedAt(t, a.admin, "", first); !slices.Equal(ev.Matched, []string{"every-file"}) || len(ev.Throttled) != 0 {
+		t.Fatalf("the first file: %+v, want matched and not throttled", ev)
+	}
+	a.stop(t, syscall.SIGKILL)
+
+	status, second := b.callback(client, fileCallback("live/room1/b.flv"))
+	if status != http.StatusOK || second == first {
+		t.Fatalf("the second file through b: %d, id %q (the first was %q)", status, second, first)
+	}
+	if ev := waitEvaluatedAt(t, b.admin, "", second); !slices.Equal(ev.Throttled, []string{"every-file"}) {
+		t.Errorf("the second file: %+v, want throttled by every-file", ev)
+	}
+	waitDrainedAt(t, b.admin, "")
+	if n := len(rc.calls()); n != 1 {
+		t.Errorf("%d deliveries, want 1: the second file is inside the window", n)
+	}
+	if n := scrapeMetrics(t, b.admin, "")[`livehook_rule_throttled_total{rule="every-file"}`]; n != 1 {
+		t.Errorf("b counts %v throttled matches, want 1", n)
+	}
 }

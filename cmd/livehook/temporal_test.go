@@ -12,6 +12,37 @@ import (
 	"github.com/livehook/livehook/internal/testwait"
 )
 
+// absenceRules fire the webhook at url for a recording started that got
+// no file within 2 s; the body carries the trigger's id, its stream and
+// whether it fired late.
+func absenceRules(url string) string {
+	return `actions:
+  hook:
+    type: webhook
+    url: ` + url + `/hook
+    body: '{"id":"{{.id}}","uri":"{{.key.stream}} late={{.late}}"}'
+    retry: { attempts: 1 }
+    delivery: { backoff: 50ms, max_backoff: 500ms }
+rules:
+  - name: started-without-file
+    when: event == "record_started"
+    expect: { match: kind == "file", within: 2s }
+    do: [ { action: hook } ]
+`
+}
+
+// recordStarted sends the daemon listening at listen a record_started
+// callback for stream and returns the event's id.
+func recordStarted(t *testing.T, listen, stream string) string {
+	t.Helper()
+	status, reply := post(t, "http://"+listen+"/callbacks/record", "application/json",
+		fmt.Appendf(nil, `{"domain":"live.example.com","app":"live","stream":"%s","event":"record_started"}`, stream))
+	if status != http.StatusOK {
+		t.Fatalf("record_started for %s: %d %v", stream, status, reply)
+	}
+	return reply["id"].(string)
+}
+
 // The real binary with a rule over time: a recording that started and got
 // no file within 2 s fires once, about 2 s later; one that got its file
 // does not; and a timer pending when the daemon is killed fires after the
@@ -24,35 +55,14 @@ func TestAbsenceAgainstTheRealBinary(t *testing.T) {
 	rc := newReceiver(t)
 	data := t.TempDir()
 	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rulesPath, `actions:
-  hook:
-    type: webhook
-    url: `+rc.URL+`/hook
-    body: '{"id":"{{.id}}","uri":"{{.key.stream}} late={{.late}}"}'
-    retry: { attempts: 1 }
-    delivery: { backoff: 50ms, max_backoff: 500ms }
-rules:
-  - name: started-without-file
-    when: event == "record_started"
-    expect: { match: kind == "file", within: 2s }
-    do: [ { action: hook } ]
-`)
+	writeFile(t, rulesPath, absenceRules(rc.URL))
 	args := []string{"--rules", rulesPath, "--data", data}
-	started := func(listen, stream string) string {
-		t.Helper()
-		status, reply := post(t, "http://"+listen+"/callbacks/record", "application/json",
-			fmt.Appendf(nil, `{"domain":"live.example.com","app":"live","stream":"%s","event":"record_started"}`, stream))
-		if status != http.StatusOK {
-			t.Fatalf("record_started for %s: %d %v", stream, status, reply)
-		}
-		return reply["id"].(string)
-	}
 
 	first := startBinary(t, bin, args...)
 	listen := first.listen
 	sent := time.Now() // before the request: the window starts when the daemon receives it
-	room1 := started(listen, "room1")
-	started(listen, "room2")
+	room1 := recordStarted(t, listen, "room1")
+	recordStarted(t, listen, "room2")
 	if status, reply := post(t, "http://"+listen+"/callbacks/record", "application/json",
 		[]byte(`{"domain":"live.example.com","app":"live","stream":"room2","uri":"live/room2/a.flv","duration":1.5,"start_time":1714564803,"stop_time":1714564805}`)); status != http.StatusOK {
 		t.Fatalf("room2's file: %d %v", status, reply)
@@ -70,11 +80,8 @@ rules:
 	// this test looks at); room3's timer is pending when the daemon is
 	// killed, and it stays down past the deadline.
 	waitDrainedAt(t, first.admin, "")
-	room3 := started(listen, "room3")
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.cmd.Wait()
+	room3 := recordStarted(t, listen, "room3")
+	first.stop(t, syscall.SIGKILL)
 	// The outage lasts until room3's deadline has passed while nothing runs.
 	killedAt := time.Now()
 	testwait.Until(t, 10*time.Second, "room3's deadline to pass", func() bool { return time.Since(killedAt) > 2500*time.Millisecond })
