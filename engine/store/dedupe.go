@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"hash/maphash"
+	"iter"
 	"sync"
 	"time"
 )
@@ -51,11 +52,14 @@ func newDedupe(firstOf func(key string, expires int64) (string, bool)) *dedupe {
 // fingerprint is key's 64-bit hash; 0 marks an empty slot.
 func fingerprint(h uint64) uint64 { return max(h, 1) }
 
-// restore records an identity of the db's dedupe bucket.
-func (d *dedupe) restore(key []byte, expires int64) {
+// restore records the identities of the db's dedupe bucket: key and
+// expiry (Unix ns).
+func (d *dedupe) restore(identities iter.Seq2[[]byte, int64]) {
 	d.mu.Lock()
-	d.stored.put(fingerprint(maphash.Bytes(d.seed, key)), expires)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	for key, expires := range identities {
+		d.stored.put(fingerprint(maphash.Bytes(d.seed, key)), expires)
+	}
 }
 
 // restoreJournaled records an identity accepted in the journal and not
@@ -147,13 +151,19 @@ func (d *dedupe) committed(fs []*inflight) {
 	}
 }
 
-// sweep forgets expired identities, at most once a minute.
+// sweep forgets expired identities, at most once a minute, a segment at a
+// time: claims are not held up behind the whole scan.
 func (d *dedupe) sweep(now time.Time) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if now.Sub(d.lastSweep) < sweepEvery {
+		d.mu.Unlock()
 		return
 	}
 	d.lastSweep = now
-	d.stored.sweep(now.UnixNano())
+	for i := 0; i < len(d.stored.dir); {
+		i = d.stored.sweepSegment(i, now.UnixNano())
+		d.mu.Unlock()
+		d.mu.Lock()
+	}
+	d.mu.Unlock()
 }

@@ -107,11 +107,15 @@ func (t *idTable) split(s *segment, fp uint64) {
 	}
 }
 
-// sweep forgets the fingerprints expired at now.
-func (t *idTable) sweep(now int64) {
-	for i := 0; i < len(t.dir); i += 1 << (t.depth - t.dir[i].depth) {
-		t.dir[i].filter(func(sl slot) bool { return sl.exp <= now }, func(slot) {})
-	}
+// sweepSegment forgets the fingerprints expired at now of the segment at
+// directory index i, and returns the index of the next segment (len(dir)
+// after the last). An index taken before the directory doubled is still
+// good: it only leads to segments swept already.
+func (t *idTable) sweepSegment(i int, now int64) int {
+	s := t.dir[i]
+	s.filter(func(sl slot) bool { return sl.exp <= now }, func(slot) {})
+	span := 1 << (t.depth - s.depth)
+	return i&^(span-1) + span
 }
 
 // len is how many fingerprints the table holds.

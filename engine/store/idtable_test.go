@@ -58,6 +58,12 @@ func fingerprints(r *rand.Rand) func() uint64 {
 	}
 }
 
+func sweepAll(tb *idTable, now int64) {
+	for i := 0; i < len(tb.dir); {
+		i = tb.sweepSegment(i, now)
+	}
+}
+
 // The table against a plain map, through growth, overwrites and sweeps.
 func TestIDTableMatchesAMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -73,7 +79,7 @@ func TestIDTableMatchesAMap(t *testing.T) {
 		}
 		if round%4 == 3 {
 			now := int64(r.IntN(1000))
-			tb.sweep(now)
+			sweepAll(tb, now)
 			for fp, exp := range model {
 				if exp <= now {
 					delete(model, fp)
@@ -107,7 +113,7 @@ func FuzzIDTable(f *testing.F) {
 			switch {
 			case op == 0xff:
 				now := int64(v % 64)
-				tb.sweep(now)
+				sweepAll(tb, now)
 				for fp, exp := range model {
 					if exp <= now {
 						delete(model, fp)

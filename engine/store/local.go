@@ -155,12 +155,14 @@ func (s *Local) recover() error {
 	var applied uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		applied = readApplied(tx)
-		c := tx.Bucket(bucketDedupe).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if len(k) >= 8 {
-				s.dedupe.restore(k[8:], int64(binary.BigEndian.Uint64(k)))
+		s.dedupe.restore(func(yield func([]byte, int64) bool) {
+			c := tx.Bucket(bucketDedupe).Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if len(k) >= 8 && !yield(k[8:], int64(binary.BigEndian.Uint64(k))) {
+					return
+				}
 			}
-		}
+		})
 		s.jobs.open(tx)
 		s.dead.Store(int64(readCount(tx, keyDead)))
 		return s.state.load(tx.Bucket(bucketState))
