@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"hash/maphash"
-	"math"
+	"iter"
 	"sync"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 )
 
 // dedupe remembers the identities of recently accepted events. A claim is
@@ -15,25 +13,20 @@ import (
 // waits for that outcome, so it is never told 200 for an event that did
 // not make it to disk.
 //
-// A day of callbacks is remembered in little memory: a written identity
-// is 32 bytes (a 64-bit hash of its key, the event's ULID and the expiry),
-// not its key. Two keys can share a hash, so a hit is confirmed against
-// the first event's own key (verify) before a callback is called a
-// duplicate; only retries pay for that.
+// An identity already in the db is remembered in 16 bytes, neither its
+// key nor its event's id: a 64-bit fingerprint of the key and the expiry
+// (idTable). Those two name the identity's entry in the dedupe bucket,
+// which holds the key itself and the first event's id, so a hit is
+// confirmed and answered from there (firstOf): two keys sharing a
+// fingerprint never make a new callback a duplicate, and only retries pay
+// the lookup. Identities not yet in the db are claims, by key.
 type dedupe struct {
 	mu        sync.Mutex
 	seed      maphash.Seed
-	written   map[uint64]remembered
-	others    map[uint64]string // ids of written identities that are not ULIDs
-	writing   map[string]*claim // keys whose first copy is being written
-	verify    func(key, id string) bool
+	stored    *idTable          // identities in the db
+	claims    map[string]*claim // identities being written, or in the journal and not yet in the db
+	firstOf   func(key string, expires int64) (id string, ok bool)
 	lastSweep time.Time
-}
-
-// remembered is a written identity.
-type remembered struct {
-	id      ulid.ULID // zero: the id is in others
-	expires int64     // Unix ns
 }
 
 // sweepEvery spaces full scans of the index: expired entries are also
@@ -42,80 +35,72 @@ const sweepEvery = time.Minute
 
 type claim struct {
 	id      string
-	expires time.Time
+	expires int64         // Unix ns
 	done    chan struct{} // closed once the first copy is written or failed
-	ok      bool
+	ok      bool          // written (to the journal)
 }
 
-// newDedupe returns an index whose hits verify confirms: that the event
-// id was accepted under key.
-func newDedupe(verify func(key, id string) bool) *dedupe {
-	return &dedupe{seed: maphash.MakeSeed(), written: map[uint64]remembered{}, others: map[uint64]string{},
-		writing: map[string]*claim{}, verify: verify}
+// journaled is the done of claims recovered from the journal: written.
+var journaled = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// newDedupe returns an index whose hits firstOf confirms: it returns the
+// id of the event the db holds as accepted under key with that expiry.
+func newDedupe(firstOf func(key string, expires int64) (string, bool)) *dedupe {
+	return &dedupe{seed: maphash.MakeSeed(), stored: newIDTable(), claims: map[string]*claim{}, firstOf: firstOf}
 }
 
-func (d *dedupe) hash(key string) uint64 { return maphash.String(d.seed, key) }
+// fingerprint is key's 64-bit hash; 0 marks an empty slot.
+func fingerprint(h uint64) uint64 { return max(h, 1) }
 
-// restore records an identity known to be on disk; of two for one key,
-// the later expiry wins.
-func (d *dedupe) restore(key, id string, expires time.Time) {
+// restore records the identities of the db's dedupe bucket: key and
+// expiry (Unix ns).
+func (d *dedupe) restore(identities iter.Seq2[[]byte, int64]) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	h := d.hash(key)
-	if r, ok := d.written[h]; !ok || expiryNs(expires) > r.expires {
-		d.remember(h, id, expires)
+	for key, expires := range identities {
+		d.stored.put(fingerprint(maphash.Bytes(d.seed, key)), expires)
 	}
 }
 
-// remember records a written identity; the caller holds mu.
-func (d *dedupe) remember(h uint64, id string, expires time.Time) {
-	u, err := ulid.ParseStrict(id)
-	if err != nil { // the daemon's ids are ULIDs; a caller of the store may use others
-		u = ulid.ULID{}
-		d.others[h] = id
-	} else {
-		delete(d.others, h)
+// restoreJournaled records an identity accepted in the journal and not
+// yet in the db.
+func (d *dedupe) restoreJournaled(key, id string, expires time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.claims[key]; !ok || expiryNs(expires) > c.expires {
+		d.claims[key] = &claim{id: id, expires: expiryNs(expires), done: journaled, ok: true}
 	}
-	d.written[h] = remembered{id: u, expires: expiryNs(expires)}
-}
-
-// idOf is a remembered identity's event id; the caller holds mu.
-func (d *dedupe) idOf(h uint64, r remembered) string {
-	if r.id == (ulid.ULID{}) {
-		return d.others[h]
-	}
-	return r.id.String()
-}
-
-// expiryNs is an expiry as Unix ns, clamped into what int64 holds.
-func expiryNs(t time.Time) int64 {
-	if t.After(time.Unix(0, math.MaxInt64)) {
-		return math.MaxInt64
-	}
-	return t.UnixNano()
 }
 
 // claim returns the first event's id and dup=true when key is already
 // accepted and not expired at now; otherwise it claims key for id and
 // returns the claim, which the caller must settle.
 func (d *dedupe) claim(ctx context.Context, key, id string, now, expires time.Time) (mine *claim, first string, dup bool, err error) {
-	h := d.hash(key)
-	collided := "" // the id of another key's identity that shares key's hash
+	fp := fingerprint(maphash.String(d.seed, key))
+	at := now.UnixNano()
+	unconfirmed := false // a stored identity with key's fingerprint is another key's
+	var unconfirmedExp int64
 	for {
 		d.mu.Lock()
-		c, writing := d.writing[key]
-		if !writing {
-			r, ok := d.written[h]
-			if first := d.idOf(h, r); ok && now.UnixNano() < r.expires && first != collided {
+		c, held := d.claims[key]
+		if held && c.ok {
+			if at < c.expires {
 				d.mu.Unlock()
-				if d.verify(key, first) {
+				return nil, c.id, true, nil
+			}
+			held = false // its window is over: this copy takes the key
+		}
+		if !held {
+			if exp, ok := d.stored.get(fp); ok && at < exp && !(unconfirmed && exp == unconfirmedExp) {
+				d.mu.Unlock()
+				if first, ok := d.firstOf(key, exp); ok {
 					return nil, first, true, nil
 				}
-				collided = first // this key is new: claim it, looking again under the lock
+				unconfirmed, unconfirmedExp = true, exp // this key is new: claim it, looking again under the lock
 				continue
 			}
-			mine = &claim{id: id, expires: expires, done: make(chan struct{})}
-			d.writing[key] = mine
+			mine = &claim{id: id, expires: expiryNs(expires), done: make(chan struct{})}
+			d.claims[key] = mine
 			d.mu.Unlock()
 			return mine, "", false, nil
 		}
@@ -132,33 +117,53 @@ func (d *dedupe) claim(ctx context.Context, key, id string, now, expires time.Ti
 	}
 }
 
-// settle ends the caller's own claim: remembered when written, dropped
-// when not.
+// settle ends the caller's own claim: kept until its event is in the db
+// when written, dropped when not.
 func (d *dedupe) settle(key string, c *claim, written bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c.ok = written
-	if d.writing[key] == c {
-		delete(d.writing, key)
-	}
-	if written {
-		d.remember(d.hash(key), c.id, c.expires)
+	if !written && d.claims[key] == c {
+		delete(d.claims, key)
 	}
 	close(c.done)
 }
 
-// sweep forgets expired identities, at most once a minute.
-func (d *dedupe) sweep(now time.Time) {
+// committed moves the identities of events now in the db from claims to
+// the table.
+func (d *dedupe) committed(fs []*inflight) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for _, f := range fs {
+		key := ""
+		if f != nil {
+			key = indexKey(f.accepted.DedupeKey)
+		}
+		if key == "" {
+			continue
+		}
+		d.stored.put(fingerprint(maphash.String(d.seed, key)), expiryNs(f.expires))
+		// A later copy may hold the key already, its first copy's window
+		// being over.
+		if c := d.claims[key]; c != nil && c.id == f.accepted.Event.ID {
+			delete(d.claims, key)
+		}
+	}
+}
+
+// sweep forgets expired identities, at most once a minute, a segment at a
+// time: claims are not held up behind the whole scan.
+func (d *dedupe) sweep(now time.Time) {
+	d.mu.Lock()
 	if now.Sub(d.lastSweep) < sweepEvery {
+		d.mu.Unlock()
 		return
 	}
 	d.lastSweep = now
-	for h, r := range d.written {
-		if now.UnixNano() >= r.expires {
-			delete(d.written, h)
-			delete(d.others, h)
-		}
+	for i := 0; i < len(d.stored.dir); {
+		i = d.stored.sweepSegment(i, now.UnixNano())
+		d.mu.Unlock()
+		d.mu.Lock()
 	}
+	d.mu.Unlock()
 }

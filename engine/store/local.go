@@ -138,7 +138,7 @@ func Open(dir string, o Options) (*Local, error) {
 	s := &Local{dir: dir, journal: j, db: db,
 		inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState(), early: &earlyDuplicates{m: map[string]Summary{}}}
 	s.saves = &saves{db: db, early: s.early}
-	s.dedupe = newDedupe(s.acceptedAs)
+	s.dedupe = newDedupe(s.firstOf)
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
@@ -159,11 +159,14 @@ func (s *Local) recover() error {
 	var applied uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		applied = readApplied(tx)
-		c := tx.Bucket(bucketDedupe).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			expires, key := splitExpiryKey(k)
-			s.dedupe.restore(key, string(v), expires)
-		}
+		s.dedupe.restore(func(yield func([]byte, int64) bool) {
+			c := tx.Bucket(bucketDedupe).Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if len(k) >= 8 && !yield(k[8:], int64(binary.BigEndian.Uint64(k))) {
+					return
+				}
+			}
+		})
 		s.jobs.open(tx)
 		s.dead.Store(int64(readCount(tx, keyDead)))
 		return s.state.load(tx.Bucket(bucketState))
@@ -186,7 +189,7 @@ func (s *Local) recover() error {
 		f := &inflight{accepted: Accepted{Event: r.Event, DedupeKey: r.DedupeKey}, seq: seq, record: rec}
 		if r.DedupeKey != "" {
 			f.expires = r.Event.ReceivedAt.Add(r.DedupeTTL)
-			s.dedupe.restore(indexKey(r.DedupeKey), r.Event.ID, f.expires)
+			s.dedupe.restoreJournaled(indexKey(r.DedupeKey), r.Event.ID, f.expires)
 		}
 		s.inbox.push(f)
 		return nil
@@ -248,25 +251,20 @@ func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
 	return f, nil
 }
 
-// acceptedAs reports whether event id was accepted under dedupe key key:
-// the confirmation of a hit of the dedupe index, which remembers hashes.
-func (s *Local) acceptedAs(key, id string) bool {
-	if k, ok := s.inbox.keyOf(id); ok {
-		return indexKey(k) == key
-	}
-	var rec struct {
-		DedupeKey string `json:"dedupe_key"`
-	}
-	found := false
+// firstOf returns the id of the event accepted under dedupe key key whose
+// identity expires at expires (Unix ns): the confirmation of a hit of the
+// dedupe index, which remembers fingerprints and expiries.
+func (s *Local) firstOf(key string, expires int64) (id string, ok bool) {
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketEvents).Get([]byte(id)); v != nil {
-			found = json.Unmarshal(v, &rec) == nil
+		v := tx.Bucket(bucketDedupe).Get(appendExpiry(nil, expires, key))
+		// An event the store no longer has (pruned) cannot be confirmed:
+		// accepting the callback again is the safe side.
+		if v != nil && tx.Bucket(bucketEvents).Get(v) != nil {
+			id, ok = string(v), true
 		}
 		return nil
 	})
-	// An event the store no longer has (pruned, unreadable) cannot be
-	// confirmed: accepting the callback again is the safe side.
-	return found && indexKey(rec.DedupeKey) == key
+	return id, ok
 }
 
 // maxIndexKey bounds the dedupe keys the index and the db hold as they
@@ -401,6 +399,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		return fmt.Errorf("commit evaluations: %w", err)
 	}
 	s.mark.advance(seqs)
+	s.dedupe.committed(fs)
 	s.state.apply(changes)
 	// The events are in the db now: the journal need not keep them. A
 	// failed release is not a failed commit: the next one releases again.
@@ -778,14 +777,23 @@ func putEvent(b *bolt.Bucket, rec *EventRecord, journalled []byte) error {
 }
 
 func expiryKey(expires time.Time, key string) []byte {
-	ns := expires.UnixNano() // meaningless outside 1678–2262
+	return appendExpiry(nil, expiryNs(expires), key)
+}
+
+func appendExpiry(b []byte, ns int64, key string) []byte {
+	return append(binary.BigEndian.AppendUint64(b, uint64(ns)), key...)
+}
+
+// expiryNs is an expiry as Unix ns, clamped into what the keys hold
+// (meaningless outside 1678–2262 anyway).
+func expiryNs(t time.Time) int64 {
 	switch {
-	case expires.Before(time.Unix(0, 0)):
-		ns = 0
-	case expires.After(time.Unix(0, math.MaxInt64)):
-		ns = math.MaxInt64
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
 	}
-	return append(binary.BigEndian.AppendUint64(nil, uint64(ns)), key...)
+	return t.UnixNano()
 }
 
 func splitExpiryKey(k []byte) (time.Time, string) {
