@@ -33,7 +33,8 @@ func dsnPassword(t *testing.T, dsn string) string {
 }
 
 // serve --store runs on PostgreSQL: a callback is stored there, delivered,
-// listed by the admin API; the DSN's password appears in no log.
+// listed by the admin API; the DSN's password appears in no log, API
+// reply or console page.
 func TestServeOnPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	rc := newReceiver(t)
@@ -70,6 +71,15 @@ func TestServeOnPostgres(t *testing.T) {
 		t.Errorf("serving log names the store %q, want the DSN redacted", got)
 	}
 	pw := dsnPassword(t, dsn)
+	for _, path := range []string{"/api/rules", "/api/events", "/api/deadletters", fmt.Sprintf("/api/events/%v", reply["id"]), "/metrics", "/", "/status", "/rules"} {
+		status, body := adminGet(t, d.admURL(""), "", path)
+		if status != http.StatusOK {
+			t.Errorf("GET %s: %d", path, status)
+		}
+		if strings.Contains(string(body), pw) {
+			t.Errorf("GET %s shows the DSN's password", path)
+		}
+	}
 	for _, r := range d.log.records() {
 		if strings.Contains(fmt.Sprint(r), pw) {
 			t.Errorf("a log record shows the DSN's password: %v", r["msg"])
