@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +27,11 @@ import (
 // are forward_of_log_accept, forwarding's end-to-end rate over the rate
 // the log rule's daemon accepts at (the target: 0.8), and forward_ratio,
 // over the log rule's own end-to-end rate.
+//
+// With adnanh/webhook installed (Debian's package `webhook`), the same run
+// also measures it forwarding the same callbacks through curl, its usual
+// set-up (a command per event), answering each once curl is done:
+// forward_over_webhook_curl is livehook's forwarding rate over that.
 //
 //	go test -run '^$' -bench Forward -benchtime 1x ./cmd/livehook/
 func BenchmarkForward(b *testing.B) {
@@ -83,4 +92,63 @@ func BenchmarkForward(b *testing.B) {
 	b.ReportMetric(accept["log"], "log_accepted/s")
 	b.ReportMetric(rate["webhook"]/accept["log"], "forward_of_log_accept")
 	b.ReportMetric(rate["webhook"]/rate["log"], "forward_ratio")
+	if curl := webhookCurlRate(b, conns, rc.URL+"/hook", &received); curl > 0 {
+		b.ReportMetric(curl, "webhook_curl_forwarded/s")
+		b.ReportMetric(rate["webhook"]/curl, "forward_over_webhook_curl")
+	}
+}
+
+// webhookCurlRate is the end-to-end rate of adnanh/webhook forwarding
+// recording callbacks to target through curl, one process per callback;
+// 0 if it is not installed.
+func webhookCurlRate(b *testing.B, conns int, target string, received *atomic.Int64) float64 {
+	const n = 2_000 // a process each: fewer, or the run takes minutes
+	bin, err := exec.LookPath("webhook")
+	if err != nil {
+		b.Log("adnanh/webhook is not installed (apt-get install webhook): no comparison with it")
+		return 0
+	}
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		b.Log("curl is not installed: no comparison with adnanh/webhook")
+		return 0
+	}
+	arg := func(v string) map[string]string { return map[string]string{"source": "string", "name": v} }
+	hooks, err := json.Marshal([]map[string]any{{
+		"id": "forward", "execute-command": curl, "include-command-output-in-response": true,
+		"pass-arguments-to-command": []any{arg("-sS"), arg("-o"), arg("/dev/null"), arg("-H"), arg("Content-Type: application/json"),
+			arg("--data-binary"), map[string]string{"source": "entire-payload"}, arg(target)},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hooksPath := filepath.Join(b.TempDir(), "hooks.json")
+	writeFile(b, hooksPath, string(hooks))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close() // webhook takes a port number, not a listener
+	cmd := exec.Command(bin, "-hooks", hooksPath, "-ip", "127.0.0.1", "-port", strconv.Itoa(addr.Port))
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	testwait.Until(b, 10*time.Second, "adnanh/webhook to listen", func() bool {
+		c, err := net.Dial("tcp", addr.String())
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	received.Store(0)
+	start := time.Now()
+	r := loadgen.Drive(context.Background(), loadgen.Options{URL: "http://" + addr.String() + "/hooks/forward",
+		Conns: conns, N: n, Body: loadgen.FileCallback("curl")})
+	if r.Failures > 0 {
+		b.Fatalf("adnanh/webhook: %d callbacks failed, first: %s", r.Failures, r.FirstErr)
+	}
+	testwait.Until(b, time.Minute, "every callback forwarded by curl", func() bool { return received.Load() >= n })
+	return float64(n) / time.Since(start).Seconds()
 }
