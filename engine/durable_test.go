@@ -29,11 +29,13 @@ import (
 
 // failingStore is a real store whose Accept fails while fail is set, as a
 // full or broken disk makes it (the store's own tests show a retry waiting
-// on a failing first write beneath this).
+// on a failing first write beneath this), and whose Finish fails its
+// first finishFails calls, as a database cut off makes it.
 type failingStore struct {
 	store.Store
-	fail    atomic.Bool
-	appends atomic.Int32
+	fail        atomic.Bool
+	appends     atomic.Int32
+	finishFails atomic.Int32
 	// If hold is set, a failing Accept tells entered and waits for hold.
 	entered chan struct{}
 	hold    chan struct{}
@@ -49,6 +51,30 @@ func (s *failingStore) Accept(ctx context.Context, in *store.Incoming) (store.Ac
 		<-s.hold
 	}
 	return store.Acceptance{}, fmt.Errorf("append event: journal: write: %w", syscall.ENOSPC)
+}
+
+func (s *failingStore) Finish(ctx context.Context, owner string, j *store.Job) error {
+	if s.finishFails.Add(-1) >= 0 {
+		return fmt.Errorf("finish job %s: %w", j.ID, syscall.ECONNRESET)
+	}
+	return s.Store.Finish(ctx, owner, j)
+}
+
+// A delivery whose state cannot be saved (the database cut off) is saved
+// once the store works again, without running again: left unsaved, its
+// lease would hold the job, and a slot of its action, for a whole lease.
+func TestFailedFinishIsTriedAgain(t *testing.T) {
+	rec := &recorder{deliveries: make(chan actionapi.Input, 10)}
+	clock := &fakeClock{now: time.Now()}
+	fs := &failingStore{Store: openStore(t, t.TempDir())}
+	fs.finishFails.Store(3)
+	e, metrics := startEngine(t, fs, writeRules(t, recordAll), func() (*actionapi.Registry, error) { return rec.registry(t), nil }, clock, 0)
+	accept(t, e, "room1")
+	next(t, rec)
+	noMoreDeliveries(t, e, rec) // drained: saved, not pending
+	if got := metric(t, metrics, "livehook_store_errors_total"); got != 3 {
+		t.Errorf("livehook_store_errors_total = %v, want 3: one per failed save", got)
+	}
 }
 
 const recordAll = "rules:\n  - name: all\n    do: [ { type: record } ]\n"

@@ -178,10 +178,17 @@ func (v *evaluator) commit(ctx context.Context, n int, evaluate func(context.Con
 		}
 		v.metrics.storeErrors.Inc()
 		v.log.Error("cannot evaluate and save; retrying", "items", n, "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)) {
+		if !sleepCtx(ctx, storeRetryPause(attempt)) {
 			return nil, false
 		}
 	}
+}
+
+// storeRetryPause is the wait before trying a failed store write again:
+// growing, so that a database that is down is not hammered, and capped,
+// so that work resumes soon after it is back.
+func storeRetryPause(attempt int) time.Duration {
+	return min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)
 }
 
 // sleepCtx waits d, or less if ctx ends; false if it ended.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -29,6 +30,9 @@ import (
 // retry within seconds, the slowest action bounds its own timeout), so
 // only a runner that died loses its jobs.
 const claimLease = 15 * time.Minute
+
+// saveTimeout bounds one try at saving a job's new state.
+const saveTimeout = 30 * time.Second
 
 // maxAttempt bounds one attempt, well inside claimLease: an action whose
 // own timeout is longer (exec, plugins) is cut off there and retried.
@@ -286,12 +290,31 @@ func (r *runner) record(j *store.Job, res actionapi.Result, log *slog.Logger) {
 		}
 	}
 	// Saved while the job still holds its slot, so a crash can repeat at
-	// most the deliveries in flight.
-	if err := r.deps.store.Finish(context.WithoutCancel(r.deliverCtx), r.owner, j); err != nil {
-		// The attempt happened; not recording it means it runs again,
-		// which at-least-once allows.
+	// most the deliveries in flight. A failed save (the database cut off)
+	// is tried again until it works: given up, the job would keep its
+	// lease, and with it a slot of its action's concurrency, until the
+	// lease ends.
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.deliverCtx), saveTimeout)
+		err := r.deps.store.Finish(ctx, r.owner, j)
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, store.ErrLeaseLost):
+			// Another runner took the job over: its record decides.
+			log.Warn("delivery state not saved: the job is no longer this runner's", "err", err)
+			return
+		}
 		r.deps.metrics.storeErrors.Inc()
-		log.Error("cannot save delivery state", "err", err)
+		log.Error("cannot save delivery state; retrying", "attempt", attempt, "err", err)
+		if !sleepCtx(r.deliverCtx, storeRetryPause(attempt)) {
+			// Shutting down: the attempt happened, and not recording it
+			// means it runs again once the lease ends, which
+			// at-least-once allows.
+			log.Error("delivery state not saved at shutdown: the delivery runs again", "err", err)
+			return
+		}
 	}
 }
 

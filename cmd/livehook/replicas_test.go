@@ -228,3 +228,124 @@ func TestThrottleWindowHoldsAcrossReplicas(t *testing.T) {
 		t.Errorf("b counts %v throttled matches, want 1", n)
 	}
 }
+
+// Two replicas under load while the database goes away: their
+// connections are terminated by the server, then it is cut off for a
+// while. A callback is answered 200 only once it is stored, so each one
+// is found and delivered afterwards; while the database is cut off, both
+// are not ready and answer 503; once it is back they recover by
+// themselves.
+func TestReplicasRideOutDatabaseCuts(t *testing.T) {
+	base := pgtest.DSN(t)
+	proxy, dsn := pgtest.NewProxy(t, base)
+	rc := newReceiver(t)
+	a, b := startReplicas(t, webhookRules(rc.URL, "{ concurrency: 4, backoff: 50ms, max_backoff: 500ms }"), dsn)
+	replicas := []binaryDaemon{a, b}
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	var (
+		mu       sync.Mutex
+		accepted = map[string]string{} // uri answered 200: its event id
+		refused  int                   // answered 503
+		odd      []string              // any other answer
+	)
+	stop := make(chan struct{})
+	var senders sync.WaitGroup
+	for s := range 8 {
+		senders.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				uri := fmt.Sprintf("live/room1/%d-%05d.flv", s, i)
+				status, id := replicas[(s+i)%2].callback(client, fileCallback(uri))
+				mu.Lock()
+				switch {
+				case status == http.StatusOK:
+					accepted[uri] = id
+				case status == http.StatusServiceUnavailable:
+					refused++
+				default:
+					odd = append(odd, fmt.Sprintf("%s: %d", uri, status))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	counts := func() (ok, refusedN int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted), refused
+	}
+	ready := func(d binaryDaemon) bool {
+		status, _ := adminGet(t, d.admin, "", "/readyz")
+		return status == http.StatusOK
+	}
+	// waitAccepts waits for n more callbacks answered 200.
+	waitAccepts := func(n int, after string) {
+		t.Helper()
+		from, _ := counts()
+		if !testwait.Within(20*time.Second, func() bool { ok, _ := counts(); return ok >= from+n }) {
+			ok, r := counts()
+			t.Fatalf("only %d callbacks accepted %s (%d refused):\na:\n%s\nb:\n%s", ok-from, after, r, a.logs, b.logs)
+		}
+	}
+	waitAccepts(200, "at first")
+
+	// The server ends every connection of the replicas, three times.
+	schema := pgtest.Schema(t, dsn)
+	for range 3 {
+		pgtest.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"+schema+"'")
+		waitAccepts(100, "after their connections were terminated")
+	}
+
+	// Cut off: both say so, and refuse what comes meanwhile.
+	proxy.Cut()
+	testwait.Until(t, 10*time.Second, "both replicas to be not ready", func() bool { return !ready(a) && !ready(b) })
+	_, before := counts()
+	testwait.Until(t, 10*time.Second, "100 callbacks refused while cut off", func() bool { _, r := counts(); return r >= before+100 })
+	proxy.Restore()
+	testwait.Until(t, 20*time.Second, "both replicas to be ready again", func() bool { return ready(a) && ready(b) })
+	waitAccepts(200, "after the database came back")
+	close(stop)
+	senders.Wait()
+
+	for _, o := range odd {
+		t.Errorf("answered %s, want 200 or 503", o)
+	}
+	// Every 200 (one while cut off too) is stored and delivered, and
+	// nothing is left behind: no delivery lease held by a lost reply, no
+	// event claimed and forgotten.
+	var missing int
+	if !testwait.Within(30*time.Second, func() bool {
+		seen := map[string]bool{}
+		for _, c := range rc.calls() {
+			seen[c.Event.URI] = true
+		}
+		missing = 0
+		for uri := range accepted {
+			if !seen[uri] {
+				missing++
+			}
+		}
+		return missing == 0
+	}) {
+		t.Errorf("%d of %d callbacks answered 200 never delivered", missing, len(accepted))
+	}
+	for _, d := range replicas {
+		waitDrainedWithin(t, d.admin, "", 10*time.Second)
+	}
+	for uri, id := range accepted {
+		var ev struct {
+			Event struct{ URI string }
+			Jobs  []struct{ State string }
+		}
+		if status := tryGetJSON(t, b.admin+"/api/events/"+id, &ev); status != http.StatusOK || ev.Event.URI != uri || len(ev.Jobs) != 1 || ev.Jobs[0].State != "delivered" {
+			t.Errorf("%s answered 200 with id %s; GET /api/events/%s: %d %+v, want it delivered", uri, id, id, status, ev)
+		}
+	}
+	ok, r := counts()
+	t.Logf("%d callbacks accepted, %d refused, %d deliveries", ok, r, len(rc.calls()))
+}

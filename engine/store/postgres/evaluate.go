@@ -152,34 +152,41 @@ func (s *Store) timerSooner(ctx context.Context) bool {
 }
 
 func (s *Store) takeEvents(ctx context.Context, max int) ([]*store.Accepted, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE livehook_inbox SET claimed_by = $1
-		WHERE id IN (
-			SELECT id FROM livehook_inbox
-			WHERE claimed_by IS NULL OR claimed_by NOT IN `+liveOwners("$3")+`
-			ORDER BY id LIMIT $2
-			FOR UPDATE SKIP LOCKED)
-		RETURNING id, event, dedupe_key`, s.owner, max, s.opts.Grace.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("take events to evaluate: %w", err)
-	}
 	var out []*store.Accepted
 	var bad []error
-	for rows.Next() {
-		var id string
-		var body, key []byte
-		if err := rows.Scan(&id, &body, &key); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("take events to evaluate: %w", err)
+	err := s.claim(ctx, &s.unsure.events, func(tx pgx.Tx, took func(undo)) error {
+		out, bad = nil, nil
+		rows, err := tx.Query(ctx, `UPDATE livehook_inbox SET claimed_by = $1
+			WHERE id IN (
+				SELECT id FROM livehook_inbox
+				WHERE claimed_by IS NULL OR claimed_by NOT IN `+liveOwners("$3")+`
+				ORDER BY id LIMIT $2
+				FOR UPDATE SKIP LOCKED)
+			RETURNING id, event, dedupe_key`, s.owner, max, s.opts.Grace.Seconds())
+		if err != nil {
+			return err
 		}
-		var ev event.Event
-		if err := json.Unmarshal(body, &ev); err != nil {
-			// Left claimed: it stays counted as unevaluated, and says so.
-			bad = append(bad, fmt.Errorf("event %s: %w", id, err))
-			continue
-		}
-		out = append(out, &store.Accepted{Event: &ev, DedupeKey: string(key)})
-	}
-	if err := rows.Err(); err != nil {
+		var ids []string
+		err = forEach(rows, func(r pgx.Rows) error {
+			var id string
+			var body, key []byte
+			if err := r.Scan(&id, &body, &key); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			var ev event.Event
+			if err := json.Unmarshal(body, &ev); err != nil {
+				// Left claimed: it stays counted as unevaluated, and says so.
+				bad = append(bad, fmt.Errorf("event %s: %w", id, err))
+				return nil
+			}
+			out = append(out, &store.Accepted{Event: &ev, DedupeKey: string(key)})
+			return nil
+		})
+		took(undo{`UPDATE livehook_inbox SET claimed_by = NULL WHERE id = ANY($1) AND claimed_by = $2`, []any{ids, s.owner}})
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("take events to evaluate: %w", err)
 	}
 	slices.SortFunc(out, func(a, b *store.Accepted) int { return cmpString(a.Event.ID, b.Event.ID) })
@@ -521,7 +528,8 @@ func scanState(rows pgx.Rows) (store.StateEntry, error) {
 func (s *Store) DueTimers(ctx context.Context, now time.Time, max int) ([]store.StateEntry, time.Time, error) {
 	var due []store.StateEntry
 	var next *time.Time
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.claim(ctx, &s.unsure.timers, func(tx pgx.Tx, took func(undo)) error {
+		due = nil
 		rows, err := tx.Query(ctx, `UPDATE livehook_state SET taken_by = $1
 			WHERE key IN (
 				SELECT key FROM livehook_state
@@ -540,6 +548,11 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, max int) ([]store.
 			}
 			due = append(due, e)
 		}
+		keys := make([][]byte, len(due))
+		for i, e := range due {
+			keys[i] = []byte(e.Key)
+		}
+		took(undo{`UPDATE livehook_state SET taken_by = NULL WHERE key = ANY($1) AND taken_by = $2`, []any{keys, s.owner}})
 		if err := rows.Err(); err != nil {
 			return err
 		}

@@ -27,7 +27,7 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 	var out []store.Claimed
 	var bad []error
 	var next time.Time
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.claim(ctx, &s.unsure.jobs, func(tx pgx.Tx, took func(undo)) error {
 		out, bad, next = nil, nil, time.Time{}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockKey(s.schema, "claim")); err != nil {
 			return err
@@ -85,11 +85,13 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 				return err
 			}
 			byEvent := map[string]*event.Event{}
+			var ids [][]byte
 			err = forEach(rows, func(r pgx.Rows) error {
 				var id, action, body, evBody []byte
 				if err := r.Scan(&id, &action, &body, &evBody); err != nil {
 					return err
 				}
+				ids = append(ids, id)
 				taken[string(action)]++
 				var j store.Job
 				if err := json.Unmarshal(body, &j); err != nil {
@@ -110,6 +112,8 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 				out = append(out, store.Claimed{Job: &j, Event: ev})
 				return nil
 			})
+			took(undo{`UPDATE livehook_jobs SET lease_owner = NULL, lease_process = NULL, lease_until = NULL
+				WHERE id = ANY($1) AND lease_owner = $2 AND lease_until = $3`, []any{ids, c.Owner, c.Now.Add(c.Lease)}})
 			if err != nil {
 				return err
 			}
@@ -155,14 +159,16 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 // Finish implements store.Store: the job is written only while owner
 // holds its lease. A claim that took the job over after the lease ended
 // holds the row's lock or has changed its owner, so the update waits for
-// it and then finds the lease lost.
+// it and then finds the lease lost. A retry of a Finish whose reply was
+// lost (the connection cut after the commit) finds the job as it wrote
+// it, unleased, and succeeds.
 func (s *Store) Finish(ctx context.Context, owner string, j *store.Job) error {
 	body, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE livehook_jobs SET state = $2, next_at = $3, job = $4, lease_owner = NULL, lease_process = NULL, lease_until = NULL
-		WHERE id = $1 AND lease_owner = $5`, []byte(j.ID), j.State, j.NextAt, body, owner)
+		WHERE id = $1 AND (lease_owner = $5 OR (lease_owner IS NULL AND job = $4))`, []byte(j.ID), j.State, j.NextAt, body, owner)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
 	}

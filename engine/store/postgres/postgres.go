@@ -86,9 +86,10 @@ type Store struct {
 	schema string
 	owner  int64 // this process's row in livehook_owners
 	chans  channels
-	sig    *signals  // wakes this process's waiters
-	notes  *notifier // tells the other processes
-	listen *listener // hears the other processes
+	sig    *signals                              // wakes this process's waiters
+	notes  *notifier                             // tells the other processes
+	listen *listener                             // hears the other processes
+	unsure struct{ events, timers, jobs unsure } // claims take turns; what failed ones may have committed
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
