@@ -142,12 +142,7 @@ func (x *jobIndex) push(action string, d dueJob) {
 	heap.Push(&w.due, d)
 }
 
-func (x *jobIndex) signal() {
-	select {
-	case x.wake <- struct{}{}:
-	default:
-	}
-}
+func (x *jobIndex) signal() { signal(x.wake) }
 
 // page fills an action's window from the due bucket and from the job
 // states not yet applied to it, which supersede the bucket's. The caller

@@ -55,6 +55,7 @@ func newUnapplied() *unapplied {
 	return &unapplied{jobs: map[string]*jobState{}, wake: make(chan struct{}, 1), full: make(chan struct{}, 1)}
 }
 
+// signal sends on a coalescing channel (buffered, of one) without waiting.
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -75,10 +76,13 @@ func (u *unapplied) add(seq uint64, st *jobState) {
 	}
 }
 
+// len counts the jobs whose states are waiting or being applied: an
+// apply in progress has taken their positions, but they are forgotten
+// only once it has committed.
 func (u *unapplied) len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.seqs)
+	return len(u.jobs)
 }
 
 // lookup returns the waiting encodings of the jobs of ids that have one.
@@ -205,8 +209,9 @@ func (s *Local) record(ctx context.Context, j *Job) error {
 	return nil
 }
 
-// settle applies the job states waiting, so that a read of the db sees
-// every finish that returned.
+// settle applies the job states waiting, or waits for the apply in
+// progress (it holds commitMu), so that a read of the db sees every
+// finish that returned.
 func (s *Local) settle() error {
 	if s.unapplied.len() == 0 {
 		return nil
