@@ -283,3 +283,32 @@ func TestConcurrentFinishes(t *testing.T) {
 		t.Errorf("event: %+v, %v; want %d delivered", d, err, n)
 	}
 }
+
+// A read during an apply waits for it: the states the apply took are not
+// waiting any more, but not in the db yet either.
+func TestReadDuringAnApplyWaitsForIt(t *testing.T) {
+	s := openLocal(t, t.TempDir())
+	jobs := withJobs(t, s, 1, 1)
+	holdApplies(s)
+	claimIDs(t, s, base)
+	finishAs(t, s, jobs[0], Delivered, time.Time{})
+	s.commitMu.Lock() // as the applier does
+	b := s.unapplied.take()
+	read := make(chan *Job)
+	go func() {
+		j, err := s.Job(t.Context(), jobs[0].ID)
+		if err != nil {
+			t.Error(err)
+		}
+		read <- j
+	}()
+	err := s.db.Update(func(tx *bolt.Tx) error { return updateJobs(tx, b.states) })
+	s.unapplied.done(b)
+	s.commitMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := <-read; j == nil || j.State != Delivered {
+		t.Errorf("read during the apply: %+v, want the job delivered", j)
+	}
+}
