@@ -122,20 +122,20 @@ func (u *unapplied) dueOf(action string) map[string]*dueJob {
 	return out
 }
 
-// applyBatchOf is what one apply takes: the states waiting then and every
+// applying is what one apply takes: the states waiting then and every
 // record's position.
-type applyBatchOf struct {
+type applying struct {
 	states []*jobState
 	seqs   []uint64
 }
 
-func (u *unapplied) take() *applyBatchOf {
+func (u *unapplied) take() *applying {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if len(u.seqs) == 0 {
 		return nil
 	}
-	b := &applyBatchOf{seqs: u.seqs, states: make([]*jobState, 0, len(u.jobs))}
+	b := &applying{seqs: u.seqs, states: make([]*jobState, 0, len(u.jobs))}
 	for _, st := range u.jobs {
 		b.states = append(b.states, st)
 	}
@@ -145,7 +145,7 @@ func (u *unapplied) take() *applyBatchOf {
 
 // done forgets the applied states, except those a newer finish replaced
 // meanwhile.
-func (u *unapplied) done(b *applyBatchOf) {
+func (u *unapplied) done(b *applying) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, st := range b.states {
@@ -156,7 +156,7 @@ func (u *unapplied) done(b *applyBatchOf) {
 }
 
 // untake gives back the positions of a failed apply.
-func (u *unapplied) untake(b *applyBatchOf) {
+func (u *unapplied) untake(b *applying) {
 	u.mu.Lock()
 	u.seqs = append(b.seqs, u.seqs...)
 	u.mu.Unlock()
