@@ -282,6 +282,11 @@ func TestConcurrentFinishes(t *testing.T) {
 	if d, err := s.Event(t.Context(), eventNo(1).ID); err != nil || d.Deliveries.Delivered != n || d.Outcome != OutcomeDelivered {
 		t.Errorf("event: %+v, %v; want %d delivered", d, err, n)
 	}
+	// The event's record and every finish's: the watermark passes them
+	// all, so the journal's segments are released as before.
+	if got := applied(t, s); got != n+1 {
+		t.Errorf("applied position %d, want %d", got, n+1)
+	}
 }
 
 // A read during an apply waits for it: the states the apply took are not
