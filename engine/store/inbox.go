@@ -36,10 +36,7 @@ func (b *inbox) push(f *inflight) {
 	b.waiting = append(b.waiting, f)
 	b.all[f.accepted.Event.ID] = f
 	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
+	signal(b.wake)
 }
 
 // take implements Store.Unevaluated's waiting rule.

@@ -20,6 +20,7 @@ import (
 // stepping over the due jobs of those that have none.
 type jobIndex struct {
 	db      *bolt.DB
+	newer   *unapplied // job states journaled and not yet in the due bucket
 	mu      sync.Mutex
 	windows map[string]*window // by action instance, for every action with pending jobs
 	leased  map[string]*lease  // by job id
@@ -90,8 +91,8 @@ func splitDueKey(k []byte) (action string, d dueJob, ok bool) {
 	return string(k[:i]), dueJob{at: int64(binary.BigEndian.Uint64(k[i+1 : i+9])), id: string(k[i+9:])}, true
 }
 
-func newJobIndex(db *bolt.DB) *jobIndex {
-	return &jobIndex{db: db, windows: map[string]*window{}, leased: map[string]*lease{}, held: map[string]int{},
+func newJobIndex(db *bolt.DB, newer *unapplied) *jobIndex {
+	return &jobIndex{db: db, newer: newer, windows: map[string]*window{}, leased: map[string]*lease{}, held: map[string]int{},
 		wake: make(chan struct{}, 1)}
 }
 
@@ -141,22 +142,22 @@ func (x *jobIndex) push(action string, d dueJob) {
 	heap.Push(&w.due, d)
 }
 
-func (x *jobIndex) signal() {
-	select {
-	case x.wake <- struct{}{}:
-	default:
-	}
-}
+func (x *jobIndex) signal() { signal(x.wake) }
 
-// page fills an action's window from the due bucket. The caller holds mu.
+// page fills an action's window from the due bucket and from the job
+// states not yet applied to it, which supersede the bucket's. The caller
+// holds mu.
 func (x *jobIndex) page(action string, w *window) error {
 	w.due, w.in, w.complete, w.loaded = nil, map[string]bool{}, true, true
 	prefix := append([]byte(action), 0)
-	return x.db.View(func(tx *bolt.Tx) error {
+	// Read before the bucket: a state applied since is in the bucket's
+	// view then.
+	newer := x.newer.dueOf(action)
+	err := x.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			_, d, ok := splitDueKey(k)
-			if !ok || x.leased[d.id] != nil || w.in[d.id] {
+			if _, waiting := newer[d.id]; !ok || waiting || x.leased[d.id] != nil || w.in[d.id] {
 				continue
 			}
 			if len(w.due) == windowSize {
@@ -169,6 +170,18 @@ func (x *jobIndex) page(action string, w *window) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for id, d := range newer {
+		if d == nil || x.leased[id] != nil || w.in[id] || !w.complete && w.horizon.before(*d) {
+			continue // finished, being run, or beyond the window
+		}
+		w.due = append(w.due, *d)
+		w.in[id] = true
+	}
+	heap.Init(&w.due)
+	return nil
 }
 
 // claim leases due jobs within c's limits and returns their ids, and

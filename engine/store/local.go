@@ -51,10 +51,15 @@ const appendOnlyFill = 0.95
 // events still to evaluate, the due-time index of pending jobs and their
 // leases) Local keeps in memory, rebuilt from disk at Open.
 type Local struct {
-	dir     string
-	journal appendLog
-	db      *bolt.DB
-	saves   *saves
+	dir       string
+	journal   appendLog
+	db        *bolt.DB
+	saves     *saves
+	unapplied *unapplied // finished jobs' states journaled, not yet in the db
+
+	stop        chan struct{} // closed by Close: the applier stops
+	applierDone chan struct{}
+	closeOnce   sync.Once
 
 	dedupe *dedupe
 	inbox  *inbox
@@ -93,11 +98,13 @@ type Options struct {
 	OnCommit func(records int, d time.Duration)
 }
 
-// journalRecord is an accepted event as the journal holds it.
+// journalRecord is an accepted event as the journal holds it, or a job's
+// new state (a finish, a replayed dead letter: see unapplied.go).
 type journalRecord struct {
-	Event     *event.Event  `json:"event"`
-	DedupeKey string        `json:"dedupe_key,omitempty"`
-	DedupeTTL time.Duration `json:"dedupe_ttl,omitempty"`
+	Event     *event.Event    `json:"event,omitempty"`
+	DedupeKey string          `json:"dedupe_key,omitempty"`
+	DedupeTTL time.Duration   `json:"dedupe_ttl,omitempty"`
+	Job       json.RawMessage `json:"job,omitempty"`
 }
 
 // Open opens or creates the store in dir and recovers what a previous run
@@ -135,14 +142,17 @@ func Open(dir string, o Options) (*Local, error) {
 		j.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Local{dir: dir, journal: j, db: db,
-		inbox: newInbox(), jobs: newJobIndex(db), state: newRuleState(), early: &earlyDuplicates{m: map[string]Summary{}}}
+	u := newUnapplied()
+	s := &Local{dir: dir, journal: j, db: db, unapplied: u,
+		inbox: newInbox(), jobs: newJobIndex(db, u), state: newRuleState(), early: &earlyDuplicates{m: map[string]Summary{}}}
 	s.saves = &saves{db: db, early: s.early}
 	s.dedupe = newDedupe(s.firstOf)
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	s.stop, s.applierDone = make(chan struct{}), make(chan struct{})
+	go s.applyLoop()
 	return s, nil
 }
 
@@ -167,20 +177,41 @@ func (s *Local) recover() error {
 				}
 			}
 		})
-		s.jobs.open(tx)
-		s.dead.Store(int64(readCount(tx, keyDead)))
 		return s.state.load(tx.Bucket(bucketState))
 	})
 	if err != nil {
 		return err
 	}
 	// Events accepted but not evaluated before the process ended: the
-	// journal still has them.
+	// journal still has them. Job states journaled above the watermark
+	// may not be applied: they are applied again, in journal order, so
+	// each job ends at its last; one applied already is written again
+	// over itself.
 	var stored []uint64
+	var states []*jobState
+	applyStates := func() error {
+		err := s.db.Update(func(tx *bolt.Tx) error { return updateJobs(tx, states) })
+		states = states[:0]
+		return err
+	}
 	err = s.journal.Replay(applied, func(seq uint64, rec []byte) error {
 		var r journalRecord
-		if err := json.Unmarshal(rec, &r); err != nil || r.Event == nil {
-			return fmt.Errorf("journal record %d: not an accepted event: %v", seq, err)
+		if err := json.Unmarshal(rec, &r); err != nil {
+			return fmt.Errorf("journal record %d: %w", seq, err)
+		}
+		if r.Job != nil {
+			st, err := decodeJobState(r.Job)
+			if err != nil {
+				return fmt.Errorf("journal record %d: not a job's state: %w", seq, err)
+			}
+			stored, states = append(stored, seq), append(states, st)
+			if len(states) == applyBatch {
+				return applyStates()
+			}
+			return nil
+		}
+		if r.Event == nil {
+			return fmt.Errorf("journal record %d: neither an accepted event nor a job's state", seq)
 		}
 		if s.has(r.Event.ID) { // applied ahead of the watermark before the crash
 			stored = append(stored, seq)
@@ -194,12 +225,21 @@ func (s *Local) recover() error {
 		s.inbox.push(f)
 		return nil
 	})
+	if err == nil && len(states) > 0 {
+		err = applyStates()
+	}
 	if err != nil {
-		return fmt.Errorf("recover accepted events: %w", err)
+		return fmt.Errorf("recover the journal: %w", err)
 	}
 	s.mark.next = applied + 1
 	s.mark.advance(stored)
-	return nil
+	// The counts and the actions with pending jobs, as the job states
+	// applied above left them.
+	return s.db.View(func(tx *bolt.Tx) error {
+		s.jobs.open(tx)
+		s.dead.Store(int64(readCount(tx, keyDead)))
+		return nil
+	})
 }
 
 // Accept implements Store.
@@ -215,7 +255,7 @@ func (s *Local) Accept(ctx context.Context, in *Incoming) (Acceptance, error) {
 		if dup {
 			// Counted on the first copy; a count that cannot be saved
 			// must not turn the retry away, which would only bring more.
-			_ = s.saves.put(nil, []duplicate{{id: first, at: ev.ReceivedAt}})
+			_ = s.saves.put([]duplicate{{id: first, at: ev.ReceivedAt}})
 			return Acceptance{ID: first, Duplicate: true}, nil
 		}
 		mine = c
@@ -303,6 +343,14 @@ func readApplied(tx *bolt.Tx) uint64 {
 	return 0
 }
 
+// putApplied records the journal position the db has everything up to.
+func putApplied(tx *bolt.Tx, pos uint64) error {
+	if pos <= readApplied(tx) {
+		return nil
+	}
+	return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, pos))
+}
+
 // Commit implements Store: the events' outcomes, their jobs, their
 // identities and the journal position they reach go in one bbolt
 // transaction.
@@ -387,12 +435,7 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 		if err := addShadow(b, earlier); err != nil {
 			return err
 		}
-		if pos > readApplied(tx) {
-			var b [8]byte
-			binary.BigEndian.PutUint64(b[:], pos)
-			return tx.Bucket(bucketMeta).Put(keyApplied, b[:])
-		}
-		return nil
+		return putApplied(tx, pos)
 	})
 	if err != nil {
 		s.early.restore(early)
@@ -478,12 +521,18 @@ func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, e
 	out := make([]Claimed, 0, len(ids))
 	var dropped []string
 	var errs []error
+	// Looked up before the db is read: a state applied since is in the
+	// db's view then.
+	newer := s.unapplied.lookup(ids)
 	err = s.db.View(func(tx *bolt.Tx) error {
 		jobs, events := tx.Bucket(bucketJobs), tx.Bucket(bucketEvents)
 		byEvent := map[string]*event.Event{}
 		for _, id := range ids {
 			var j Job
-			v := jobs.Get([]byte(id))
+			v, ok := newer[id]
+			if !ok {
+				v = jobs.Get([]byte(id))
+			}
 			if v == nil {
 				dropped = append(dropped, id) // gone with its event: nothing to run
 				continue
@@ -524,13 +573,16 @@ func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, e
 	return out, next, nil
 }
 
-// Finish implements Store. Finishes from many goroutines share commits.
+// Finish implements Store. The new state is journaled, sharing the
+// journal's flushes with other finishes and accepted events, and applied
+// to the db later in a batch (see unapplied.go); the lease ends once it is
+// journaled.
 func (s *Local) Finish(ctx context.Context, owner string, j *Job) error {
 	l := s.jobs.beginFinish(owner, j.ID)
 	if l == nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, ErrLeaseLost)
 	}
-	err := s.saves.put([]*Job{j}, nil)
+	err := s.record(ctx, j)
 	s.jobs.endFinish(j.ID, l, err == nil, j.State == Pending, j.NextAt)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
@@ -557,7 +609,9 @@ func (s *Local) ReplayJob(ctx context.Context, id string, now time.Time) (*Job, 
 		return nil, fmt.Errorf("job %s is %s: %w", id, j.State, ErrNotDead)
 	}
 	j.State, j.LastError, j.Since, j.Created, j.NextAt = Pending, "", len(j.Attempts), now, now
-	if err := s.db.Update(func(tx *bolt.Tx) error { return putJobs(tx, []*Job{j}) }); err != nil {
+	// Journaled as a finish is, so that recovery, applying job states
+	// again in journal order, ends the job here and not at its dead letter.
+	if err := s.record(ctx, j); err != nil {
 		return nil, fmt.Errorf("replay job %s: %w", id, err)
 	}
 	s.dead.Add(-1)
@@ -593,7 +647,11 @@ func (s *Local) ReplayEvent(ctx context.Context, id string, plan func(*event.Eve
 
 // putJobs records jobs' state with the indexes of pending jobs (by due
 // time, too) and of dead letters.
-func putJobs(tx *bolt.Tx, jobs []*Job) error {
+func putJobs(tx *bolt.Tx, jobs []*Job) error { return putJobsEncoded(tx, jobs, nil) }
+
+// putJobsEncoded is putJobs with the jobs' JSON at hand (enc, in step with
+// jobs), for the indexes' keys only are read from jobs.
+func putJobsEncoded(tx *bolt.Tx, jobs []*Job, enc [][]byte) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -601,7 +659,7 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 	var dPending, dDead int64
 	moved := map[string]*Deliveries{} // per event, what its jobs' moves change in its summary
 	var order []string
-	for _, j := range jobs {
+	for i, j := range jobs {
 		id := []byte(j.ID)
 		d := moved[j.EventID]
 		if d == nil {
@@ -621,7 +679,13 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 			d.count(Delivered, -1)
 		}
 		d.count(j.State, 1)
-		if err := putJSON(all, j.ID, j); err != nil {
+		var err error
+		if enc != nil {
+			err = all.Put(id, enc[i])
+		} else {
+			err = putJSON(all, j.ID, j)
+		}
+		if err != nil {
 			return err
 		}
 		if len(old) > 0 {
@@ -635,13 +699,15 @@ func putJobs(tx *bolt.Tx, jobs []*Job) error {
 		case Dead:
 			dDead++
 		}
-		var err error
 		switch j.State {
 		case Pending:
 			k := dueKey(j.Action, j.NextAt, j.ID)
 			err = errors.Join(pending.Put(id, k), due.Put(k, nil), dead.Delete(id))
 		case Dead:
-			err = errors.Join(pending.Delete(id), dead.Put(id, nil))
+			// Not nil: within the transaction, Get reads a nil value back
+			// as no key, and a job written twice in one (recovery) would
+			// not be seen leaving the dead letters.
+			err = errors.Join(pending.Delete(id), dead.Put(id, []byte{}))
 		default:
 			err = errors.Join(pending.Delete(id), dead.Delete(id))
 		}
@@ -806,6 +872,9 @@ func splitExpiryKey(k []byte) (time.Time, string) {
 // Event implements Store.
 func (s *Local) Event(ctx context.Context, id string) (*EventDetail, error) {
 	d := &EventDetail{EventRecord: &EventRecord{}, Jobs: []*Job{}}
+	if err := s.settle(); err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketEvents).Get([]byte(id))
 		if v == nil {
@@ -835,6 +904,9 @@ func (s *Local) Event(ctx context.Context, id string) (*EventDetail, error) {
 // Job implements Store.
 func (s *Local) Job(ctx context.Context, id string) (*Job, error) {
 	var j Job
+	if err := s.settle(); err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketJobs).Get([]byte(id))
 		if v == nil {
@@ -851,6 +923,9 @@ func (s *Local) Job(ctx context.Context, id string) (*Job, error) {
 // Events implements Store through the listing's indexes (eventindex.go).
 func (s *Local) Events(ctx context.Context, f EventFilter) ([]*EventRecord, error) {
 	out := []*EventRecord{}
+	if err := s.settle(); err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
 		for _, id := range listEvents(tx, f) {
@@ -882,6 +957,9 @@ func before(c *bolt.Cursor, cursor string) ([]byte, []byte) {
 // DeadLetters implements Store.
 func (s *Local) DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error) {
 	out := []*Job{}
+	if err := s.settle(); err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		c := tx.Bucket(bucketDead).Cursor()
@@ -902,6 +980,9 @@ func (s *Local) DeadLetters(ctx context.Context, f DeadFilter) ([]*Job, error) {
 // Prune implements Store.
 func (s *Local) Prune(ctx context.Context, cutoff, now time.Time) (int, error) {
 	pruned := 0
+	if err := s.settle(); err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		events, jobs := tx.Bucket(bucketEvents), tx.Bucket(bucketJobs)
 		var doomed [][]byte
@@ -1011,8 +1092,16 @@ func (s *Local) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// Close implements Store.
+// Close implements Store. Job states still waiting are applied; if that
+// fails, the journal still has them for the next open.
 func (s *Local) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			<-s.applierDone
+			_ = s.applyJobs()
+		}
+	})
 	return errors.Join(s.journal.Close(), s.db.Close())
 }
 

@@ -14,6 +14,9 @@ import (
 // DeadGroups implements Store.
 func (s *Local) DeadGroups(ctx context.Context, f DeadFilter) ([]DeadGroup, error) {
 	var out []DeadGroup
+	if err := s.settle(); err != nil {
+		return nil, fmt.Errorf("group dead letters: %w", err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		var bad error
@@ -43,6 +46,9 @@ func (s *Local) DeadGroups(ctx context.Context, f DeadFilter) ([]DeadGroup, erro
 func (s *Local) DeleteDeadLetters(ctx context.Context, ids []string) (int, error) {
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
+	if err := s.settle(); err != nil {
+		return 0, fmt.Errorf("delete dead letters: %w", err)
+	}
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		jobs, dead := tx.Bucket(bucketJobs), tx.Bucket(bucketDead)
@@ -82,6 +88,9 @@ func (s *Local) DeleteDeadLetters(ctx context.Context, ids []string) (int, error
 // than the answer, not every pending job.
 func (s *Local) OldestPending(ctx context.Context) (*Job, error) {
 	var oldest *Job
+	if err := s.settle(); err != nil {
+		return nil, fmt.Errorf("oldest pending job: %w", err)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		c := tx.Bucket(bucketPending).Cursor()

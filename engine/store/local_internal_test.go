@@ -210,43 +210,6 @@ func TestCommitSplicesTheJournalRecord(t *testing.T) {
 	}
 }
 
-// Job saves from many goroutines share commits; a save that cannot be
-// stored fails alone.
-func TestConcurrentJobSaves(t *testing.T) {
-	s := openLocal(t, t.TempDir())
-	const n = 64
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	var want []string
-	for i := range n {
-		j := &Job{ID: JobID(fmt.Sprintf("ev%02d", i), "r", 0, 0), State: Pending, Attempts: []Attempt{}}
-		switch i {
-		case n / 2:
-			j.ID = "" // bbolt refuses an empty key
-		case n/2 + 1:
-			j = nil // a caller's bug: an error for it, not a crash or a hang
-		default:
-			want = append(want, j.ID)
-		}
-		wg.Go(func() { errs[i] = s.saves.put([]*Job{j}, nil) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if bad := i == n/2 || i == n/2+1; (err != nil) != bad {
-			t.Errorf("save %d: %v; want an error only for the job with no id (%d) and the nil job (%d)", i, err, n/2, n/2+1)
-		}
-	}
-	var got []string
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error { got = append(got, string(k)); return nil })
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("pending jobs saved: %v, want the %d good ones", got, len(want))
-	}
-}
-
 // A job record that cannot be read is left out of a claim, with an error
 // naming it; the other due jobs are claimed all the same.
 func TestClaimLeavesOutUnreadableJobs(t *testing.T) {

@@ -1,19 +1,17 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// saves groups job-state saves from many goroutines into few bbolt
+// saves groups the counts of duplicates from many requests into few bbolt
 // commits, with no timer: a save that finds no commit in progress commits
 // at once, and the saves that queue during a commit share the next one.
 // bbolt's own Batch waits out a fixed delay unless its batch fills, which a
-// few concurrent deliveries never do: with 4 deliveries in flight per
-// action, every delivery waited out the 2 ms.
+// few concurrent requests never do.
 type saves struct {
 	db      *bolt.DB
 	early   *earlyDuplicates
@@ -23,15 +21,14 @@ type saves struct {
 }
 
 type save struct {
-	jobs []*Job
 	dups []duplicate // retries to count on their first copies
 	done chan error  // buffered
 }
 
-// put commits jobs and duplicates, in a commit shared with whatever else
-// is queued.
-func (s *saves) put(jobs []*Job, dups []duplicate) error {
-	sv := &save{jobs: jobs, dups: dups, done: make(chan error, 1)}
+// put commits duplicates, in a commit shared with whatever else is
+// queued.
+func (s *saves) put(dups []duplicate) error {
+	sv := &save{dups: dups, done: make(chan error, 1)}
 	s.mu.Lock()
 	s.queue = append(s.queue, sv)
 	if s.leading {
@@ -78,12 +75,12 @@ func (s *saves) commitQueued() {
 func (s *saves) update(batch ...*save) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic saving jobs: %v", p)
+			err = fmt.Errorf("panic counting duplicates: %v", p)
 		}
 	}()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, sv := range batch {
-			if err := errors.Join(putJobs(tx, sv.jobs), putDuplicates(tx, sv.dups, s.early)); err != nil {
+			if err := putDuplicates(tx, sv.dups, s.early); err != nil {
 				return err
 			}
 		}
