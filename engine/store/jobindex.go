@@ -58,6 +58,10 @@ type lease struct {
 	// finishing marks a lease whose Finish is being written: it does not
 	// expire meanwhile.
 	finishing bool
+	// replayed is the due time of the job's replay (a dead letter made
+	// pending again) added while the lease still held it: claimable once
+	// the lease ends.
+	replayed *dueJob
 }
 
 type dueHeap []dueJob
@@ -120,7 +124,14 @@ func (x *jobIndex) add(jobs []*Job) {
 	x.mu.Lock()
 	for _, j := range jobs {
 		x.pending++
-		x.push(j.Action, dueJob{at: j.NextAt.UnixNano(), id: j.ID})
+		d := dueJob{at: j.NextAt.UnixNano(), id: j.ID}
+		if l := x.leased[j.ID]; l != nil {
+			// Replayed while the finish that made it a dead letter still
+			// holds its lease: push would skip it as being run.
+			l.replayed = &d
+			continue
+		}
+		x.push(j.Action, d)
 	}
 	x.mu.Unlock()
 	x.signal()
@@ -259,6 +270,9 @@ func (x *jobIndex) unlease(id string, l *lease) {
 	delete(x.leased, id)
 	if x.held[l.action]--; x.held[l.action] <= 0 {
 		delete(x.held, l.action)
+	}
+	if l.replayed != nil {
+		x.push(l.action, *l.replayed)
 	}
 }
 

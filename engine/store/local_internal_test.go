@@ -383,3 +383,28 @@ func TestTimerHeapGrowsWithKeysNotWrites(t *testing.T) {
 		t.Errorf("due at its time: %+v, want the key once, as last written", got)
 	}
 }
+
+// A dead letter replayed while the finish that made it one still holds
+// its lease is claimable once that finish ends, not lost from the index
+// until a restart.
+func TestReplayDuringItsFinishIsClaimable(t *testing.T) {
+	x := newJobIndex(nil, newUnapplied())
+	at := time.Unix(1_700_000_000, 0)
+	claim := Claim{Owner: "runner", Now: at, Lease: time.Minute, Limits: map[string]int{"a": 1}}
+	x.add([]*Job{{ID: "j1", Action: "a", NextAt: at}})
+	if ids, _, err := x.claim(claim); err != nil || !slices.Equal(ids, []string{"j1"}) {
+		t.Fatalf("claim: %v, %v; want j1", ids, err)
+	}
+	l := x.beginFinish("runner", "j1")
+	if l == nil {
+		t.Fatal("beginFinish: the runner's lease is not found")
+	}
+	x.add([]*Job{{ID: "j1", Action: "a", NextAt: at}}) // replayed: its dead state is readable already
+	x.endFinish("j1", l, true, false, time.Time{})     // the finish that made it dead ends
+	if n := x.count(); n != 1 {
+		t.Errorf("%d jobs pending, want 1: the replay", n)
+	}
+	if ids, _, err := x.claim(claim); err != nil || !slices.Equal(ids, []string{"j1"}) {
+		t.Errorf("claim after the finish: %v, %v; want the replayed j1", ids, err)
+	}
+}
