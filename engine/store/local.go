@@ -172,7 +172,7 @@ func (s *Local) recover() error {
 		s.dedupe.restore(func(yield func([]byte, int64) bool) {
 			c := tx.Bucket(bucketDedupe).Cursor()
 			for k, _ := c.First(); k != nil; k, _ = c.Next() {
-				if len(k) >= 8 && !yield(k[8:], int64(binary.BigEndian.Uint64(k))) {
+				if ns, key, ok := cutExpiry(k); ok && !yield(key, ns) {
 					return
 				}
 			}
@@ -863,10 +863,20 @@ func expiryNs(t time.Time) int64 {
 }
 
 func splitExpiryKey(k []byte) (time.Time, string) {
-	if len(k) < 8 {
+	ns, key, ok := cutExpiry(k)
+	if !ok {
 		return time.Time{}, ""
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(k))), string(k[8:])
+	return time.Unix(0, ns), string(key)
+}
+
+// cutExpiry is splitExpiryKey without allocating: the expiry as Unix ns
+// and the key's bytes, which alias k.
+func cutExpiry(k []byte) (ns int64, key []byte, ok bool) {
+	if len(k) < 8 {
+		return 0, nil, false
+	}
+	return int64(binary.BigEndian.Uint64(k)), k[8:], true
 }
 
 // Event implements Store.

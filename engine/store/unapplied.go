@@ -170,10 +170,15 @@ func encodeJobState(j *Job) ([]byte, *jobState, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	keys := &Job{ID: j.ID, EventID: j.EventID, Action: j.Action, State: j.State, NextAt: j.NextAt}
 	rec := make([]byte, 0, len(data)+8)
 	rec = append(append(append(rec, `{"job":`...), data...), '}')
-	return rec, &jobState{job: keys, data: data}, nil
+	return rec, newJobState(j, data), nil
+}
+
+// newJobState holds data, j's encoding, with the keys of j the indexes
+// are keyed by.
+func newJobState(j *Job, data []byte) *jobState {
+	return &jobState{job: &Job{ID: j.ID, EventID: j.EventID, Action: j.Action, State: j.State, NextAt: j.NextAt}, data: data}
 }
 
 // decodeJobState reads a job's state back from its journal record's job.
@@ -185,7 +190,7 @@ func decodeJobState(data []byte) (*jobState, error) {
 	if j.ID == "" {
 		return nil, fmt.Errorf("no job id")
 	}
-	return &jobState{job: &Job{ID: j.ID, EventID: j.EventID, Action: j.Action, State: j.State, NextAt: j.NextAt}, data: data}, nil
+	return newJobState(&j, data), nil
 }
 
 // record journals a job's new state and holds it for the applier: once
