@@ -1,0 +1,29 @@
+package event_test
+
+import (
+	"testing"
+
+	"github.com/livehook/livehook/engine/event"
+)
+
+// BenchmarkDecodeRecord is the decoding of one recording callback, as
+// intake does it for every POST /callbacks/record: the body the accept
+// benchmarks send, and a sample with numeric strings and push_args.
+//
+//	go test -run '^$' -bench DecodeRecord -benchmem ./engine/event/
+func BenchmarkDecodeRecord(b *testing.B) {
+	for _, bb := range []struct{ name, body string }{
+		{"file", `{"domain":"live.example.com","app":"live","stream":"room1","uri":"live/room1/12345.flv","duration":61.5,"start_time":1714564803,"stop_time":1714564865}`},
+		{"sample", string(readEvent(b, "file_short_m3u8.json"))},
+	} {
+		body := []byte(bb.body)
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := event.DecodeRecord(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
