@@ -71,6 +71,16 @@ func DecodeGeneric(source string, body []byte) (*Event, error) {
 }
 
 func decodeObject(body []byte) (map[string]any, error) {
+	if obj, ok := parseObject(body); ok {
+		return obj, nil
+	}
+	return checkObject(body)
+}
+
+// checkObject is decodeObject by its rules one after another: the
+// reference parseObject is tested against, and what says why a body it
+// does not take is refused.
+func checkObject(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, refuse("empty_body", "empty body: want a JSON object")
 	}

@@ -213,6 +213,37 @@ func TestDecodeRecordLenient(t *testing.T) {
 			},
 		},
 		{
+			name: "escapes resolved as encoding/json resolves them",
+			body: `{"domain":"d","app":"a","stream":"r\u00f6om\/1","x":"\ud83d\ude00 \ud83d \"q\"\t\\"}`,
+			check: func(t *testing.T, ev *event.Event) {
+				if ev.Stream != "röom/1" || ev.Payload["x"] != "😀 \ufffd \"q\"\t\\" {
+					t.Errorf("stream %q, payload x %q", ev.Stream, ev.Payload["x"])
+				}
+			},
+		},
+		{
+			name: "numbers in the payload",
+			body: `{` + base + `,"zero":-0,"neg":-7,"exp":1E2,"beyond_int64":9223372036854775808,"tiny":1e-400}`,
+			check: func(t *testing.T, ev *event.Event) {
+				want := map[string]any{"zero": int64(0), "neg": int64(-7), "exp": 100.0, "beyond_int64": 9223372036854775808.0, "tiny": 0.0}
+				for k, v := range want {
+					if ev.Payload[k] != v {
+						t.Errorf("payload %s = %#v, want %#v", k, ev.Payload[k], v)
+					}
+				}
+			},
+		},
+		{
+			name: "empty objects and arrays stay empty, not null",
+			body: ` ` + "\n\t" + `{` + base + `,"o":{},"a":[],"n":[[],{}]}` + "\r\n ",
+			check: func(t *testing.T, ev *event.Event) {
+				b, err := json.Marshal(ev.Payload)
+				if err != nil || !strings.Contains(string(b), `"a":[],`) || !strings.Contains(string(b), `"n":[[],{}],"o":{}`) {
+					t.Errorf("payload encodes as %s (%v)", b, err)
+				}
+			},
+		},
+		{
 			name: "one key in several objects, brackets and quotes inside strings",
 			body: `{` + base + `,"a":{"k":1,"s":"}{[\"k\":"},"b":[{"k":2},{"k":3}],"c\"d":"]]]"}`,
 			check: func(t *testing.T, ev *event.Event) {
@@ -250,6 +281,14 @@ func TestDecodeRecordRefuses(t *testing.T) {
 		{"number", `42`, "not_object", "JSON number"},
 		{"boolean", `true`, "not_object", "JSON boolean"},
 		{"null", `null`, "not_object", "JSON null"},
+		{"trailing comma", `{` + base + `,}`, "invalid_json", "not valid JSON"},
+		{"single quotes", `{'domain':'d'}`, "invalid_json", "not valid JSON"},
+		{"leading zero", `{` + base + `,"duration":01}`, "invalid_json", "not valid JSON"},
+		{"bare word", `{` + base + `,"event":record_error}`, "invalid_json", "not valid JSON"},
+		{"control character in a string", "{" + base + ",\"event\":\"a\x01\"}", "invalid_json", "not valid JSON"},
+		{"unknown escape", `{` + base + `,"event":"\x"}`, "invalid_json", "not valid JSON"},
+		{"short unicode escape", `{` + base + `,"event":"\u12"}`, "invalid_json", "not valid JSON"},
+		{"byte order mark", "\ufeff{" + base + "}", "invalid_json", "not valid JSON"},
 		{"trailing garbage", `{` + base + `} x`, "invalid_json", "data after the top-level value"},
 		{"second object", `{` + base + `}{` + base + `}`, "invalid_json", "data after the top-level value"},
 		{"missing domain", `{"app":"a","stream":"s"}`, "missing_field", `"domain"`},
