@@ -48,7 +48,7 @@ type Source struct {
 	// Default Name; a family needs one, as callers name its sources.
 	Label string
 	// Reply is the body of the 200 answer to an accepted event, whose id
-	// is id. nil: {"ok":true,"id":id}.
+	// is id. nil: Accepted, {"id":id,"ok":true}.
 	Reply func(ev *event.Event, id string) any
 	// Fixture turns an event file, as `livehook test` and `send` take it,
 	// into the request its sender would make. nil: the file is the body,
@@ -115,9 +115,17 @@ func (s *Source) MetricLabel() string {
 // Answer is the body of the 200 answer to ev, accepted as id.
 func (s *Source) Answer(ev *event.Event, id string) any {
 	if s.Reply == nil {
-		return map[string]any{"ok": true, "id": id}
+		return Accepted{ID: id, OK: true}
 	}
 	return s.Reply(ev, id)
+}
+
+// Accepted is the answer to an accepted event of a source without a
+// Reply. Intake writes it on every accept, so it is a struct, which
+// encodes cheaper than a map.
+type Accepted struct {
+	ID string `json:"id"`
+	OK bool   `json:"ok"` // always true
 }
 
 // FromFile is the request that sends the event file as source name.

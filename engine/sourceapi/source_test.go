@@ -1,6 +1,7 @@
 package sourceapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -107,8 +108,8 @@ func TestDescriptorDefaults(t *testing.T) {
 	if got := s.MetricLabel(); got != "rec" {
 		t.Errorf("without Label: %q, want the name", got)
 	}
-	if got, ok := s.Answer(ev, "01H").(map[string]any); !ok || got["ok"] != true || got["id"] != "01H" || len(got) != 2 {
-		t.Errorf("without Reply: %v, want {ok: true, id: 01H}", got)
+	if got, err := json.Marshal(s.Answer(ev, "01H")); err != nil || string(got) != `{"id":"01H","ok":true}` {
+		t.Errorf("without Reply: %s (%v), want {\"id\":\"01H\",\"ok\":true}", got, err)
 	}
 	req, err := s.FromFile("rec", []byte(`{"a":1}`))
 	if err != nil || req.Name != "rec" || string(req.Body) != `{"a":1}` || req.Header.Get("Content-Type") != "application/json" || req.Query != nil {

@@ -189,10 +189,35 @@ func (h *handler) refuse(w http.ResponseWriter, source, reason string, status in
 	writeJSON(w, status, map[string]any{"ok": false, "error": msg})
 }
 
+// jsonType is every answer's Content-Type, one value for all: net/http
+// only reads it.
+var jsonType = []string{"application/json"}
+
+// writeJSON writes v as json.Encoder writes it. The answer to an accept,
+// on every callback, is written without reflection when its id needs no
+// escaping (the engine's ids never do).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonType
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
+	// The client may be gone; nothing to do about it.
+	if a, ok := v.(sourceapi.Accepted); ok && a.OK && plainJSON(a.ID) {
+		_, _ = w.Write(append(append(append(make([]byte, 0, 64), `{"id":"`...), a.ID...), `","ok":true}`+"\n"...))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// plainJSON reports whether json.Encoder writes s between quotes as it is:
+// printable ASCII, without a quote, a backslash or the characters it
+// escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < ' ' || c > '~', c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 func byteSize(n int64) string {

@@ -136,8 +136,8 @@ func TestAccepts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, 0, nil)
 			r := f.do(t, http.MethodPost, tt.path, tt.contentType, tt.body)
-			if r.status != http.StatusOK || !r.OK || r.ID != "ev-1" || r.Error != "" {
-				t.Fatalf("reply %d %s, want 200 {\"ok\":true,\"id\":\"ev-1\"}", r.status, r.raw)
+			if want := `{"id":"ev-1","ok":true}` + "\n"; r.status != http.StatusOK || r.raw != want {
+				t.Fatalf("reply %d %q, want 200 %q", r.status, r.raw, want)
 			}
 			evs := f.acc.got()
 			if len(evs) != 1 {
@@ -207,6 +207,30 @@ func TestRefuses(t *testing.T) {
 				t.Errorf("received counted a refusal: %v", got)
 			}
 		})
+	}
+}
+
+// idAcceptor takes every event as the same id.
+type idAcceptor string
+
+func (a idAcceptor) Accept(context.Context, *event.Event, string) (string, error) {
+	return string(a), nil
+}
+
+// The answer to an accept is the bytes json.Encoder writes for
+// {"ok":true,"id":id}, whatever the id holds.
+func TestAcceptAnswerBytes(t *testing.T) {
+	for _, id := range []string{"ev-1", "01JE4ZK8R5N0Q9V6W2X3Y4Z5A6", "", `a"b\c`, "<b>&amp;", "tab\there", "é", "\u2028", "\x7f", "\xff"} {
+		var want strings.Builder
+		if err := json.NewEncoder(&want).Encode(map[string]any{"ok": true, "id": id}); err != nil {
+			t.Fatal(err)
+		}
+		h := intake.New(intake.Options{Acceptor: idAcceptor(id), Logger: slog.New(slog.DiscardHandler)})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/callbacks/record", strings.NewReader(seed(t, "file_flv.json"))))
+		if rec.Code != http.StatusOK || rec.Body.String() != want.String() || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("id %q: reply %d %q (%s), want 200 %q", id, rec.Code, rec.Body, rec.Header().Get("Content-Type"), want.String())
+		}
 	}
 }
 
