@@ -29,7 +29,7 @@ func BenchmarkServeAccept(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req.RemoteAddr = "192.0.2.7:40000" // as the server sets it
+	req.RemoteAddr, req.ContentLength = "192.0.2.7:40000", int64(len(body)) // as the server sets them
 	rd := bytes.NewReader(body)
 	req.Body = io.NopCloser(rd)
 	w := &discardWriter{h: http.Header{}}

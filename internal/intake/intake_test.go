@@ -1,12 +1,14 @@
 package intake_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -80,7 +82,14 @@ type reply struct {
 
 func (f *fixture) do(t *testing.T, method, path, contentType, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	return f.send(t, method, path, contentType, strings.NewReader(body))
+}
+
+// send is do with the body read from r: one that is not a strings.Reader
+// (or bytes.Reader) goes chunked, without a Content-Length.
+func (f *fixture) send(t *testing.T, method, path, contentType string, body io.Reader) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,19 +250,26 @@ func TestBodyLimit(t *testing.T) {
 		return b + strings.Repeat(" ", n-len(b))
 	}
 	tests := []struct {
-		name   string
-		body   string
-		status int
-		error  string
+		name    string
+		body    string
+		chunked bool // no Content-Length
+		status  int
+		error   string
 	}{
-		{"at the limit", valid(limit), 200, ""},
-		{"one byte over", valid(limit + 1), 413, "body too large: the limit is 200 bytes"},
-		{"far over", valid(10 * limit), 413, "body too large"},
+		{"at the limit", valid(limit), false, 200, ""},
+		{"one byte over", valid(limit + 1), false, 413, "body too large: the limit is 200 bytes"},
+		{"far over", valid(10 * limit), false, 413, "body too large"},
+		{"chunked, at the limit", valid(limit), true, 200, ""},
+		{"chunked, one byte over", valid(limit + 1), true, 413, "body too large: the limit is 200 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, limit, nil)
-			r := f.do(t, "POST", "/callbacks/record", "", tt.body)
+			var body io.Reader = strings.NewReader(tt.body)
+			if tt.chunked {
+				body = io.MultiReader(body) // hides the length
+			}
+			r := f.send(t, "POST", "/callbacks/record", "", body)
 			if r.status != tt.status || !strings.Contains(r.Error, tt.error) {
 				t.Errorf("reply %d %s, want %d %q", r.status, r.raw, tt.status, tt.error)
 			}
@@ -268,6 +284,48 @@ func TestBodyLimit(t *testing.T) {
 	r := f.do(t, "POST", "/callbacks/record", "", valid(intake.DefaultMaxBody+1))
 	if r.status != 413 || !strings.Contains(r.Error, "the limit is 64 KiB") {
 		t.Errorf("default limit: reply %d %s", r.status, r.raw)
+	}
+}
+
+// A Content-Length that does not match the body: one cut short is
+// refused, not decoded; one claiming far more than the limit is refused
+// once the limit is read, allocating no more than that.
+func TestBodyLengthLies(t *testing.T) {
+	tests := []struct {
+		name   string
+		length int64
+		body   string
+		status int
+		error  string
+	}{
+		{"cut short", 210, `{"domain":"d","app":"a","stream":"s"}`, 400, "could not read the body: unexpected EOF"},
+		{"claims a petabyte", 1 << 50, strings.Repeat(" ", 300), 413, "body too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, 200, nil)
+			conn, err := net.Dial("tcp", f.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /callbacks/record HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", tt.length, tt.body)
+			if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.error) {
+				t.Errorf("reply %d %s, want %d %q", resp.StatusCode, b, tt.status, tt.error)
+			}
+			if n := len(f.acc.got()); n != 0 {
+				t.Errorf("acceptor got %d events", n)
+			}
+		})
 	}
 }
 
