@@ -151,7 +151,11 @@ func (i *instance) Step(with actionapi.Params) (actionapi.Step, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", i.name, err)
 	}
-	return &step{i: i, params: p}, nil
+	needsData := !i.url.rest.Literal() || !p.Body.Literal()
+	for _, t := range p.Headers {
+		needsData = needsData || !t.Literal()
+	}
+	return &step{i: i, params: p, needsData: needsData}, nil
 }
 
 func (i *instance) Close() error { return nil }
@@ -159,6 +163,9 @@ func (i *instance) Close() error { return nil }
 type step struct {
 	i      *instance
 	params Params
+	// needsData is false when no template of the step uses the event:
+	// then Plan skips building the data templates render from.
+	needsData bool
 }
 
 // delivery is a rendered request, the Plan's Payload.
@@ -172,7 +179,10 @@ type delivery struct {
 }
 
 func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
-	data := in.Data()
+	var data map[string]any
+	if s.needsData {
+		data = in.Data()
+	}
 	u, err := s.i.url.render(data)
 	if err != nil {
 		return actionapi.Plan{}, err

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/livehook/livehook/engine/event"
 )
 
 // jobIndex is a Local store's index of pending jobs: which are due when,
@@ -27,7 +29,15 @@ type jobIndex struct {
 	held    map[string]int     // live leases by action instance
 	pending int                // pending jobs, leased or not
 	wake    chan struct{}      // coalesced: jobs may be claimable sooner
+	// fresh holds new jobs as their commit made them, with their events,
+	// until claimed: most are claimed soon after, and reading each back
+	// from the db would cost two decodes a delivery.
+	fresh map[string]Claimed
 }
+
+// freshMax bounds the new jobs held with their events: beyond it (a
+// backlog) they are read from the db when claimed.
+const freshMax = 4096
 
 // windowSize bounds the due jobs of one action held in memory.
 const windowSize = 1024
@@ -97,7 +107,7 @@ func splitDueKey(k []byte) (action string, d dueJob, ok bool) {
 
 func newJobIndex(db *bolt.DB, newer *unapplied) *jobIndex {
 	return &jobIndex{db: db, newer: newer, windows: map[string]*window{}, leased: map[string]*lease{}, held: map[string]int{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), fresh: map[string]Claimed{}}
 }
 
 // open finds the actions with pending jobs and counts those jobs, without
@@ -116,14 +126,19 @@ func (x *jobIndex) open(tx *bolt.Tx) {
 	}
 }
 
-// add makes new pending jobs claimable from their due times.
-func (x *jobIndex) add(jobs []*Job) {
+// add makes new pending jobs claimable from their due times. Those whose
+// events are in events (by id) are held for their claim, within freshMax.
+func (x *jobIndex) add(jobs []*Job, events map[string]*event.Event) {
 	if len(jobs) == 0 {
 		return
 	}
 	x.mu.Lock()
 	for _, j := range jobs {
 		x.pending++
+		if ev := events[j.EventID]; ev != nil && len(x.fresh) < freshMax {
+			c := *j // the runner appends attempts to its own copy
+			x.fresh[j.ID] = Claimed{Job: &c, Event: ev}
+		}
 		d := dueJob{at: j.NextAt.UnixNano(), id: j.ID}
 		if l := x.leased[j.ID]; l != nil {
 			// Replayed while the finish that made it a dead letter still
@@ -252,6 +267,24 @@ func (x *jobIndex) claim(c Claim) (ids []string, next time.Time, err error) {
 		next = time.Unix(0, nextNs)
 	}
 	return ids, next, nil
+}
+
+// takeFresh hands out the new jobs among ids held since their commit:
+// each once, since its first attempt makes the db's copy the one to read.
+func (x *jobIndex) takeFresh(ids []string) map[string]Claimed {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.fresh) == 0 {
+		return nil
+	}
+	got := map[string]Claimed{}
+	for _, id := range ids {
+		if c, ok := x.fresh[id]; ok {
+			got[id] = c
+			delete(x.fresh, id)
+		}
+	}
+	return got
 }
 
 // release ends leases a claim could not hand out (the job could not be

@@ -449,10 +449,14 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 	_ = s.journal.Release(pos)
 	// Jobs join the index before their events leave the inbox: see Stats.
 	var jobs []*Job
-	for _, e := range evals {
+	events := make(map[string]*event.Event, len(evals))
+	for i, e := range evals {
 		jobs = append(jobs, e.Jobs...)
+		if fs[i] != nil {
+			events[e.EventID] = fs[i].accepted.Event
+		}
 	}
-	s.jobs.add(jobs)
+	s.jobs.add(jobs, events)
 	s.inbox.done(fs)
 	s.changes.Add(1)
 	if !newest.IsZero() && newest.Sub(s.swept) >= sweepEvery {
@@ -524,10 +528,22 @@ func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, e
 	// Looked up before the db is read: a state applied since is in the
 	// db's view then.
 	newer := s.unapplied.lookup(ids)
+	fresh := s.jobs.takeFresh(ids)
+	read := ids[:0:0]
+	for _, id := range ids {
+		if c, ok := fresh[id]; ok {
+			out = append(out, c)
+		} else {
+			read = append(read, id)
+		}
+	}
+	if len(read) == 0 {
+		return out, next, nil
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		jobs, events := tx.Bucket(bucketJobs), tx.Bucket(bucketEvents)
 		byEvent := map[string]*event.Event{}
-		for _, id := range ids {
+		for _, id := range read {
 			var j Job
 			v, ok := newer[id]
 			if !ok {
@@ -615,7 +631,7 @@ func (s *Local) ReplayJob(ctx context.Context, id string, now time.Time) (*Job, 
 		return nil, fmt.Errorf("replay job %s: %w", id, err)
 	}
 	s.dead.Add(-1)
-	s.jobs.add([]*Job{j})
+	s.jobs.add([]*Job{j}, nil)
 	s.changes.Add(1)
 	return j, nil
 }
@@ -640,7 +656,7 @@ func (s *Local) ReplayEvent(ctx context.Context, id string, plan func(*event.Eve
 	if err != nil {
 		return nil, fmt.Errorf("replay event %s: %w", id, err)
 	}
-	s.jobs.add(jobs)
+	s.jobs.add(jobs, nil)
 	s.changes.Add(1)
 	return jobs, nil
 }

@@ -213,7 +213,8 @@ func TestCommitSplicesTheJournalRecord(t *testing.T) {
 // A job record that cannot be read is left out of a claim, with an error
 // naming it; the other due jobs are claimed all the same.
 func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
-	s := openLocal(t, t.TempDir())
+	dir := t.TempDir()
+	s := openLocal(t, dir)
 	var jobs []*Job
 	for i := 1; i <= 3; i++ {
 		ev := eventNo(i)
@@ -235,6 +236,12 @@ func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Opened again: new jobs are claimed from memory the first time, and
+	// this is about reading them from the db.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openLocal(t, dir)
 	got, _, err := s.ClaimJobs(t.Context(), Claim{Owner: "o", Now: base, Lease: time.Minute, Other: 10})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(jobs[1].ID)) {
 		t.Errorf("claim error %v, want one naming %s", err, jobs[1].ID)
@@ -391,7 +398,7 @@ func TestReplayDuringItsFinishIsClaimable(t *testing.T) {
 	x := newJobIndex(nil, newUnapplied())
 	at := time.Unix(1_700_000_000, 0)
 	claim := Claim{Owner: "runner", Now: at, Lease: time.Minute, Limits: map[string]int{"a": 1}}
-	x.add([]*Job{{ID: "j1", Action: "a", NextAt: at}})
+	x.add([]*Job{{ID: "j1", Action: "a", NextAt: at}}, nil)
 	if ids, _, err := x.claim(claim); err != nil || !slices.Equal(ids, []string{"j1"}) {
 		t.Fatalf("claim: %v, %v; want j1", ids, err)
 	}
@@ -399,12 +406,38 @@ func TestReplayDuringItsFinishIsClaimable(t *testing.T) {
 	if l == nil {
 		t.Fatal("beginFinish: the runner's lease is not found")
 	}
-	x.add([]*Job{{ID: "j1", Action: "a", NextAt: at}}) // replayed: its dead state is readable already
-	x.endFinish("j1", l, true, false, time.Time{})     // the finish that made it dead ends
+	x.add([]*Job{{ID: "j1", Action: "a", NextAt: at}}, nil) // replayed: its dead state is readable already
+	x.endFinish("j1", l, true, false, time.Time{})          // the finish that made it dead ends
 	if n := x.count(); n != 1 {
 		t.Errorf("%d jobs pending, want 1: the replay", n)
 	}
 	if ids, _, err := x.claim(claim); err != nil || !slices.Equal(ids, []string{"j1"}) {
 		t.Errorf("claim after the finish: %v, %v; want the replayed j1", ids, err)
+	}
+}
+
+// New jobs are held with their events for their first claim, at most
+// freshMax of them, and each is handed out once.
+func TestNewJobsHeldForTheirClaim(t *testing.T) {
+	x := newJobIndex(nil, nil)
+	ev := eventNo(1)
+	var jobs []*Job
+	for i := range freshMax + 10 {
+		jobs = append(jobs, &Job{ID: JobID(ev.ID, "r", i, 0), EventID: ev.ID, Action: "a", State: Pending, NextAt: base})
+	}
+	x.add(jobs, map[string]*event.Event{ev.ID: ev})
+	if len(x.fresh) != freshMax {
+		t.Fatalf("%d new jobs held, want at most %d", len(x.fresh), freshMax)
+	}
+	ids := []string{jobs[0].ID, jobs[freshMax].ID}
+	got := x.takeFresh(ids)
+	if c, ok := got[jobs[0].ID]; !ok || c.Event != ev || c.Job == jobs[0] || c.Job.ID != jobs[0].ID {
+		t.Errorf("first job handed out as %+v, want a copy of it with its event", c)
+	}
+	if _, ok := got[jobs[freshMax].ID]; ok {
+		t.Errorf("a job beyond the bound was held")
+	}
+	if again := x.takeFresh(ids); len(again) != 0 {
+		t.Errorf("handed out twice: %v", again)
 	}
 }

@@ -1,7 +1,11 @@
 package tmpl_test
 
 import (
+	"strings"
 	"testing"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
 
 	"github.com/livehook/livehook/engine/tmpl"
 )
@@ -26,5 +30,13 @@ func FuzzTemplate(f *testing.F) {
 			return
 		}
 		_, _ = tp.Render(data)
+		if tp.Literal() {
+			// It renders as written without being run: running it must
+			// give the same.
+			var b strings.Builder
+			if err := template.Must(template.New("").Funcs(sprig.TxtFuncMap()).Parse(src)).Execute(&b, data); err != nil || b.String() != src {
+				t.Errorf("literal %q renders as %q, %v when run", src, b.String(), err)
+			}
+		}
 	})
 }

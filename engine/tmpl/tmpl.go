@@ -41,6 +41,9 @@ const MaxSize = 64 << 10
 type Template struct {
 	src string
 	t   *template.Template
+	// literal marks a template without actions: it renders as its
+	// source, with no data needed.
+	literal bool
 }
 
 // Parse parses src. A reference to a top-level name that no event has
@@ -59,7 +62,11 @@ func Parse(src string) (*Template, error) {
 	if name := unknownField(t.Tree.Root); name != "" {
 		return nil, fmt.Errorf("template: unknown field %q (events have %s)", name, strings.Join(known(), ", "))
 	}
-	return &Template{src: src, t: t}, nil
+	// Comments leave no node, so a source that is not all text can still
+	// parse to one text node or none: literal only if that is the source.
+	root := t.Tree.Root.Nodes
+	literal := src == "" || len(root) == 1 && root[0].Type() == parse.NodeText && string(root[0].(*parse.TextNode).Text) == src
+	return &Template{src: src, t: t, literal: literal}, nil
 }
 
 // MustParse is Parse for templates written in code.
@@ -82,10 +89,17 @@ func (t *Template) Source() string {
 // IsZero reports whether no template was given.
 func (t *Template) IsZero() bool { return t == nil || t.t == nil }
 
+// Literal reports whether the template has no actions: it renders as
+// written, whatever the data, so the caller need not build any.
+func (t *Template) Literal() bool { return t.IsZero() || t.literal }
+
 // Render executes the template against data (see event.TemplateData).
 func (t *Template) Render(data map[string]any) (string, error) {
 	if t.IsZero() {
 		return "", nil
+	}
+	if t.literal {
+		return t.src, nil
 	}
 	var b strings.Builder
 	if err := t.t.Execute(&b, data); err != nil {

@@ -252,3 +252,35 @@ func TestDeeplyNestedTemplateIsAnError(t *testing.T) {
 		t.Fatalf("parsing a deeply nested template: %v\n%.1500s", err, out)
 	}
 }
+
+// A template without actions renders as written with no data, and only
+// such a template says it is literal: one whose comments or trim markers
+// change the text it renders is executed.
+func TestLiteral(t *testing.T) {
+	for _, tc := range []struct {
+		src     string
+		literal bool
+		want    string
+	}{
+		{"", true, ""},
+		{"https://hooks.example.com/hook?a=1", true, "https://hooks.example.com/hook?a=1"},
+		{"{{ .stream }}", false, "room1"},
+		{"a {{ .stream }} b", false, "a room1 b"},
+		{"{{/* a comment */}}", false, ""},
+		{"a{{/* c */}}b", false, "ab"},
+		{"a {{- /* c */ -}} b", false, "ab"},
+	} {
+		tp := tmpl.MustParse(tc.src)
+		if tp.Literal() != tc.literal {
+			t.Errorf("Literal(%q) = %v, want %v", tc.src, tp.Literal(), tc.literal)
+		}
+		got, err := tp.Render(map[string]any{"stream": "room1"})
+		if err != nil || got != tc.want {
+			t.Errorf("Render(%q) = %q, %v; want %q", tc.src, got, err, tc.want)
+		}
+	}
+	var none *tmpl.Template
+	if !none.Literal() {
+		t.Error("no template: want it literal (it renders nothing)")
+	}
+}

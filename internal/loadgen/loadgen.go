@@ -26,6 +26,10 @@ type Options struct {
 	// Body is the nth callback's body; every callback should differ, so
 	// that none is a duplicate of another.
 	Body func(n int64) []byte
+	// Rate, when set, paces the load at that many callbacks a second in
+	// all, the nth sent no sooner than n/Rate seconds after the start, as
+	// a steady source would send them; 0 sends as fast as answers come.
+	Rate float64
 }
 
 // Result is one run.
@@ -88,6 +92,9 @@ func Drive(ctx context.Context, o Options) Result {
 				if o.N > 0 && n > int64(o.N) {
 					break
 				}
+				if o.Rate > 0 && !waitUntil(ctx, start.Add(time.Duration(float64(n-1)/o.Rate*float64(time.Second)))) {
+					break
+				}
 				t0 := time.Now()
 				resp, err := client.Post(url, "application/json", bytes.NewReader(o.Body(n)))
 				if err != nil {
@@ -116,4 +123,20 @@ func Drive(ctx context.Context, o Options) Result {
 	}
 	slices.Sort(r.Latencies)
 	return r
+}
+
+// waitUntil waits for t; false if ctx ended first.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

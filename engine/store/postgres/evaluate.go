@@ -175,7 +175,7 @@ func (s *Store) takeEvents(ctx context.Context, max int) ([]*store.Accepted, err
 			}
 			ids = append(ids, id)
 			var ev event.Event
-			if err := json.Unmarshal(body, &ev); err != nil {
+			if err := event.UnmarshalStored(body, &ev); err != nil {
 				// Left claimed: it stays counted as unevaluated, and says so.
 				bad = append(bad, fmt.Errorf("event %s: %w", id, err))
 				return nil

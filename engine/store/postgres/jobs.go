@@ -103,7 +103,7 @@ func (s *Store) ClaimJobs(ctx context.Context, c store.Claim) ([]store.Claimed, 
 				ev, seen := byEvent[j.EventID]
 				if !seen && evBody != nil {
 					ev = &event.Event{}
-					if err := json.Unmarshal(evBody, ev); err != nil {
+					if err := event.UnmarshalStored(evBody, ev); err != nil {
 						bad = append(bad, fmt.Errorf("event %s of job %s: %w", j.EventID, id, err))
 						return nil
 					}
@@ -236,7 +236,7 @@ func (s *Store) ReplayEvent(ctx context.Context, id string, plan func(*event.Eve
 			return err
 		}
 		var ev event.Event
-		if err := json.Unmarshal(body, &ev); err != nil {
+		if err := event.UnmarshalStored(body, &ev); err != nil {
 			return fmt.Errorf("event %s: %w", id, err)
 		}
 		if jobs, err = plan(&ev, replays+1); err != nil {

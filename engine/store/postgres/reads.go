@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/store"
 )
 
@@ -35,7 +36,8 @@ func scanEvent(row pgx.Row) (*store.EventRecord, error) {
 	for i, m := range matched {
 		rec.Matched[i] = string(m)
 	}
-	if err := json.Unmarshal(body, &rec.Event); err != nil {
+	rec.Event = &event.Event{}
+	if err := event.UnmarshalStored(body, rec.Event); err != nil {
 		return nil, fmt.Errorf("event %s: %w", id, err)
 	}
 	var o outcome

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"Paging", testPaging},
 		{"Retention", testRetention},
 		{"SurvivesReopen", testSurvivesReopen},
+		{"ReadBackAsAccepted", testReadBackAsAccepted},
 		{"State", testState},
 		{"Timers", testTimers},
 		{"Shadow", testShadow},
