@@ -28,6 +28,11 @@ func init() {
 		Name: "webhook",
 		Doc:  "send an HTTP request to any service, signed per Standard Webhooks when a secret is set",
 		Open: open,
+		// A webhook's receiver is a service made to take requests at once,
+		// and each delivery holds its slot for its request and the flush
+		// that records it: at Alerting's 4, a steady stream of callbacks
+		// outran forwarding (docs/design.md, Delivery concurrency).
+		Delivery: func() actionapi.DeliveryPolicy { p := actionapi.Alerting; p.Concurrency = 16; return p }(),
 	})
 }
 

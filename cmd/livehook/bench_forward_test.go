@@ -35,9 +35,11 @@ import (
 //     backlog_max the most callbacks accepted and not yet forwarded at any
 //     moment (sampled every 100 ms), backlog_max_ms the same in time at
 //     the rate sent: bounded if forwarding keeps pace, growing all along
-//     if not. The held run does the same at 90% of the rate forwarding
-//     reached with the load sent as fast as the daemon answers, the pace
-//     it should hold: held_forwarded/s and held_backlog_max_ms.
+//     if not. The held run does the same at 60% of the rate forwarding
+//     reached with the load sent as fast as the daemon answers (a rate
+//     that counts the drain after intake stopped; under steady intake the
+//     two share the cores all along): held_forwarded/s and
+//     held_backlog_max_ms.
 //   - cpu_us_per_logged and cpu_us_per_forwarded: the CPU time of the
 //     whole run (client, daemon and receiver share the process) per
 //     callback, with the log rule and forwarding; cpu_us_per_hop is a bare
@@ -114,7 +116,7 @@ func BenchmarkForward(b *testing.B) {
 			return steadyRun{offered: offered, forwarded: float64(forwarded) / r.Elapsed.Seconds(), backlogMax: float64(most)}
 		}
 		target = steady("sustained", 0.8*accept["log"])
-		held = steady("held", 0.9*rate["webhook"])
+		held = steady("held", 0.6*rate["webhook"])
 	}
 	b.ReportMetric(rate["log"], "log_delivered/s")
 	b.ReportMetric(rate["webhook"], "forwarded/s")
