@@ -92,8 +92,13 @@ func Drive(ctx context.Context, o Options) Result {
 				if o.N > 0 && n > int64(o.N) {
 					break
 				}
-				if o.Rate > 0 && !waitUntil(ctx, start.Add(time.Duration(float64(n-1)/o.Rate*float64(time.Second)))) {
-					break
+				if o.Rate > 0 {
+					// Each connection's next send is at most conns/Rate
+					// away: a wait past ctx's end is that short.
+					time.Sleep(time.Until(start.Add(time.Duration(float64(n-1) / o.Rate * float64(time.Second)))))
+					if ctx.Err() != nil {
+						break
+					}
 				}
 				t0 := time.Now()
 				resp, err := client.Post(url, "application/json", bytes.NewReader(o.Body(n)))
@@ -123,20 +128,4 @@ func Drive(ctx context.Context, o Options) Result {
 	}
 	slices.Sort(r.Latencies)
 	return r
-}
-
-// waitUntil waits for t; false if ctx ended first.
-func waitUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
