@@ -31,7 +31,8 @@ func init() {
 		// A webhook's receiver is a service made to take requests at once,
 		// and each delivery holds its slot for its request and the flush
 		// that records it: at Alerting's 4, a steady stream of callbacks
-		// outran forwarding (docs/design.md, Delivery concurrency).
+		// outran forwarding (docs/design.md, Forwarding: delivery concurrency
+		// and the ceiling).
 		Delivery: func() actionapi.DeliveryPolicy { p := actionapi.Alerting; p.Concurrency = 16; return p }(),
 	})
 }
