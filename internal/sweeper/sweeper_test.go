@@ -249,8 +249,8 @@ func TestSweepTwoPages(t *testing.T) {
 	}
 	// The sweep that added something reported itself as an event.
 	reports := r.events(sweeper.ReportSource)
-	if len(reports) != 1 || reports[0].Event.Event != "reconcile" || reports[0].Event.Payload["reconciled"] != 2.0 ||
-		reports[0].Event.Payload["skipped"] != 1.0 {
+	if len(reports) != 1 || reports[0].Event.Event != "reconcile" || reports[0].Event.Payload["reconciled"] != int64(2) ||
+		reports[0].Event.Payload["skipped"] != int64(1) {
 		t.Errorf("report events: %+v", reports[0].Event)
 	}
 	if strings.Contains(r.logged(), testSK) {
@@ -347,7 +347,7 @@ func TestSweepReportsFailures(t *testing.T) {
 		!strings.Contains(rep.Errors[1], "gone.example.com") {
 		t.Errorf("errors %q", rep.Errors)
 	}
-	if reports := r.events(sweeper.ReportSource); len(reports) != 1 || reports[0].Event.Payload["failed"] != 2.0 {
+	if reports := r.events(sweeper.ReportSource); len(reports) != 1 || reports[0].Event.Payload["failed"] != int64(2) {
 		t.Errorf("report events: %+v", reports)
 	}
 	if rep := r.sweep(0); rep.Reconciled != 1 || rep.Failed != 1 {
