@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -46,12 +45,11 @@ func (a *bareAcceptor) Accept(context.Context, *event.Event, string) (string, er
 type journalAcceptor struct{ log *journal.Log }
 
 func (a journalAcceptor) Accept(ctx context.Context, ev *event.Event, _ string) (string, error) {
-	rec, err := json.Marshal(struct {
-		Event *event.Event `json:"event"`
-	}{ev})
+	rec, err := event.AppendJSON([]byte(`{"event":`), ev)
 	if err != nil {
 		return "", err
 	}
+	rec = append(rec, '}')
 	seq, err := a.log.Append(context.WithoutCancel(ctx), rec)
 	if err != nil {
 		return "", err

@@ -1,7 +1,9 @@
 package event_test
 
 import (
+	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/livehook/livehook/engine/event"
 )
@@ -26,4 +28,33 @@ func BenchmarkDecodeRecord(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkEncode is the encoding of a decoded recording callback for the
+// journal, by AppendJSON and, for comparison, by json.Marshal.
+//
+//	go test -run '^$' -bench Encode -benchmem ./engine/event/
+func BenchmarkEncode(b *testing.B) {
+	ev, err := event.DecodeRecord(readEvent(b, "file_short_m3u8.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev.ID, ev.Source, ev.ReceivedAt = "01JQ4Z5Y6X7W8V9T0S1R2Q3P4N", event.SourceRecord, time.Now()
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			if _, err := event.AppendJSON(buf[:0], ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -273,7 +274,7 @@ func (s *Local) Accept(ctx context.Context, in *Incoming) (Acceptance, error) {
 }
 
 func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
-	rec, err := json.Marshal(journalRecord{Event: in.Event, DedupeKey: in.DedupeKey, DedupeTTL: in.DedupeTTL})
+	rec, err := encodeAccepted(in)
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +290,27 @@ func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
 		f.expires = in.Event.ReceivedAt.Add(in.DedupeTTL)
 	}
 	return f, nil
+}
+
+// encodeAccepted is an accepted event's journal record: what
+// json.Marshal makes of its journalRecord, without the reflection (see
+// event.AppendJSON).
+func encodeAccepted(in *Incoming) ([]byte, error) {
+	rec, err := event.AppendJSON(append(make([]byte, 0, 1024), `{"event":`...), in.Event)
+	if err != nil {
+		return nil, err
+	}
+	if in.DedupeKey != "" {
+		key, err := json.Marshal(in.DedupeKey)
+		if err != nil {
+			return nil, err
+		}
+		rec = append(append(rec, `,"dedupe_key":`...), key...)
+	}
+	if in.DedupeTTL != 0 {
+		rec = strconv.AppendInt(append(rec, `,"dedupe_ttl":`...), int64(in.DedupeTTL), 10)
+	}
+	return append(rec, '}'), nil
 }
 
 // firstOf returns the id of the event accepted under dedupe key key whose

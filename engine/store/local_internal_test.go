@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -439,5 +440,32 @@ func TestNewJobsHeldForTheirClaim(t *testing.T) {
 	}
 	if again := x.takeFresh(ids); len(again) != 0 {
 		t.Errorf("handed out twice: %v", again)
+	}
+}
+
+// TestJournalRecordOfAccepted holds the journal record of an accepted
+// event to what json.Marshal makes of its journalRecord.
+func TestJournalRecordOfAccepted(t *testing.T) {
+	ev := eventNo(1)
+	ev.Payload = map[string]any{"n": int64(1234567), "s": "<&>"}
+	for _, in := range []*Incoming{
+		{Event: ev},
+		{Event: ev, DedupeKey: "live/room1/1.flv", DedupeTTL: 24 * time.Hour},
+		{Event: ev, DedupeKey: "a\"b<\xff>"},
+		{Event: ev, DedupeTTL: -time.Second},
+	} {
+		want, err := json.Marshal(journalRecord{Event: in.Event, DedupeKey: in.DedupeKey, DedupeTTL: in.DedupeTTL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeAccepted(in)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("encodeAccepted(%q, %v) = %s, %v; want %s", in.DedupeKey, in.DedupeTTL, got, err, want)
+		}
+	}
+	bad := *ev
+	bad.Duration = math.NaN()
+	if _, err := encodeAccepted(&Incoming{Event: &bad}); err == nil {
+		t.Error("an event json.Marshal refuses was encoded")
 	}
 }

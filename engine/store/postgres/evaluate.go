@@ -23,7 +23,7 @@ import (
 // as a duplicate of it.
 func (s *Store) Accept(ctx context.Context, in *store.Incoming) (store.Acceptance, error) {
 	ev := in.Event
-	body, err := json.Marshal(ev)
+	body, err := event.AppendJSON(nil, ev)
 	if err != nil {
 		return store.Acceptance{}, fmt.Errorf("accept event: %w", err)
 	}
