@@ -115,17 +115,26 @@ func (w *encoder) float(key string, f float64) {
 	w.number(f)
 }
 
-// string appends s quoted. Printable ASCII but for what encoding/json
-// escapes (quotes, backslashes and, by default, <, > and &) goes as it
-// is; anything else is encoding/json's to escape.
+// string appends s quoted: as it is when PlainJSON, else as
+// encoding/json escapes it.
 func (w *encoder) string(s string) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			w.marshal(s)
-			return
-		}
+	if !PlainJSON(s) {
+		w.marshal(s)
+		return
 	}
 	w.b = append(append(append(w.b, '"'), s...), '"')
+}
+
+// PlainJSON reports whether encoding/json writes s between quotes as it
+// is: printable ASCII without a quote, a backslash or the characters it
+// escapes for HTML (<, > and &).
+func PlainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // number appends f as encoding/json does: shortest form, exponent only

@@ -296,7 +296,7 @@ func (s *Local) append(ctx context.Context, in *Incoming) (*inflight, error) {
 // json.Marshal makes of its journalRecord, without the reflection (see
 // event.AppendJSON).
 func encodeAccepted(in *Incoming) ([]byte, error) {
-	rec, err := event.AppendJSON(append(make([]byte, 0, 1024), `{"event":`...), in.Event)
+	rec, err := event.AppendJSON(append(make([]byte, 0, 2048), `{"event":`...), in.Event)
 	if err != nil {
 		return nil, err
 	}

@@ -216,24 +216,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header()["Content-Type"] = jsonType
 	w.WriteHeader(status)
 	// The client may be gone; nothing to do about it.
-	if a, ok := v.(sourceapi.Accepted); ok && a.OK && plainJSON(a.ID) {
+	if a, ok := v.(sourceapi.Accepted); ok && a.OK && event.PlainJSON(a.ID) {
 		_, _ = w.Write(append(append(append(make([]byte, 0, 64), `{"id":"`...), a.ID...), `","ok":true}`+"\n"...))
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// plainJSON reports whether json.Encoder writes s between quotes as it is:
-// printable ASCII, without a quote, a backslash or the characters it
-// escapes for HTML.
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < ' ' || c > '~', c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
 }
 
 func byteSize(n int64) string {
