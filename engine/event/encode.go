@@ -34,7 +34,7 @@ func AppendJSON(dst []byte, ev *Event) ([]byte, error) {
 	w.int(`,"stop_time":`, ev.StopTime)
 	w.str(`,"event":`, ev.Event)
 	w.b = append(w.b, `,"push_args":`...)
-	w.stringMap(ev.PushArgs)
+	object(w, ev.PushArgs, 0, func(w *encoder, s string, _ int) { w.string(s) })
 	w.b = append(w.b, `,"received_at":`...)
 	w.time(ev.ReceivedAt)
 	w.b = append(w.b, `,"payload":`...)
@@ -167,7 +167,9 @@ func (w *encoder) time(t time.Time) {
 	w.b = append(b, '"')
 }
 
-func (w *encoder) stringMap(m map[string]string) {
+// object appends m, nil as null, its members in key order and each
+// value by put (with the depth of the members).
+func object[V any](w *encoder, m map[string]V, depth int, put func(*encoder, V, int)) {
 	if m == nil {
 		w.b = append(w.b, "null"...)
 		return
@@ -180,7 +182,7 @@ func (w *encoder) stringMap(m map[string]string) {
 		}
 		w.string(k)
 		w.b = append(w.b, ':')
-		w.string(m[k])
+		put(w, m[k], depth+1)
 	}
 	w.b = append(w.b, '}')
 }
@@ -218,21 +220,7 @@ func (w *encoder) value(v any, depth int) {
 	case float64:
 		w.number(x)
 	case map[string]any:
-		if x == nil {
-			w.b = append(w.b, "null"...)
-			return
-		}
-		w.b = append(w.b, '{')
-		var buf [16]string
-		for i, k := range sortedKeys(x, buf[:0]) {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.string(k)
-			w.b = append(w.b, ':')
-			w.value(x[k], depth+1)
-		}
-		w.b = append(w.b, '}')
+		object(w, x, depth, (*encoder).value)
 	case []any:
 		if x == nil {
 			w.b = append(w.b, "null"...)
