@@ -137,12 +137,13 @@ func indexKeys(rec *EventRecord) [][]byte {
 }
 
 // indexEvent records a newly evaluated event in the listing's indexes,
-// with the duplicates counted while it waited for evaluation.
-func indexEvent(tx *bolt.Tx, rec *EventRecord, early Summary) error {
+// with its first summary: the duplicates counted while it waited for
+// evaluation and the deliveries its evaluation made.
+func indexEvent(tx *bolt.Tx, rec *EventRecord, sum Summary) error {
 	ix := tx.Bucket(bucketEventIndex)
 	id := rec.Event.ID
-	keys := append(indexKeys(rec), append(indexPrefix(tagOutcome, OutcomeNone), id...))
-	if early.Duplicates > 0 {
+	keys := append(indexKeys(rec), append(indexPrefix(tagOutcome, sum.Deliveries.Outcome()), id...))
+	if sum.Duplicates > 0 {
 		keys = append(keys, append(indexPrefix(tagDuplicate, ""), id...))
 	}
 	for _, k := range keys {
@@ -153,7 +154,7 @@ func indexEvent(tx *bolt.Tx, rec *EventRecord, early Summary) error {
 	if err := tx.Bucket(bucketStreamIndex).Put(streamKey(rec.Event.Stream, id), nil); err != nil {
 		return err
 	}
-	return putSummary(tx.Bucket(bucketSummary), []byte(id), early)
+	return putSummary(tx.Bucket(bucketSummary), []byte(id), sum)
 }
 
 // unindexEvent removes a pruned event from the indexes.
@@ -330,10 +331,7 @@ func indexAllEvents(db *bolt.DB) error {
 					}
 					d.count(j.State, 1)
 				}
-				if err := indexEvent(tx, rec, Summary{}); err != nil {
-					return err
-				}
-				if _, err := changeSummary(tx, rec.Event.ID, func(s *Summary) { s.Deliveries = d }); err != nil {
+				if err := indexEvent(tx, rec, Summary{Deliveries: d}); err != nil {
 					return err
 				}
 			}

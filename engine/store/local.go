@@ -436,13 +436,21 @@ func (s *Local) Commit(ctx context.Context, evals []*Evaluation) error {
 			if err := putEvent(b, rec, f.record); err != nil {
 				return err
 			}
-			if sum := s.early.take(rec.Event.ID); sum.Duplicates > 0 {
+			sum := s.early.take(rec.Event.ID)
+			if sum.Duplicates > 0 {
 				early[rec.Event.ID] = sum
 			}
-			if err := indexEvent(tx, rec, early[rec.Event.ID]); err != nil {
+			// Its summary counts its new jobs from the start, rather than
+			// being written again as each is put.
+			for _, j := range e.Jobs {
+				if j.EventID == rec.Event.ID {
+					sum.Deliveries.count(j.State, 1)
+				}
+			}
+			if err := indexEvent(tx, rec, sum); err != nil {
 				return err
 			}
-			if err := putJobs(tx, e.Jobs); err != nil {
+			if err := putJobsEncoded(tx, e.Jobs, nil, rec.Event.ID); err != nil {
 				return err
 			}
 			// Keyed by expiry first: new identities land at the end of the
@@ -685,11 +693,13 @@ func (s *Local) ReplayEvent(ctx context.Context, id string, plan func(*event.Eve
 
 // putJobs records jobs' state with the indexes of pending jobs (by due
 // time, too) and of dead letters.
-func putJobs(tx *bolt.Tx, jobs []*Job) error { return putJobsEncoded(tx, jobs, nil) }
+func putJobs(tx *bolt.Tx, jobs []*Job) error { return putJobsEncoded(tx, jobs, nil, "") }
 
 // putJobsEncoded is putJobs with the jobs' JSON at hand (enc, in step with
-// jobs), for the indexes' keys only are read from jobs.
-func putJobsEncoded(tx *bolt.Tx, jobs []*Job, enc [][]byte) error {
+// jobs, or nil), for the indexes' keys only are read from jobs. The
+// summary of event counted, if named, counts its jobs among these already:
+// it was indexed with them, in this transaction.
+func putJobsEncoded(tx *bolt.Tx, jobs []*Job, enc [][]byte, counted string) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -755,7 +765,7 @@ func putJobsEncoded(tx *bolt.Tx, jobs []*Job, enc [][]byte) error {
 	}
 	for _, ev := range order {
 		d := moved[ev]
-		if *d == (Deliveries{}) {
+		if *d == (Deliveries{}) || ev == counted {
 			continue
 		}
 		_, err := changeSummary(tx, ev, func(s *Summary) {

@@ -266,7 +266,7 @@ func updateJobs(tx *bolt.Tx, states []*jobState) error {
 		}
 		jobs, enc = append(jobs, st.job), append(enc, st.data)
 	}
-	return putJobsEncoded(tx, jobs, enc)
+	return putJobsEncoded(tx, jobs, enc, "")
 }
 
 // applyLoop applies the waiting job states until Close: at once when a
