@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/livehook/livehook/engine/actionapi"
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 	"github.com/livehook/livehook/internal/subprocess"
@@ -166,7 +167,7 @@ func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 	if err != nil {
 		return actionapi.Plan{}, err
 	}
-	stdin, err := json.Marshal(in.Event)
+	stdin, err := event.AppendJSON(nil, in.Event)
 	if err != nil {
 		return actionapi.Plan{}, fmt.Errorf("stdin: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/livehook/livehook/engine/actionapi"
 	"github.com/livehook/livehook/engine/auth"
+	"github.com/livehook/livehook/engine/event"
 	"github.com/livehook/livehook/engine/secret"
 	"github.com/livehook/livehook/engine/tmpl"
 )
@@ -202,7 +203,7 @@ func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 		}
 		body = []byte(b)
 	case s.params.Method != http.MethodGet:
-		if body, err = json.Marshal(in.Event); err != nil {
+		if body, err = event.AppendJSON(nil, in.Event); err != nil {
 			return actionapi.Plan{}, fmt.Errorf("body: %w", err)
 		}
 	}

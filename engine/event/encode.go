@@ -10,8 +10,9 @@ import (
 
 // AppendJSON appends ev's JSON form, byte for byte what json.Marshal(ev)
 // gives, and fails where it fails. Every accepted callback is encoded
-// once for the journal, and encoding/json's reflection over the event and
-// its payload map cost a tenth of the accept path's CPU; this walks the
+// once for the journal, and again as the body of each webhook, command
+// or plugin it is sent to; encoding/json's reflection over the event and
+// its payload map cost a tenth of the accept path's CPU. This walks the
 // fields the way decoded callbacks fill them and hands anything else
 // (strings that need escaping, odd numbers, values of other types) to
 // encoding/json, so its output stays the reference. FuzzAppendJSON and

@@ -198,7 +198,7 @@ func (s *step) Plan(in actionapi.Input) (actionapi.Plan, error) {
 		Rule: in.Rule, DeliveryID: in.DeliveryID}
 	if req.Settings, err = marshal(s.i.settings); err == nil {
 		if req.Params, err = marshal(params); err == nil {
-			req.Event, err = json.Marshal(in.Event)
+			req.Event, err = event.AppendJSON(nil, in.Event)
 		}
 	}
 	if err != nil {
