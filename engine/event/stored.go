@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,51 @@ func UnmarshalStored(data []byte, ev *Event) error {
 		}
 	}
 	return unmarshalStoredReference(data, ev)
+}
+
+// UnmarshalStoredRecord decodes the event a stored record holds as its
+// "event" member (the embedded store's event records) as UnmarshalStored
+// does, reading the record in the same one pass; nil if the record has no
+// event, or a null one. Its other members are not read. A claim reads
+// back the event of every delivery not held in memory since its commit.
+func UnmarshalStoredRecord(data []byte) (*Event, error) {
+	if rec, ok := parseObject(data); ok && !foldsTo(rec, "event") {
+		switch v := rec["event"].(type) {
+		case nil:
+			return nil, nil
+		case map[string]any:
+			var ev Event
+			if fillStored(&ev, v, data) {
+				return &ev, nil
+			}
+		}
+	}
+	var rec struct {
+		Event json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, err
+	}
+	if rec.Event == nil || string(rec.Event) == "null" {
+		return nil, nil
+	}
+	ev := &Event{}
+	if err := unmarshalStoredReference(rec.Event, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// foldsTo reports whether obj has a key other than name that encoding/json
+// would take for name (it matches names case-insensitively): then it
+// decides which of them counts.
+func foldsTo(obj map[string]any, name string) bool {
+	for k := range obj {
+		if k != name && strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // unmarshalStoredReference is UnmarshalStored by encoding/json.

@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"reflect"
 	"testing"
@@ -16,29 +17,71 @@ func sameAsReference(t *testing.T, data []byte) (fast bool) {
 	wantErr := unmarshalStoredReference(data, &want)
 	got := Event{Stream: "left over"} // what ev held before must not show
 	err := UnmarshalStored(data, &got)
-	if (err != nil) != (wantErr != nil) {
-		t.Fatalf("%q: UnmarshalStored error %v, encoding/json's %v", data, err, wantErr)
-	}
 	if obj, ok := parseObject(data); ok {
 		var e Event
 		fast = fillStored(&e, obj, data)
+	}
+	sameEvent(t, data, &got, err, &want, wantErr, fast)
+	return fast
+}
+
+// sameRecordAsReference fails t unless UnmarshalStoredRecord reads data's
+// event as encoding/json does with UnmarshalStored for it (a store's
+// record type), and reports whether the fast reading took it.
+func sameRecordAsReference(t *testing.T, data []byte) (fast bool) {
+	t.Helper()
+	var ref struct {
+		Event json.RawMessage `json:"event"`
+	}
+	var want *Event
+	wantErr := json.Unmarshal(data, &ref)
+	if wantErr == nil && ref.Event != nil && string(ref.Event) != "null" {
+		want = &Event{}
+		wantErr = unmarshalStoredReference(ref.Event, want)
+	}
+	got, err := UnmarshalStoredRecord(data)
+	if rec, ok := parseObject(data); ok && !foldsTo(rec, "event") {
+		switch v := rec["event"].(type) {
+		case nil:
+			fast = true
+		case map[string]any:
+			var e Event
+			fast = fillStored(&e, v, data)
+		}
+	}
+	if err == nil && wantErr == nil && (got == nil || want == nil) {
+		if got != want {
+			t.Fatalf("%q: UnmarshalStoredRecord %#v, encoding/json %#v", data, got, want)
+		}
+		return fast
+	}
+	sameEvent(t, data, got, err, want, wantErr, fast)
+	return fast
+}
+
+// sameEvent fails t unless got and err, read from data, are what
+// encoding/json read (want, wantErr); fast says the fast reading took it,
+// which it may not where encoding/json refuses.
+func sameEvent(t *testing.T, data []byte, got *Event, err error, want *Event, wantErr error, fast bool) {
+	t.Helper()
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("%q: error %v, encoding/json's %v", data, err, wantErr)
 	}
 	if err != nil {
 		if fast {
 			t.Fatalf("%q: the fast reading took what encoding/json refuses (%v)", data, wantErr)
 		}
-		return fast
+		return
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%q:\nUnmarshalStored %#v\nencoding/json   %#v", data, got, want)
+		t.Fatalf("%q:\nread          %#v\nencoding/json %#v", data, got, want)
 	}
 	// DeepEqual takes -0 for 0: the encodings tell them apart.
-	g, _ := AppendJSON(nil, &got)
-	w, _ := AppendJSON(nil, &want)
+	g, _ := AppendJSON(nil, got)
+	w, _ := AppendJSON(nil, want)
 	if !bytes.Equal(g, w) {
 		t.Fatalf("%q: read back as\n%s\nencoding/json's\n%s", data, g, w)
 	}
-	return fast
 }
 
 // TestUnmarshalStoredEveryField stores an event with every field set and
@@ -141,9 +184,46 @@ func FuzzUnmarshalStored(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { sameAsReference(t, data) })
 }
 
+func TestUnmarshalStoredRecordCases(t *testing.T) {
+	cb := `{"id":"01J","kind":"file","stream":"s","duration":61.5,"start_time":1714564803,"received_at":"2026-05-01T12:00:03.5+08:00","payload":{"n":1234567}}`
+	for _, tc := range []struct {
+		name string
+		data string
+		fast bool
+	}{
+		{"as the store writes it", `{"matched":["every-file"],"event":` + cb + `,"dedupe_key":"file|d|a|s|u"}`, true},
+		{"event first", `{"event":` + cb + `,"matched":[]}`, true},
+		{"no event", `{"matched":["r"]}`, true},
+		{"null event", `{"event":null,"matched":["r"]}`, true},
+		{"other members of any type", `{"matched":5,"replays":"x","event":` + cb + `}`, true},
+		{"event in another case", `{"Event":` + cb + `}`, false},
+		{"event in two cases", `{"event":{"stream":"a"},"EVENT":{"stream":"b"}}`, false},
+		{"event not an object", `{"event":"x"}`, false},
+		{"event the fast reading leaves", `{"event":{"duration":-0}}`, false},
+		{"escape elsewhere in the record", `{"dedupe_key":"a\u0026b","event":{"received_at":"2026-05-01T12:00:03Z"}}`, false},
+		{"duplicate member", `{"event":{"stream":"a"},"event":{"stream":"b"}}`, false},
+		{"not an object", `null`, false},
+		{"array", `[1]`, false},
+		{"invalid", `{"event":{"stream":"a"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if fast := sameRecordAsReference(t, []byte(tc.data)); fast != tc.fast {
+				t.Errorf("fast reading took it: %v, want %v", fast, tc.fast)
+			}
+		})
+	}
+}
+
+func FuzzUnmarshalStoredRecord(f *testing.F) {
+	f.Add([]byte(`{"matched":["every-file"],"event":{"id":"01J","kind":"file","duration":61.5,"received_at":"2026-05-01T12:00:03Z","payload":{"n":1}},"dedupe_key":"k"}`))
+	f.Add([]byte(`{"Event":{"stream":"a"},"event":null}`))
+	f.Add([]byte(`{"event":{"duration":-0,"answer":{"need_record":true}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) { sameRecordAsReference(t, data) })
+}
+
 // BenchmarkUnmarshalStored is reading back a stored recording callback,
 // as every claimed delivery does, by UnmarshalStored and, for
-// comparison, by encoding/json.
+// comparison, by encoding/json; alone, and out of its event record.
 //
 //	go test -run '^$' -bench UnmarshalStored -benchmem ./engine/event/
 func BenchmarkUnmarshalStored(b *testing.B) {
@@ -156,15 +236,39 @@ func BenchmarkUnmarshalStored(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A claim reads the event out of its record: the event with what its
+	// evaluation made of it, as the embedded store keeps it.
+	record := append(append([]byte(`{"matched":["every-file"],"deliveries":{"pending":1},"event":`), data...), `,"dedupe_key":"file|live.example.com|live|room1|live/room1/2026-05-01-12-00-03_2026-05-01-12-01-04.m3u8"}`...)
+	recordByJSON := func(data []byte, ev *Event) error {
+		var rec struct {
+			Event json.RawMessage `json:"event"`
+		}
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return err
+		}
+		return unmarshalStoredReference(rec.Event, ev)
+	}
 	for _, r := range []struct {
 		name string
+		data []byte
 		read func([]byte, *Event) error
-	}{{"UnmarshalStored", UnmarshalStored}, {"encoding_json", unmarshalStoredReference}} {
+	}{
+		{"UnmarshalStored", data, UnmarshalStored},
+		{"encoding_json", data, unmarshalStoredReference},
+		{"UnmarshalStoredRecord", record, func(data []byte, ev *Event) error {
+			got, err := UnmarshalStoredRecord(data)
+			if got != nil {
+				*ev = *got
+			}
+			return err
+		}},
+		{"record_by_encoding_json", record, recordByJSON},
+	} {
 		b.Run(r.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var got Event
-				if err := r.read(data, &got); err != nil {
+				if err := r.read(r.data, &got); err != nil {
 					b.Fatal(err)
 				}
 			}

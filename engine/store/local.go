@@ -594,12 +594,11 @@ func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, e
 			ev, ok := byEvent[j.EventID]
 			if !ok {
 				if v := events.Get([]byte(j.EventID)); v != nil {
-					var rec EventRecord
-					if err := json.Unmarshal(v, &rec); err != nil {
+					var err error
+					if ev, err = event.UnmarshalStoredRecord(v); err != nil {
 						dropped, errs = append(dropped, id), append(errs, fmt.Errorf("event %s of job %s: %w", j.EventID, id, err))
 						continue
 					}
-					ev = rec.Event
 				}
 				byEvent[j.EventID] = ev
 			}
