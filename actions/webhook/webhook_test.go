@@ -612,7 +612,7 @@ func TestURLCredentialsKnownToRedactor(t *testing.T) {
 	}
 }
 
-// A webhook instance delivers 16 at once unless its delivery: says
+// A webhook instance delivers 64 at once unless its delivery: says
 // otherwise, and keeps the alerting policy's other bounds.
 func TestDefaultDeliveryPolicy(t *testing.T) {
 	typ, ok := actionapi.Default().Lookup("webhook")
@@ -620,7 +620,7 @@ func TestDefaultDeliveryPolicy(t *testing.T) {
 		t.Fatal("webhook is not registered")
 	}
 	want := actionapi.Alerting
-	want.Concurrency = 16
+	want.Concurrency = 64
 	if typ.Delivery != want {
 		t.Errorf("webhook delivery policy %+v, want %+v", typ.Delivery, want)
 	}
