@@ -33,8 +33,9 @@ func init() {
 		// and each delivery holds its slot for its request and the flush
 		// that records it: at 16, a steady stream of callbacks outran
 		// forwarding, at 64 it kept pace, and 128 did worse (docs/design.md,
-		// Forwarding: delivery concurrency and the ceiling). The shared
-		// transport keeps as many connections per host idle.
+		// Forwarding: delivery concurrency and the ceiling). The transport
+		// all actions share keeps 64 idle connections per host, so one
+		// instance's slots each keep theirs.
 		Delivery: func() actionapi.DeliveryPolicy { p := actionapi.Alerting; p.Concurrency = 64; return p }(),
 	})
 }

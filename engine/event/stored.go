@@ -23,47 +23,72 @@ import (
 // to encoding/json, the reference FuzzUnmarshalStored holds the fast
 // reading to.
 func UnmarshalStored(data []byte, ev *Event) error {
-	if obj, ok := parseObject(data); ok {
-		var got Event
-		if fillStored(&got, obj, data) {
-			*ev = got
-			return nil
-		}
+	if got, ok := storedFast(data); ok {
+		*ev = got
+		return nil
 	}
 	return unmarshalStoredReference(data, ev)
 }
 
+// storedFast is UnmarshalStored's one-pass reading; false where it leaves
+// the event to encoding/json.
+func storedFast(data []byte) (Event, bool) {
+	obj, ok := parseObject(data)
+	if !ok {
+		return Event{}, false
+	}
+	var ev Event
+	return ev, fillStored(&ev, obj, data)
+}
+
+// Stored is an event field of a record livehook stored that decodes by
+// UnmarshalStored, so the record reads its event back as it was accepted.
+type Stored struct{ *Event }
+
+// UnmarshalJSON implements json.Unmarshaler; null leaves it as it is.
+func (s *Stored) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	s.Event = &Event{}
+	return UnmarshalStored(b, s.Event)
+}
+
 // UnmarshalStoredRecord decodes the event a stored record holds as its
-// "event" member (the embedded store's event records) as UnmarshalStored
-// does, reading the record in the same one pass; nil if the record has no
-// event, or a null one. Its other members are not read. A claim reads
+// "event" member (the embedded store's event records) as a Stored field
+// would, reading the record in the same one pass; nil if the record has
+// no event, or a null one. Its other members are not read. A claim reads
 // back the event of every delivery not held in memory since its commit.
 func UnmarshalStoredRecord(data []byte) (*Event, error) {
-	if rec, ok := parseObject(data); ok && !foldsTo(rec, "event") {
-		switch v := rec["event"].(type) {
-		case nil:
-			return nil, nil
-		case map[string]any:
-			var ev Event
-			if fillStored(&ev, v, data) {
-				return &ev, nil
-			}
-		}
+	if ev, ok := storedRecordFast(data); ok {
+		return ev, nil
 	}
 	var rec struct {
-		Event json.RawMessage `json:"event"`
+		Event Stored `json:"event"`
 	}
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, err
 	}
-	if rec.Event == nil || string(rec.Event) == "null" {
-		return nil, nil
+	return rec.Event.Event, nil
+}
+
+// storedRecordFast is UnmarshalStoredRecord's one-pass reading; false
+// where it leaves the record to encoding/json.
+func storedRecordFast(data []byte) (*Event, bool) {
+	rec, ok := parseObject(data)
+	if !ok || foldsTo(rec, "event") {
+		return nil, false
 	}
-	ev := &Event{}
-	if err := unmarshalStoredReference(rec.Event, ev); err != nil {
-		return nil, err
+	switch v := rec["event"].(type) {
+	case nil:
+		return nil, true
+	case map[string]any:
+		var ev Event
+		if fillStored(&ev, v, data) {
+			return &ev, true
+		}
 	}
-	return ev, nil
+	return nil, false
 }
 
 // foldsTo reports whether obj has a key other than name that encoding/json

@@ -540,9 +540,11 @@ func (s *Local) DropState(ctx context.Context, prefix string) (int, error) {
 	return len(keys), nil
 }
 
-// ClaimJobs implements Store. A job or event record that cannot be read
-// is left out, its lease ended, and named in the error; the jobs that
-// could be read are claimed all the same.
+// ClaimJobs implements Store. A job record, or the event of an event
+// record, that cannot be read is left out, its lease ended, and named in
+// the error; the jobs that could be read are claimed all the same. Only
+// the event is read of an event record: the rest (its evaluation's
+// outcome) is not the delivery's to need.
 func (s *Local) ClaimJobs(ctx context.Context, c Claim) ([]Claimed, time.Time, error) {
 	ids, next, err := s.jobs.claim(c)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +23,7 @@ import (
 
 var base = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 
-func openLocal(t *testing.T, dir string) *Local {
+func openLocal(t testing.TB, dir string) *Local {
 	t.Helper()
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -36,7 +38,7 @@ func eventNo(i int) *event.Event {
 		Kind: event.KindStatus, Stream: fmt.Sprint("room", i), ReceivedAt: base}
 }
 
-func taken(t *testing.T, s *Local) []*Accepted {
+func taken(t testing.TB, s *Local) []*Accepted {
 	t.Helper()
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -211,13 +213,16 @@ func TestCommitSplicesTheJournalRecord(t *testing.T) {
 	}
 }
 
-// A job record that cannot be read is left out of a claim, with an error
-// naming it; the other due jobs are claimed all the same.
+// A job record that cannot be read, or an event record whose event cannot
+// be, is left out of a claim, with an error naming it; the other due jobs
+// are claimed all the same. A claim reads only the event of an event
+// record: what else the record holds (its evaluation's outcome) being
+// unreadable does not keep the delivery from running.
 func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
 	dir := t.TempDir()
 	s := openLocal(t, dir)
 	var jobs []*Job
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= 5; i++ {
 		ev := eventNo(i)
 		if _, err := s.Accept(t.Context(), &Incoming{Event: ev}); err != nil {
 			t.Fatal(err)
@@ -232,8 +237,15 @@ func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
 	if err := s.Commit(t.Context(), evals); err != nil {
 		t.Fatal(err)
 	}
+	fifth, err := event.AppendJSON(nil, eventNo(5))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketJobs).Put([]byte(jobs[1].ID), []byte("{not json"))
+		events := tx.Bucket(bucketEvents)
+		return errors.Join(tx.Bucket(bucketJobs).Put([]byte(jobs[1].ID), []byte("{not json")),
+			events.Put([]byte(jobs[3].EventID), []byte(`{"matched":[],"event":"not an event"}`)),
+			events.Put([]byte(jobs[4].EventID), append(append([]byte(`{"matched":5,"event":`), fifth...), '}')))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,15 +256,22 @@ func TestClaimLeavesOutUnreadableJobs(t *testing.T) {
 	}
 	s = openLocal(t, dir)
 	got, _, err := s.ClaimJobs(t.Context(), Claim{Owner: "o", Now: base, Lease: time.Minute, Other: 10})
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(jobs[1].ID)) {
-		t.Errorf("claim error %v, want one naming %s", err, jobs[1].ID)
+	for _, name := range []string{jobs[1].ID, jobs[3].EventID} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("claim error %v, want one naming %s", err, name)
+		}
 	}
 	var ids []string
 	for _, c := range got {
 		ids = append(ids, c.Job.ID)
+		if c.Event == nil || c.Event.ID != c.Job.EventID {
+			t.Errorf("job %s claimed with event %+v", c.Job.ID, c.Event)
+		} else if c.Job.ID == jobs[4].ID && !reflect.DeepEqual(c.Event, eventNo(5)) {
+			t.Errorf("job %s claimed with event\n%+v\nwant\n%+v", c.Job.ID, c.Event, eventNo(5))
+		}
 	}
-	if !slices.Equal(ids, []string{jobs[0].ID, jobs[2].ID}) {
-		t.Errorf("claimed %v, want the two readable jobs", ids)
+	if want := []string{jobs[0].ID, jobs[2].ID, jobs[4].ID}; !slices.Equal(ids, want) {
+		t.Errorf("claimed %v, want the readable jobs %v", ids, want)
 	}
 }
 
