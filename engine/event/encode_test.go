@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,32 +41,7 @@ func sameAsMarshal(t *testing.T, ev *event.Event) {
 // TestAppendJSONEveryField sets every field of an event, so a field added
 // to Event and not to AppendJSON fails here.
 func TestAppendJSONEveryField(t *testing.T) {
-	ev := &event.Event{}
-	v := reflect.ValueOf(ev).Elem()
-	for i := range v.NumField() {
-		f, name := v.Field(i), v.Type().Field(i).Name
-		switch f.Interface().(type) {
-		case string:
-			f.SetString("v-" + name)
-		case int64:
-			f.SetInt(int64(1000 + i))
-		case float64:
-			f.SetFloat(float64(i) + 0.25)
-		case bool:
-			f.SetBool(true)
-		case map[string]string:
-			f.Set(reflect.ValueOf(map[string]string{"b": "2", "a": "1"}))
-		case map[string]any:
-			f.Set(reflect.ValueOf(map[string]any{"z": int64(1), "a": []any{"x", 1.5, true, nil}, "m": map[string]any{}}))
-		case time.Time:
-			f.Set(reflect.ValueOf(time.Date(2026, 5, 1, 12, 0, 3, 123456789, time.UTC)))
-		case event.Answer:
-			f.Set(reflect.ValueOf(event.Answer{NeedRecord: true, Formats: []string{"mp4"}, Interval: map[string]int64{"mp4": 900},
-				Rule: "r", Default: true, Error: "e"}))
-		default:
-			t.Fatalf("field %s: a type this test does not fill (%s): teach it, and check AppendJSON encodes it", name, f.Type())
-		}
-	}
+	ev := event.EveryField(t, true, "check AppendJSON encodes it")
 	sameAsMarshal(t, ev)
 	sameAsMarshal(t, &event.Event{})
 	sameAsMarshal(t, nil)

@@ -82,10 +82,11 @@ func sameEvent(t *testing.T, data []byte, got *Event, err error, want *Event, wa
 	}
 }
 
-// TestUnmarshalStoredEveryField stores an event with every field set and
-// reads it back by the fast reading, so a field added to Event and not to
-// storedField fails here.
-func TestUnmarshalStoredEveryField(t *testing.T) {
+// everyField is an event with every field set, so that a test over it
+// fails for a field added to Event and not to the code it tests (teach
+// is what to teach then); the on-demand answer is set only withAnswer.
+func everyField(t testing.TB, withAnswer bool, teach string) *Event {
+	t.Helper()
 	ev := &Event{}
 	v := reflect.ValueOf(ev).Elem()
 	for i := range v.NumField() {
@@ -106,11 +107,23 @@ func TestUnmarshalStoredEveryField(t *testing.T) {
 		case time.Time:
 			f.Set(reflect.ValueOf(time.Date(2026, 5, 1, 12, 0, 3, 123456789, time.UTC)))
 		case Answer:
-			// Left to encoding/json: see TestUnmarshalStoredCases.
+			if withAnswer {
+				f.Set(reflect.ValueOf(Answer{NeedRecord: true, Formats: []string{"mp4"}, Interval: map[string]int64{"mp4": 900},
+					Rule: "r", Default: true, Error: "e"}))
+			}
 		default:
-			t.Fatalf("field %s: a type this test does not fill (%s): teach it, and storedField", name, f.Type())
+			t.Fatalf("field %s: a type this test does not fill (%s): teach it, and %s", name, f.Type(), teach)
 		}
 	}
+	return ev
+}
+
+// TestUnmarshalStoredEveryField stores an event with every field set but
+// the answer (left to encoding/json: see TestUnmarshalStoredCases) and
+// reads it back by the fast reading, so a field added to Event and not to
+// storedField fails here.
+func TestUnmarshalStoredEveryField(t *testing.T) {
+	ev := everyField(t, false, "storedField")
 	data, err := AppendJSON(nil, ev)
 	if err != nil {
 		t.Fatal(err)
