@@ -32,10 +32,10 @@ func init() {
 		// A webhook's receiver is a service made to take requests at once,
 		// and each delivery holds its slot for its request and the flush
 		// that records it: at 16, a steady stream of callbacks outran
-		// forwarding, at 64 it kept pace, and 128 did worse (docs/design.md,
-		// Forwarding: delivery concurrency and the ceiling). The transport
-		// all actions share keeps 64 idle connections per host, so one
-		// instance's slots each keep theirs.
+		// forwarding, at 64 it was forwarded as it was accepted, and 128
+		// did worse (docs/design.md, Forwarding: delivery concurrency and
+		// the ceiling). The transport all actions share keeps enough idle
+		// connections per host for several instances' slots.
 		Delivery: func() actionapi.DeliveryPolicy { p := actionapi.Alerting; p.Concurrency = 64; return p }(),
 	})
 }

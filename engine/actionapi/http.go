@@ -67,11 +67,20 @@ type HTTP struct {
 func NewHTTP(transport http.RoundTripper) *HTTP {
 	if transport == nil {
 		t := cleanhttp.DefaultPooledTransport()
-		t.MaxIdleConnsPerHost = 64
+		// Idle connections are kept per host for several webhook instances
+		// delivering at their default 64 at once (two endpoints of one
+		// service share a host), and with no cap across hosts: the hosts
+		// are the rules' own, and an idle connection closes after
+		// IdleConnTimeout.
+		t.MaxIdleConnsPerHost = idlePerHost
+		t.MaxIdleConns = 0
 		transport = t
 	}
 	return &HTTP{transport: sharedTransport{transport}}
 }
+
+// idlePerHost is how many idle connections the shared pool keeps per host.
+const idlePerHost = 256
 
 // sharedTransport hides the pool's CloseIdleConnections: retryablehttp
 // calls it after a failed delivery, which would drop every other action's

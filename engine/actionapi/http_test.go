@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -247,6 +248,78 @@ func TestClientStopsWhenCancelled(t *testing.T) {
 	}
 	if n := len(svc.calls()); n != 1 {
 		t.Errorf("service called %d times, want 1", n)
+	}
+}
+
+// Two instances of one host delivering 64 at once each (webhooks'
+// default), then again: the second round reuses the first's connections
+// instead of dialling new ones.
+func TestPoolKeepsConnectionsOfInstancesSharingAHost(t *testing.T) {
+	const perInstance, instances = 64, 2
+	const n = perInstance * instances
+	// Each round's requests are answered once all of them are in flight,
+	// so each needs a connection of its own.
+	type barrier struct {
+		left int
+		all  chan struct{}
+	}
+	var mu sync.Mutex
+	rounds := map[string]*barrier{"/first": {n, make(chan struct{})}, "/second": {n, make(chan struct{})}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		b := rounds[r.URL.Path]
+		if b.left--; b.left == 0 {
+			close(b.all)
+		}
+		mu.Unlock()
+		select {
+		case <-b.all:
+			io.WriteString(w, "ok")
+		case <-r.Context().Done(): // the client gave up: the test fails on its error
+		}
+	}))
+	defer srv.Close()
+	h := NewHTTP(nil)
+	pool := h.transport.(sharedTransport).RoundTripper.(*http.Transport)
+	dials := 0
+	dial := pool.DialContext
+	pool.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		return dial(ctx, network, addr)
+	}
+	clients := []*retryablehttp.Client{h.Client(HTTPOptions{}), h.Client(HTTPOptions{})}
+	round := func(path string) int {
+		mu.Lock()
+		before := dials
+		mu.Unlock()
+		var done sync.WaitGroup
+		for i := range n {
+			done.Go(func() {
+				resp, err := post(t, clients[i%instances], srv.URL+path, "{}")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Read to the end: net/http puts the connection back in
+				// the pool before the read returns.
+				if _, err := io.ReadAll(resp.Body); err != nil {
+					t.Error(err)
+				}
+				resp.Body.Close()
+			})
+		}
+		done.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return dials - before
+	}
+	if got := round("/first"); got != n {
+		t.Fatalf("first round dialled %d connections, want %d", got, n)
+	}
+	if got := round("/second"); got != 0 {
+		t.Errorf("second round dialled %d new connections, want 0: the pool dropped idle ones", got)
 	}
 }
 
